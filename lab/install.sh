@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# lab/install.sh — install the geomount test lab's tools. Idempotent: a rerun with everything
+# cached only checks and exits.
+#
+#   Debian packages: fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv
+#                    (apt-get update + install only when one is missing; build-essential if no cc/make)
+#   Garage:          cargo install garage $GARAGE_VERSION (sqlite, bundled-libs)
+#                    -> $GEOMOUNT_LAB/garage/bin/garage (build log $GEOMOUNT_LAB/garage-build.log)
+#   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf numpy eccodes
+#                    (venv made by ${LAB_PYTHON:-python3})
+#
+# GEOMOUNT_LAB defaults to ~/.cache/geomount-lab. Needs root (or sudo) for apt, and cargo on PATH.
+set -euo pipefail
+
+LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
+GARAGE_VERSION=2.5.0
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv)
+PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf numpy eccodes)
+PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, numpy, eccodes; eccodes.codes_get_api_version()'
+
+say() { printf 'lab/install: %s\n' "$*"; }
+die() { printf 'lab/install: ERROR: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$LAB_HOME"
+# One install at a time per cache directory (parallel CI jobs on one machine).
+exec 9>"$LAB_HOME/install.lock"
+flock 9
+
+install_apt() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ! command -v cc >/dev/null || ! command -v make >/dev/null; then
+    missing+=(build-essential)
+  fi
+  if ((${#missing[@]} == 0)); then
+    say "apt: all packages present"
+    return
+  fi
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "need root or sudo to install: ${missing[*]}"
+    sudo=(sudo)
+  fi
+  say "apt: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+install_garage() {
+  local bin=$LAB_HOME/garage/bin/garage log=$LAB_HOME/garage-build.log
+  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qF "$GARAGE_VERSION"; then
+    say "garage: $bin present"
+    return
+  fi
+  command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
+  say "garage: building $GARAGE_VERSION (about 10 min on 2 cores; log: $log)"
+  local start=$SECONDS
+  if ! CARGO_TARGET_DIR=$LAB_HOME/garage-target cargo install --locked garage \
+      --version "$GARAGE_VERSION" --no-default-features --features sqlite,bundled-libs \
+      --root "$LAB_HOME/garage" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "garage build failed (full log: $log)"
+  fi
+  say "garage: built in $((SECONDS - start)) s"
+}
+
+install_venv() {
+  local venv=$LAB_HOME/venv
+  if [[ -x $venv/bin/python && -x $venv/bin/moto_server ]] && "$venv/bin/python" -c "$PY_CHECK" 2>/dev/null; then
+    say "venv: $venv ready"
+    return
+  fi
+  if [[ ! -x $venv/bin/python ]]; then
+    say "venv: creating $venv"
+    "${LAB_PYTHON:-python3}" -m venv "$venv" || die "cannot create venv with ${LAB_PYTHON:-python3}"
+  fi
+  say "venv: pip install ${PY_PACKAGES[*]}"
+  "$venv/bin/python" -m pip install -q "${PY_PACKAGES[@]}" || die "pip install failed"
+  "$venv/bin/python" -c "$PY_CHECK" || die "venv packages installed but do not import"
+}
+
+install_apt
+install_garage
+install_venv
+[[ -e /dev/fuse ]] || say "warning: /dev/fuse is missing; FUSE tests will fail"
+say "ready: GEOMOUNT_LAB=$LAB_HOME"

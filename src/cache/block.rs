@@ -1,0 +1,247 @@
+//! The memory block cache. Objects are cut into fixed blocks keyed by (key, ETag, index), so a
+//! changed object never shares blocks with its old version. Concurrent misses for one block fetch
+//! it once (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose
+//! result every waiting block shares.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use futures::future::{Shared, join_all};
+use moka::future::Cache;
+
+use crate::error::FsError;
+use crate::metrics::Metrics;
+use crate::store::Backend;
+
+/// Size of one cached block. Reads and prefetch runs are made of whole blocks.
+pub const BLOCK_SIZE: u64 = 1 << 20;
+
+/// One open object, pinned to the ETag seen at open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub key: Arc<str>,
+    pub etag: Option<Arc<str>>,
+    pub size: u64,
+}
+
+impl ObjectRef {
+    pub fn blocks(&self) -> u64 {
+        self.size.div_ceil(BLOCK_SIZE)
+    }
+
+    fn block_range(&self, index: u64) -> Range<u64> {
+        let start = index * BLOCK_SIZE;
+        start..(start + BLOCK_SIZE).min(self.size)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct BlockKey {
+    key: Arc<str>,
+    etag: Option<Arc<str>>,
+    index: u64,
+}
+
+type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Bytes, FsError>>>;
+
+#[derive(Debug, Clone)]
+pub struct BlockCache {
+    cache: Cache<BlockKey, Bytes>,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+}
+
+impl BlockCache {
+    /// A cache holding at most `capacity` bytes of blocks.
+    pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_k: &BlockKey, v: &Bytes| -> u32 {
+                (v.len() as u64 + 128).min(u32::MAX as u64) as u32
+            })
+            .build();
+        Self {
+            cache,
+            backend,
+            metrics,
+        }
+    }
+
+    fn key(obj: &ObjectRef, index: u64) -> BlockKey {
+        BlockKey {
+            key: obj.key.clone(),
+            etag: obj.etag.clone(),
+            index,
+        }
+    }
+
+    pub fn contains(&self, obj: &ObjectRef, index: u64) -> bool {
+        self.cache.contains_key(&Self::key(obj, index))
+    }
+
+    /// Bytes `range` of `obj` (clamped to its size), from cached blocks, fetching missing ones.
+    pub async fn read(&self, obj: &ObjectRef, range: Range<u64>) -> Result<Bytes, FsError> {
+        let end = range.end.min(obj.size);
+        if range.start >= end {
+            return Ok(Bytes::new());
+        }
+        let first = range.start / BLOCK_SIZE;
+        let last = (end - 1) / BLOCK_SIZE;
+        if first == last {
+            let block = self.block(obj, first).await?;
+            let base = first * BLOCK_SIZE;
+            return Ok(block.slice((range.start - base) as usize..(end - base) as usize));
+        }
+        let blocks = join_all((first..=last).map(|i| self.block(obj, i))).await;
+        let mut out = BytesMut::with_capacity((end - range.start) as usize);
+        for (i, block) in (first..=last).zip(blocks) {
+            let block = block?;
+            let base = i * BLOCK_SIZE;
+            let from = range.start.saturating_sub(base) as usize;
+            let to = ((end - base) as usize).min(block.len());
+            out.extend_from_slice(&block[from..to]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// One block, fetched once however many readers miss it at the same time.
+    pub async fn block(&self, obj: &ObjectRef, index: u64) -> Result<Bytes, FsError> {
+        let key = Self::key(obj, index);
+        if let Some(b) = self.cache.get(&key).await {
+            Metrics::inc(&self.metrics.block_hits);
+            return Ok(b);
+        }
+        Metrics::inc(&self.metrics.block_misses);
+        let range = obj.block_range(index);
+        let backend = self.backend.clone();
+        let obj2 = obj.clone();
+        self.cache
+            .try_get_with(key, async move {
+                backend
+                    .get_range(&obj2.key, range, obj2.etag.as_deref())
+                    .await
+            })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// Fetches blocks `first..first+count` with one ranged GET and caches each of them. A block
+    /// already being fetched by someone else is not fetched twice: its waiters share one result.
+    pub async fn fetch_run(&self, obj: &ObjectRef, first: u64, count: u64) -> Result<(), FsError> {
+        let start = first * BLOCK_SIZE;
+        let end = ((first + count) * BLOCK_SIZE).min(obj.size);
+        if start >= end {
+            return Ok(());
+        }
+        let backend = self.backend.clone();
+        let obj2 = obj.clone();
+        let run: RunFuture = async move {
+            backend
+                .get_range(&obj2.key, start..end, obj2.etag.as_deref())
+                .await
+        }
+        .boxed()
+        .shared();
+        let waits = (first..first + count).map(|i| {
+            let run = run.clone();
+            let from = ((i * BLOCK_SIZE) - start) as usize;
+            let to = (((i + 1) * BLOCK_SIZE).min(end) - start) as usize;
+            self.cache.try_get_with(Self::key(obj, i), async move {
+                let all = run.await?;
+                if to > all.len() {
+                    return Err(FsError::Remote(format!(
+                        "short read: wanted {to} bytes, server sent {}",
+                        all.len()
+                    )));
+                }
+                Ok::<_, FsError>(all.slice(from..to))
+            })
+        });
+        for r in join_all(waits).await {
+            r.map_err(|e| (*e).clone())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::metered::Metered;
+    use crate::store::object::{Lister, ObjectBackend};
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    async fn setup(len: usize) -> (BlockCache, ObjectRef, Vec<u8>, Arc<Metrics>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        let mem = Arc::new(InMemory::new());
+        let r = mem
+            .put(&Path::from("obj"), PutPayload::from(data.clone()))
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let backend = Metered::new(
+            ObjectBackend::new(mem, String::new(), Lister::Generic),
+            metrics.clone(),
+            Duration::from_secs(5),
+        );
+        let cache = BlockCache::new(Arc::new(backend), metrics.clone(), 64 << 20);
+        let obj = ObjectRef {
+            key: "obj".into(),
+            etag: r.e_tag.map(Into::into),
+            size: len as u64,
+        };
+        (cache, obj, data, metrics)
+    }
+
+    #[tokio::test]
+    async fn reads_across_blocks_match_the_source() {
+        let len = (3 * BLOCK_SIZE + 123) as usize;
+        let (cache, obj, data, _) = setup(len).await;
+        for (a, b) in [
+            (0, 10),
+            (BLOCK_SIZE - 5, BLOCK_SIZE + 5),
+            (0, len as u64),
+            (len as u64 - 3, len as u64 + 100),
+        ] {
+            let got = cache.read(&obj, a..b).await.unwrap();
+            assert_eq!(&got[..], &data[a as usize..(b as usize).min(len)]);
+        }
+        assert!(
+            cache
+                .read(&obj, len as u64..len as u64 + 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_fetch_once() {
+        let (cache, obj, _, metrics) = setup(BLOCK_SIZE as usize).await;
+        let reads = (0..16).map(|_| cache.read(&obj, 0..100));
+        for r in join_all(reads).await {
+            r.unwrap();
+        }
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_is_one_get_and_fills_every_block() {
+        let len = (4 * BLOCK_SIZE) as usize;
+        let (cache, obj, data, metrics) = setup(len).await;
+        cache.fetch_run(&obj, 0, 4).await.unwrap();
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        for i in 0..4 {
+            assert!(cache.contains(&obj, i));
+        }
+        let got = cache.read(&obj, 0..len as u64).await.unwrap();
+        assert_eq!(&got[..], &data[..]);
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+    }
+}

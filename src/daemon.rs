@@ -1,0 +1,312 @@
+//! Mounting and running: the access check, the FUSE session, background mode with a readiness
+//! pipe (the parent returns only once the mount answers), signals, and unmount.
+
+use std::ffi::CString;
+use std::io::{BufRead, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use fuser::{Config, MountOption, SessionACL};
+
+use crate::config::{MountConfig, Source};
+use crate::error::FsError;
+use crate::fs::Fs;
+use crate::fuse::FuseAdapter;
+use crate::metrics::Metrics;
+use crate::store::Backend;
+use crate::store::build::{build_backend, endpoint_display};
+use crate::store::metered::Metered;
+
+/// The mount-time access check must answer within this, whatever the request timeout.
+const ACCESS_CHECK_LIMIT: Duration = Duration::from_secs(8);
+
+/// Mounts and serves until unmounted. In background mode the calling process returns as soon as
+/// the mount answers (or fails, with the reason), and a child keeps serving.
+pub fn run_mount(cfg: MountConfig, log_file: Option<PathBuf>) -> Result<()> {
+    check_mountpoint(&cfg.mountpoint)?;
+    if cfg.foreground {
+        crate::cli::init_logging(log_file.as_deref(), true)?;
+        return serve(cfg, None);
+    }
+    let (read_fd, write_fd) = pipe()?;
+    // SAFETY: no threads exist yet (the runtime is built in the child), so fork is sound.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork failed: {}", std::io::Error::last_os_error()),
+        0 => {
+            drop(read_fd);
+            unsafe { libc::setsid() };
+            crate::cli::init_logging(log_file.as_deref(), false)?;
+            let mut ready = std::fs::File::from(write_fd);
+            match serve(cfg, Some(&mut ready)) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    // The parent may be gone already (the error came after readiness).
+                    let _ = writeln!(ready, "{}", format!("{e:#}").replace('\n', " "));
+                    tracing::error!("{e:#}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        _child => {
+            drop(write_fd);
+            // One line: "ready", or the reason the mount failed. EOF means the child died.
+            let mut msg = String::new();
+            std::io::BufReader::new(std::fs::File::from(read_fd)).read_line(&mut msg)?;
+            match msg.trim() {
+                "ready" => Ok(()),
+                "" => bail!(
+                    "the mount daemon exited before the mount was ready (set GEOMOUNT_LOG=debug and --log-file to see why)"
+                ),
+                other => Err(anyhow!("{}", other.trim_start_matches("ready").trim())),
+            }
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe failed: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn check_mountpoint(mp: &Path) -> Result<()> {
+    match std::fs::metadata(mp) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!("mount point {} is not a directory", mp.display()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
+            "mount point {} holds a stale mount (transport endpoint is not connected): run `geomount unmount {}` first",
+            mp.display(),
+            mp.display()
+        ),
+        Err(e) => bail!("mount point {} is not usable: {e}", mp.display()),
+    }
+}
+
+/// Lists the root once, so a wrong bucket, endpoint or key fails the mount with one clear line.
+async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
+    let limit = cfg.request_timeout.min(ACCESS_CHECK_LIMIT);
+    let res = match tokio::time::timeout(limit, backend.list("")).await {
+        Ok(r) => r,
+        Err(_) => Err(FsError::Unavailable(format!("no answer within {limit:?}"))),
+    };
+    let Err(e) = res else { return Ok(()) };
+    let one_line = |s: String| s.replace(['\n', '\r'], " ");
+    Err(anyhow!(one_line(match &cfg.source {
+        Source::Local { root } => format!("cannot read source folder {}: {e}", root.display()),
+        Source::S3 { bucket, .. } => {
+            let endpoint = endpoint_display(&cfg.s3);
+            match &e {
+                FsError::Unavailable(d) => format!(
+                    "cannot reach endpoint {endpoint} for bucket '{bucket}': {d}; check --endpoint-url and that the server is up"
+                ),
+                FsError::AccessDenied(d) => format!(
+                    "access denied to bucket '{bucket}' at {endpoint}: {d}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --no-sign-request for a public bucket"
+                ),
+                FsError::Remote(d) if d.contains("NoSuchBucket") || d.contains("404") => format!(
+                    "bucket '{bucket}' does not exist at {endpoint}: check the bucket name and --region/--endpoint-url ({d})"
+                ),
+                other => format!("cannot list bucket '{bucket}' at {endpoint}: {other}"),
+            }
+        }
+    })))
+}
+
+/// Builds everything, mounts, signals readiness and serves until unmounted.
+fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2),
+        )
+        .thread_name("geomount-io")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let metrics = Arc::new(Metrics::default());
+    let backend = build_backend(&cfg)?;
+    let backend: Arc<dyn Backend> =
+        Arc::new(Metered::new(backend, metrics.clone(), cfg.request_timeout));
+    rt.block_on(check_access(backend.as_ref(), &cfg))?;
+
+    let fs = Arc::new(Fs::new(
+        backend,
+        metrics.clone(),
+        cfg.ownership,
+        cfg.metadata_ttl,
+        cfg.cache_memory,
+    ));
+    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
+    let mut options = vec![
+        MountOption::RO,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::FSName(cfg.source.display_name()),
+        MountOption::Subtype("geomount".into()),
+        MountOption::DefaultPermissions,
+    ];
+    options.push(MountOption::CUSTOM(format!(
+        "max_read={}",
+        crate::fuse::MAX_READ
+    )));
+    let mut fuse_cfg = Config::default();
+    fuse_cfg.mount_options = options;
+    fuse_cfg.acl = if cfg.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    fuse_cfg.n_threads = Some(cfg.threads);
+    fuse_cfg.clone_fd = true;
+    let session = fuser::Session::new(adapter, &cfg.mountpoint, &fuse_cfg)
+        .with_context(|| format!("cannot mount on {}", cfg.mountpoint.display()))?;
+
+    let mountpoint = cfg.mountpoint.clone();
+    let source = cfg.source.display_name();
+    let session_thread = std::thread::Builder::new()
+        .name("fuse-session".into())
+        .spawn(move || session.run())?;
+
+    // Ready only once the mount answers a request.
+    std::fs::metadata(&mountpoint)
+        .with_context(|| format!("the new mount at {} does not answer", mountpoint.display()))?;
+    tracing::info!(%source, mountpoint = %mountpoint.display(), "mounted");
+    if let Some(r) = ready {
+        r.write_all(b"ready\n")?;
+        redirect_stdio_to_null();
+    }
+
+    let mp = mountpoint.clone();
+    rt.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmount(&mp) {
+            tracing::error!("unmount on signal failed: {e:#}");
+        }
+    });
+
+    let res = session_thread
+        .join()
+        .map_err(|_| anyhow!("the FUSE session thread panicked"))?;
+    tracing::info!(metrics = %metrics.snapshot(), open_handles = fs.open_handles(), "session ended");
+    rt.shutdown_timeout(Duration::from_secs(1));
+    res.context("FUSE session failed")
+}
+
+fn redirect_stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors with a valid open fd.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(null.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// The absolute form of `p` without touching it (a stale mount cannot be stat'ed).
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+/// Whether `mp` is a mount point, from /proc/self/mountinfo (works for stale FUSE mounts too).
+pub fn is_mounted(mp: &Path) -> Result<bool> {
+    let mp = absolute(mp)?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("cannot read /proc/self/mountinfo")?;
+    Ok(info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|field| unescape_mountinfo(field) == mp.as_os_str().as_bytes())
+    }))
+}
+
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Unmounts `mp`, also when its daemon was killed (a stale mount): a plain unmount first, then a
+/// lazy one if the mount is busy; non-root users go through `fusermount3`.
+pub fn unmount(mp: &Path) -> Result<()> {
+    let mp = absolute(mp)?;
+    if !is_mounted(&mp)? {
+        bail!("{} is not mounted", mp.display());
+    }
+    let c = CString::new(mp.as_os_str().as_bytes())?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EBUSY) | Some(libc::ENOTCONN) | Some(libc::EINVAL) => {
+            // SAFETY: as above.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+                return Ok(());
+            }
+            bail!(
+                "cannot unmount {}: {}",
+                mp.display(),
+                std::io::Error::last_os_error()
+            )
+        }
+        Some(libc::EPERM) => {
+            for args in [["-u"], ["-uz"]] {
+                let st = std::process::Command::new("fusermount3")
+                    .args(args)
+                    .arg(&mp)
+                    .status();
+                if st.is_ok_and(|s| s.success()) {
+                    return Ok(());
+                }
+            }
+            bail!(
+                "cannot unmount {}: permission denied and fusermount3 failed",
+                mp.display()
+            )
+        }
+        _ => bail!("cannot unmount {}: {err}", mp.display()),
+    }
+}

@@ -1,0 +1,274 @@
+//! Filesystem operations, free of fuser types so they run in unit tests without a kernel.
+//! `fuse.rs` translates kernel requests into these calls and results into replies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::cache::block::{BlockCache, ObjectRef};
+use crate::config::Ownership;
+use crate::error::FsError;
+use crate::metrics::Metrics;
+use crate::namespace::{DirEntry, Namespace, NodeInfo, NodeKind, ROOT_INO};
+use crate::reader::{FileReader, PrefetchBudget};
+use crate::store::Backend;
+
+/// The hidden, read-only stats file at the mount root (not listed by `readdir`).
+pub const STATS_NAME: &str = ".geomount-stats";
+/// Its inode: far above any inode the namespace hands out.
+pub const STATS_INO: u64 = u64::MAX - 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Dir,
+    File,
+}
+
+/// Attributes as the kernel sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The result of `open`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    /// The object is unchanged since the last open: the kernel may keep its cached pages.
+    pub keep_cache: bool,
+    /// Bypass the page cache (for the stats file, whose size is not known in advance).
+    pub direct_io: bool,
+}
+
+enum Handle {
+    File(Arc<FileReader>),
+    Stats(Bytes),
+}
+
+pub struct Fs {
+    ns: Namespace,
+    cache: BlockCache,
+    budget: PrefetchBudget,
+    metrics: Arc<Metrics>,
+    own: Ownership,
+    handles: Mutex<HashMap<u64, Handle>>,
+    dir_handles: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    next_fh: AtomicU64,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs")
+            .field("ns", &self.ns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fs {
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        own: Ownership,
+        ttl: Duration,
+        cache_bytes: u64,
+    ) -> Self {
+        Self {
+            ns: Namespace::new(backend.clone(), ttl, metrics.clone()),
+            cache: BlockCache::new(backend, metrics.clone(), cache_bytes),
+            budget: PrefetchBudget::for_cache(cache_bytes),
+            metrics,
+            own,
+            handles: Mutex::new(HashMap::new()),
+            dir_handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// TTL for kernel entry and attribute caching: the metadata TTL, never zero (rclone found
+    /// zero TTLs blow up memory and listing time).
+    pub fn ttl(&self) -> Duration {
+        self.ns.ttl().max(Duration::from_millis(100))
+    }
+
+    fn attr_of(&self, info: &NodeInfo) -> Attr {
+        match &info.kind {
+            NodeKind::Dir => Attr {
+                ino: info.ino,
+                kind: FileKind::Dir,
+                size: 4096,
+                mtime: SystemTime::UNIX_EPOCH,
+                perm: self.own.dir_mode,
+                nlink: 2,
+                uid: self.own.uid,
+                gid: self.own.gid,
+            },
+            NodeKind::File { size, mtime, .. } => Attr {
+                ino: info.ino,
+                kind: FileKind::File,
+                size: *size,
+                mtime: *mtime,
+                perm: self.own.file_mode,
+                nlink: 1,
+                uid: self.own.uid,
+                gid: self.own.gid,
+            },
+        }
+    }
+
+    fn stats_attr(&self) -> Attr {
+        Attr {
+            ino: STATS_INO,
+            kind: FileKind::File,
+            size: self.metrics.render().len() as u64,
+            mtime: SystemTime::now(),
+            perm: 0o444,
+            nlink: 1,
+            uid: self.own.uid,
+            gid: self.own.gid,
+        }
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr, FsError> {
+        if parent == ROOT_INO && name == STATS_NAME {
+            return Ok(self.stats_attr());
+        }
+        let info = self.ns.lookup(parent, name).await?;
+        Ok(self.attr_of(&info))
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
+        if ino == STATS_INO {
+            return Ok(self.stats_attr());
+        }
+        Ok(self.attr_of(&self.ns.get(ino)?))
+    }
+
+    /// Snapshots a directory's entries for a stable `readdir` across calls.
+    pub async fn opendir(&self, ino: u64) -> Result<u64, FsError> {
+        let entries = self.ns.list(ino).await?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dir_handles.lock().insert(fh, entries);
+        Ok(fh)
+    }
+
+    /// Entries from `offset` on, `.` and `..` first. Each carries the offset of the next one.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+    ) -> Result<Vec<(u64, FileKind, String, u64)>, FsError> {
+        let entries = self
+            .dir_handles
+            .lock()
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
+        let parent = self.ns.parent_of(ino);
+        let dots = [
+            (ino, FileKind::Dir, ".".to_string()),
+            (parent, FileKind::Dir, "..".to_string()),
+        ];
+        let all = dots.into_iter().chain(entries.iter().map(|e| {
+            let kind = if e.is_dir {
+                FileKind::Dir
+            } else {
+                FileKind::File
+            };
+            (e.ino, kind, e.name.clone())
+        }));
+        Ok(all
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, (ino, k, n))| (ino, k, n, i as u64 + 1))
+            .collect())
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dir_handles.lock().remove(&fh);
+    }
+
+    /// Opens a file for reading; any write access is refused with EROFS.
+    pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, FsError> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return Err(FsError::ReadOnly);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        if ino == STATS_INO {
+            self.handles
+                .lock()
+                .insert(fh, Handle::Stats(Bytes::from(self.metrics.render())));
+            return Ok(Opened {
+                fh,
+                keep_cache: false,
+                direct_io: true,
+            });
+        }
+        let (info, keep_cache) = self.ns.open_file(ino).await?;
+        let NodeKind::File { size, etag, .. } = info.kind else {
+            return Err(FsError::IsADirectory);
+        };
+        let obj = ObjectRef {
+            key: info.path.into(),
+            etag: etag.map(Into::into),
+            size,
+        };
+        let reader = FileReader::new(
+            obj,
+            self.cache.clone(),
+            self.budget.clone(),
+            self.metrics.clone(),
+        );
+        self.handles
+            .lock()
+            .insert(fh, Handle::File(Arc::new(reader)));
+        Ok(Opened {
+            fh,
+            keep_cache,
+            direct_io: false,
+        })
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        let reader = match self.handles.lock().get(&fh) {
+            Some(Handle::File(r)) => r.clone(),
+            Some(Handle::Stats(b)) => {
+                let start = (offset as usize).min(b.len());
+                let end = (start + size as usize).min(b.len());
+                return Ok(b.slice(start..end));
+            }
+            None => return Err(FsError::BadHandle),
+        };
+        reader.read(offset, size).await.inspect_err(|e| {
+            if matches!(e, FsError::Stale { .. }) {
+                tracing::warn!(key = %reader.object().key, "object changed while open: read refused with ESTALE");
+            }
+        })
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().remove(&fh);
+    }
+
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

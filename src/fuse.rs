@@ -1,0 +1,325 @@
+//! Thin fuser adapter: each kernel request becomes one `fs` call on the tokio runtime, inside one
+//! tracing span, with one error path that logs and replies. Nothing here decides policy.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, WriteFlags,
+};
+use tokio::runtime::Handle;
+use tracing::Instrument;
+
+use crate::error::FsError;
+use crate::fs::{Attr, FileKind, Fs};
+
+/// Largest read the kernel may send (also the prefetch unit for small files).
+pub const MAX_READ: u32 = 1 << 20;
+/// Background requests the kernel may have in flight (mountpoint-s3 measured +29% at 64 vs 16).
+pub const MAX_BACKGROUND: u16 = 64;
+
+pub struct FuseAdapter {
+    fs: Arc<Fs>,
+    rt: Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
+        Self { fs, rt }
+    }
+}
+
+fn to_file_attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: kind_of(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: 1 << 20,
+        flags: 0,
+    }
+}
+
+fn kind_of(k: FileKind) -> FileType {
+    match k {
+        FileKind::Dir => FileType::Directory,
+        FileKind::File => FileType::RegularFile,
+    }
+}
+
+/// The one place errors leave the filesystem: logged once with their operation, then replied.
+fn errno(op: &str, err: &FsError) -> Errno {
+    if err.is_expected() {
+        tracing::debug!(op, error = %err, "request failed");
+    } else {
+        tracing::warn!(op, error = %err, "request failed");
+    }
+    Errno::from_i32(err.errno())
+}
+
+impl fuser::Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_max_readahead(MAX_READ);
+        tracing::debug!(?config, "FUSE session initialised");
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        tracing::info!(metrics = %self.fs.metrics().snapshot(), "unmounted");
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = self.fs.clone();
+        let name = name.to_string_lossy().into_owned();
+        let span = tracing::debug_span!("lookup", parent = parent.0, name = name.as_str());
+        self.rt.spawn(
+            async move {
+                match fs.lookup(parent.0, &name).await {
+                    Ok(a) => reply.entry(&fs.ttl(), &to_file_attr(&a), Generation(0)),
+                    Err(e) => reply.error(errno("lookup", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        let span = tracing::debug_span!("getattr", ino = ino.0);
+        self.rt.spawn(
+            async move {
+                match fs.getattr(ino.0).await {
+                    Ok(a) => reply.attr(&fs.ttl(), &to_file_attr(&a)),
+                    Err(e) => reply.error(errno("getattr", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        let span = tracing::debug_span!("open", ino = ino.0);
+        self.rt.spawn(
+            async move {
+                match fs.open(ino.0, flags.0).await {
+                    Ok(o) => {
+                        let mut f = FopenFlags::empty();
+                        if o.keep_cache {
+                            f |= FopenFlags::FOPEN_KEEP_CACHE;
+                        }
+                        if o.direct_io {
+                            f |= FopenFlags::FOPEN_DIRECT_IO;
+                        }
+                        reply.opened(FileHandle(o.fh), f)
+                    }
+                    Err(e) => reply.error(errno("open", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        let span = tracing::trace_span!("read", ino = ino.0, offset, size);
+        self.rt.spawn(
+            async move {
+                match fs.read(fh.0, offset, size).await {
+                    Ok(d) => reply.data(&d),
+                    Err(e) => reply.error(errno("read", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        let span = tracing::debug_span!("opendir", ino = ino.0);
+        self.rt.spawn(
+            async move {
+                match fs.opendir(ino.0).await {
+                    Ok(fh) => reply.opened(
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+                    ),
+                    Err(e) => reply.error(errno("opendir", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        match self.fs.readdir(ino.0, fh.0, offset) {
+            Ok(entries) => {
+                for (ino, kind, name, next) in entries {
+                    if reply.add(INodeNo(ino), next, kind_of(kind), &name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno("readdir", &e)),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // Object stores have no capacity; report a large read-only volume with nothing free.
+        reply.statfs(1 << 40, 0, 0, 1 << 20, 0, 1 << 20, 255, 1 << 20);
+    }
+
+    // Every write is refused: the mount is read-only.
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(errno("setattr", &FsError::ReadOnly));
+    }
+
+    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(errno("mkdir", &FsError::ReadOnly));
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("mknod", &FsError::ReadOnly));
+    }
+
+    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("unlink", &FsError::ReadOnly));
+    }
+
+    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("rmdir", &FsError::ReadOnly));
+    }
+
+    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(errno("symlink", &FsError::ReadOnly));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno("rename", &FsError::ReadOnly));
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(errno("link", &FsError::ReadOnly));
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(errno("create", &FsError::ReadOnly));
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(errno("write", &FsError::ReadOnly));
+    }
+}

@@ -1,0 +1,253 @@
+//! Per-open-file read policy. A reader that keeps reading forward (small skips and slightly
+//! out-of-order kernel readahead tolerated) gets a prefetch window that doubles at each new block
+//! up to a cap; prefetch is issued as parallel multi-block GETs. A jump resets the window.
+//! Prefetch takes permits from a shared budget, so in-flight prefetch memory stays bounded.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::cache::block::{BLOCK_SIZE, BlockCache, ObjectRef};
+use crate::error::FsError;
+use crate::metrics::Metrics;
+
+/// First prefetch window after a sequential start.
+pub const INITIAL_WINDOW: u64 = BLOCK_SIZE;
+/// Largest prefetch window per reader.
+pub const MAX_WINDOW: u64 = 64 * BLOCK_SIZE;
+/// Largest single prefetch GET.
+pub const MAX_RUN_BLOCKS: u64 = 8;
+/// A forward jump up to this far still counts as sequential.
+pub const MAX_FORWARD_SKIP: u64 = 2 * BLOCK_SIZE;
+/// Reads this far behind the furthest read so far still count as sequential (async readahead
+/// requests arrive slightly out of order).
+pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
+
+#[derive(Debug, Default)]
+struct SeqState {
+    /// Furthest byte read so far + 1.
+    frontier: u64,
+    window: u64,
+    /// Blocks below this index have been requested by prefetch.
+    prefetched_until: u64,
+    last_block: Option<u64>,
+}
+
+/// Shared by all readers of a mount: the prefetch budget in blocks.
+#[derive(Debug, Clone)]
+pub struct PrefetchBudget {
+    permits: Arc<Semaphore>,
+    pub max_window: u64,
+}
+
+impl PrefetchBudget {
+    /// Budget of at most a quarter of the memory cache for in-flight prefetch.
+    pub fn for_cache(cache_bytes: u64) -> Self {
+        let blocks = (cache_bytes / 4 / BLOCK_SIZE).max(MAX_RUN_BLOCKS);
+        Self {
+            permits: Arc::new(Semaphore::new(blocks as usize)),
+            max_window: MAX_WINDOW.min((cache_bytes / 4).max(BLOCK_SIZE)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FileReader {
+    obj: ObjectRef,
+    cache: BlockCache,
+    budget: PrefetchBudget,
+    metrics: Arc<Metrics>,
+    state: Mutex<SeqState>,
+}
+
+impl FileReader {
+    pub fn new(
+        obj: ObjectRef,
+        cache: BlockCache,
+        budget: PrefetchBudget,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            obj,
+            cache,
+            budget,
+            metrics,
+            state: Mutex::new(SeqState {
+                window: INITIAL_WINDOW,
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn object(&self) -> &ObjectRef {
+        &self.obj
+    }
+
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, FsError> {
+        let end = (offset + len as u64).min(self.obj.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        Metrics::inc(&self.metrics.fuse_reads);
+        for (first, count) in self.plan_prefetch(offset, end) {
+            self.spawn_prefetch(first, count);
+        }
+        let data = self.cache.read(&self.obj, offset..end).await?;
+        Metrics::add(&self.metrics.bytes_read, data.len() as u64);
+        Ok(data)
+    }
+
+    /// Updates the sequential state for a read of `offset..end` and returns the block runs to
+    /// prefetch (first block, count).
+    fn plan_prefetch(&self, offset: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut st = self.state.lock();
+        let sequential =
+            offset + MAX_BACKWARD >= st.frontier && offset <= st.frontier + MAX_FORWARD_SKIP;
+        let block = offset / BLOCK_SIZE;
+        if sequential {
+            if st.last_block.is_some_and(|b| block > b) {
+                st.window = (st.window * 2).min(self.budget.max_window);
+            }
+        } else {
+            st.window = INITIAL_WINDOW;
+            st.prefetched_until = 0;
+        }
+        st.last_block = Some(block);
+        st.frontier = st.frontier.max(end);
+        if !sequential {
+            return Vec::new();
+        }
+        let want_end = (end + st.window).min(self.obj.size).div_ceil(BLOCK_SIZE);
+        let from = st.prefetched_until.max(end.div_ceil(BLOCK_SIZE));
+        if from >= want_end {
+            return Vec::new();
+        }
+        let mut runs = Vec::new();
+        let mut i = from;
+        while i < want_end {
+            if self.cache.contains(&self.obj, i) {
+                i += 1;
+                continue;
+            }
+            let mut n = 1;
+            while i + n < want_end && n < MAX_RUN_BLOCKS && !self.cache.contains(&self.obj, i + n) {
+                n += 1;
+            }
+            runs.push((i, n));
+            i += n;
+        }
+        st.prefetched_until = want_end;
+        runs
+    }
+
+    fn spawn_prefetch(&self, first: u64, count: u64) {
+        let Ok(permit) = self
+            .budget
+            .permits
+            .clone()
+            .try_acquire_many_owned(count as u32)
+        else {
+            Metrics::inc(&self.metrics.prefetch_skipped);
+            // Let a later read try again for these blocks.
+            let mut st = self.state.lock();
+            st.prefetched_until = st.prefetched_until.min(first);
+            return;
+        };
+        Metrics::inc(&self.metrics.prefetch_requests);
+        let cache = self.cache.clone();
+        let obj = self.obj.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cache.fetch_run(&obj, first, count).await {
+                tracing::debug!(key = %obj.key, first, count, error = %e, "prefetch failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::metered::Metered;
+    use crate::store::object::{Lister, ObjectBackend};
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    async fn reader(len: u64) -> (FileReader, Vec<u8>, Arc<Metrics>) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mem = Arc::new(InMemory::new());
+        let r = mem
+            .put(&Path::from("f"), PutPayload::from(data.clone()))
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let backend = Arc::new(Metered::new(
+            ObjectBackend::new(mem, String::new(), Lister::Generic),
+            metrics.clone(),
+            Duration::from_secs(5),
+        ));
+        let cache = BlockCache::new(backend, metrics.clone(), 512 << 20);
+        let obj = ObjectRef {
+            key: "f".into(),
+            etag: r.e_tag.map(Into::into),
+            size: len,
+        };
+        let rd = FileReader::new(
+            obj,
+            cache,
+            PrefetchBudget::for_cache(512 << 20),
+            metrics.clone(),
+        );
+        (rd, data, metrics)
+    }
+
+    #[tokio::test]
+    async fn sequential_reads_grow_the_window_and_use_few_requests() {
+        let len = 40 * BLOCK_SIZE;
+        let (rd, data, metrics) = reader(len).await;
+        let mut off = 0;
+        while off < len {
+            let got = rd.read(off, 128 * 1024).await.unwrap();
+            assert_eq!(&got[..], &data[off as usize..off as usize + got.len()]);
+            off += got.len() as u64;
+        }
+        let gets = metrics.get_requests.load(Relaxed);
+        // 40 blocks fetched mostly in multi-block runs: far fewer GETs than blocks.
+        assert!(gets < 20, "{gets} GETs for 40 blocks");
+        assert!(metrics.prefetch_requests.load(Relaxed) > 0);
+        assert_eq!(rd.state.lock().window, 64 * BLOCK_SIZE);
+    }
+
+    #[tokio::test]
+    async fn small_forward_skips_keep_the_window_and_jumps_reset_it() {
+        let (rd, _, _) = reader(100 * BLOCK_SIZE).await;
+        for i in 0..6 {
+            rd.read(i * BLOCK_SIZE, 4096).await.unwrap();
+        }
+        let grown = rd.state.lock().window;
+        assert!(grown > INITIAL_WINDOW);
+        rd.read(6 * BLOCK_SIZE + 300_000, 4096).await.unwrap();
+        assert!(
+            rd.state.lock().window >= grown,
+            "a small skip must not reset"
+        );
+        rd.read(90 * BLOCK_SIZE, 4096).await.unwrap();
+        assert_eq!(rd.state.lock().window, INITIAL_WINDOW);
+    }
+
+    #[tokio::test]
+    async fn random_reads_fetch_only_what_they_touch() {
+        let (rd, data, metrics) = reader(50 * BLOCK_SIZE).await;
+        for off in [30 * BLOCK_SIZE + 7, 10 * BLOCK_SIZE + 99, 45 * BLOCK_SIZE] {
+            let got = rd.read(off, 4096).await.unwrap();
+            assert_eq!(&got[..], &data[off as usize..off as usize + 4096]);
+        }
+        assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);
+        assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * BLOCK_SIZE);
+    }
+}

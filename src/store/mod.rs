@@ -1,0 +1,109 @@
+//! Object backends. [`Backend`] is the one narrow interface the filesystem needs: list one
+//! directory level, stat one key, read one byte range pinned to an ETag. Behaviour such as request
+//! counting is added by wrappers ([`metered::Metered`]), not flags in the core.
+
+pub mod build;
+pub mod metered;
+pub mod object;
+pub mod s3_list;
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::FsError;
+
+/// One object as seen in a listing or a HEAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Name within its directory (no `/`).
+    pub name: String,
+    pub size: u64,
+    pub mtime: SystemTime,
+    pub etag: Option<String>,
+}
+
+/// One directory level: sub-directory names and objects, names relative to the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub dirs: Vec<String>,
+    pub files: Vec<ObjectInfo>,
+    /// How many requests (pages) the listing took, for the metrics.
+    pub requests: u64,
+    /// A `dir/` marker object exists for the listed directory itself.
+    pub marker: bool,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + Debug + 'static {
+    /// Lists one level below `dir` (`""` for the root, otherwise ending with `/`).
+    async fn list(&self, dir: &str) -> Result<Listing, FsError>;
+    /// Stats one object by its path relative to the source root.
+    async fn head(&self, key: &str) -> Result<ObjectInfo, FsError>;
+    /// Reads `range` of `key`; with `etag`, fails with [`FsError::Stale`] if the object changed.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, FsError>;
+}
+
+/// Whether `name` can be a file name: non-empty, not `.`/`..`, no `/` or NUL, at most 255 bytes.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name.contains('/')
+        && !name.contains('\0')
+}
+
+/// Sorts and filters a raw listing: invalid names are skipped with a debug log.
+pub fn finish_listing(dir: &str, mut listing: Listing) -> Listing {
+    listing.dirs.retain(|d| {
+        let ok = valid_name(d);
+        if !ok {
+            tracing::debug!(
+                dir,
+                name = d.as_str(),
+                "skipping prefix that cannot be a directory name"
+            );
+        }
+        ok
+    });
+    listing.files.retain(|f| {
+        let ok = valid_name(&f.name);
+        if !ok {
+            tracing::debug!(
+                dir,
+                name = f.name.as_str(),
+                "skipping key that cannot be a file name"
+            );
+        }
+        ok
+    });
+    listing.dirs.sort();
+    listing.dirs.dedup();
+    listing.files.sort_by(|a, b| a.name.cmp(&b.name));
+    listing.files.dedup_by(|a, b| a.name == b.name);
+    listing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_cannot_be_files_are_rejected() {
+        assert!(valid_name("a b %+ü"));
+        for bad in ["", ".", "..", "a/b", "a\0b"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert!(valid_name(&"x".repeat(255)));
+        assert!(!valid_name(&"x".repeat(256)));
+    }
+}
