@@ -15,8 +15,8 @@ set -euo pipefail
 LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 GARAGE_VERSION=2.5.0
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv)
-PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf numpy eccodes)
-PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, numpy, eccodes; eccodes.codes_get_api_version()'
+PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py numpy eccodes)
+PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, numpy, eccodes; eccodes.codes_get_api_version()'
 
 say() { printf 'lab/install: %s\n' "$*"; }
 die() { printf 'lab/install: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -52,6 +52,8 @@ on_exit() {
   for f in "${CLEANUP_PATHS[@]}"; do rm -rf -- "$f"; done
 }
 trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # alive PIDFILE: the recorded process runs (not a zombie) and is what the file name says
 # (garage.pid -> "garage" in its command line), so a recycled PID is never killed.
@@ -81,7 +83,8 @@ stop_pidfile() {
   rm -f -- "$file"
 }
 
-# wait_ready PIDFILE LOG WHAT CMD...: poll CMD until it succeeds; fail early if the server died.
+# wait_ready PIDFILE LOG WHAT CMD...: poll CMD (which must time out by itself) until it succeeds;
+# fail early if the server died.
 wait_ready() {
   local pidfile=$1 log=$2 what=$3 deadline=$((SECONDS + READY_TIMEOUT))
   shift 3
@@ -117,7 +120,7 @@ check_dir() {
 
 # ---------------------------------------------------------------- Garage
 # garage CLI for the instance in $dir (dynamically scoped: set by garage_start)
-garage() { "$GARAGE" -c "$dir/garage.toml" "$@"; }
+garage() { timeout 10 "$GARAGE" -c "$dir/garage.toml" "$@"; }
 
 garage_init() { # new instance in $dir (garage_start's local): ports, secrets, config
   local rpc s3 admin

@@ -217,8 +217,9 @@ fn demo(mountpoint: Option<PathBuf>, opts: &MountOptions) -> Result<()> {
     println!("  ls -l {m} {m}/*");
     println!("  gdalinfo {m}/cog/T2_1979-10-01.tif");
     println!("  gdalinfo {m}/hrrr/hrrr.t00z.wrfsfcf00.grib2");
-    println!("  python3 -c 'import xarray as xr; ds = xr.open_zarr(\"{m}/conus404_daily.zarr\")");
-    println!("  print(ds.T2.isel(time=0).mean().values)'");
+    println!(
+        "  python3 -c 'import xarray as xr; ds = xr.open_zarr(\"{m}/conus404_daily.zarr\"); print(ds.T2.isel(time=0).mean().values)'"
+    );
     println!("  cat {m}/.geomount-stats      # request and cache counters");
     println!("Unmount with: geomount unmount {m}");
     if foreground {

@@ -78,7 +78,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 fn check_mountpoint(mp: &Path) -> Result<()> {
-    match std::fs::metadata(mp) {
+    // opendir, unlike stat, is never answered from the kernel's attribute cache, so it also
+    // finds a stale FUSE mount.
+    match std::fs::metadata(mp).and_then(|m| std::fs::read_dir(mp).map(|_| m)) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => bail!("mount point {} is not a directory", mp.display()),
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => bail!(
@@ -90,10 +92,10 @@ fn check_mountpoint(mp: &Path) -> Result<()> {
     }
 }
 
-/// Lists the root once, so a wrong bucket, endpoint or key fails the mount with one clear line.
+/// Probes the source with one request, so a wrong bucket, endpoint or key fails the mount with one clear line.
 async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
     let limit = cfg.request_timeout.min(ACCESS_CHECK_LIMIT);
-    let res = match tokio::time::timeout(limit, backend.list("")).await {
+    let res = match tokio::time::timeout(limit, backend.probe()).await {
         Ok(r) => r,
         Err(_) => Err(FsError::Unavailable(format!("no answer within {limit:?}"))),
     };
@@ -178,7 +180,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
     // Ready only once the mount answers a request.
     std::fs::metadata(&mountpoint)
         .with_context(|| format!("the new mount at {} does not answer", mountpoint.display()))?;
-    tracing::info!(%source, mountpoint = %mountpoint.display(), "mounted");
+    tracing::info!(pid = std::process::id(), %source, mountpoint = %mountpoint.display(), "mounted");
     if let Some(r) = ready {
         r.write_all(b"ready\n")?;
         redirect_stdio_to_null();

@@ -60,6 +60,12 @@ impl<B: Backend> Backend for Metered<B> {
         res
     }
 
+    async fn probe(&self) -> Result<(), FsError> {
+        Metrics::inc(&self.metrics.list_requests);
+        self.bounded("LIST (access check)", self.inner.probe())
+            .await
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, FsError> {
         Metrics::inc(&self.metrics.head_requests);
         self.bounded(&format!("HEAD {key}"), self.inner.head(key))

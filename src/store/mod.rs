@@ -41,6 +41,8 @@ pub struct Listing {
 pub trait Backend: Send + Sync + Debug + 'static {
     /// Lists one level below `dir` (`""` for the root, otherwise ending with `/`).
     async fn list(&self, dir: &str) -> Result<Listing, FsError>;
+    /// One cheap request that fails like any other would on a wrong bucket, endpoint or key.
+    async fn probe(&self) -> Result<(), FsError>;
     /// Stats one object by its path relative to the source root.
     async fn head(&self, key: &str) -> Result<ObjectInfo, FsError>;
     /// Reads `range` of `key`; with `etag`, fails with [`FsError::Stale`] if the object changed.

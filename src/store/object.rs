@@ -95,6 +95,13 @@ impl Backend for ObjectBackend {
         Ok(finish_listing(dir, listing))
     }
 
+    async fn probe(&self) -> Result<(), FsError> {
+        match &self.lister {
+            Lister::Generic => self.list_generic("").await.map(drop),
+            Lister::S3(l) => l.probe(&self.prefix).await,
+        }
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, FsError> {
         let path = self.path(key)?;
         let meta = self

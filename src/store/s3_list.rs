@@ -80,7 +80,7 @@ impl S3Lister {
         };
         let mut token: Option<String> = None;
         loop {
-            let page = self.page(prefix, token.as_deref()).await?;
+            let page = self.page(prefix, token.as_deref(), None).await?;
             listing.requests += 1;
             for p in page.common_prefixes {
                 if let Some(name) = p.prefix.strip_prefix(prefix) {
@@ -111,7 +111,17 @@ impl S3Lister {
         Ok(listing)
     }
 
-    async fn page(&self, prefix: &str, token: Option<&str>) -> Result<ListBucketResult, FsError> {
+    /// One request for at most one key below `prefix`: checks bucket, endpoint and credentials.
+    pub async fn probe(&self, prefix: &str) -> Result<(), FsError> {
+        self.page(prefix, None, Some(1)).await.map(drop)
+    }
+
+    async fn page(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: Option<u32>,
+    ) -> Result<ListBucketResult, FsError> {
         let mut query = vec![
             ("delimiter", "/".to_string()),
             ("list-type", "2".to_string()),
@@ -119,6 +129,9 @@ impl S3Lister {
         ];
         if let Some(t) = token {
             query.push(("continuation-token", t.to_string()));
+        }
+        if let Some(n) = max_keys {
+            query.push(("max-keys", n.to_string()));
         }
         query.sort();
         let qs: Vec<String> = query

@@ -1,0 +1,298 @@
+//! Shared harness for the lab tier: the lab's servers (from the environment written by
+//! `lab/lab.sh start`), seeding through object_store, and a [`Mount`] guard that always unmounts.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as OPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the lab tests through scripts/test.sh, which starts the lab servers")
+    })
+}
+
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("tokio runtime"))
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    rt().block_on(f)
+}
+
+/// One S3 server of the lab and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// (key id, secret) for signed servers; `None` for moto with unsigned requests.
+    pub keys: Option<(String, String)>,
+}
+
+impl Server {
+    pub fn garage() -> Server {
+        Server {
+            endpoint: env("GARAGE_ENDPOINT"),
+            region: env("GARAGE_REGION"),
+            bucket: env("GARAGE_BUCKET"),
+            keys: Some((env("GARAGE_KEY_ID"), env("GARAGE_SECRET"))),
+        }
+    }
+
+    pub fn moto() -> Server {
+        Server {
+            endpoint: env("MOTO_ENDPOINT"),
+            region: "us-east-1".into(),
+            bucket: env("MOTO_BUCKET"),
+            keys: None,
+        }
+    }
+
+    /// A client for seeding (moto takes any credentials; only geomount reads unsigned).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        let (k, s) = self
+            .keys
+            .clone()
+            .unwrap_or_else(|| ("test".into(), "test".into()));
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_region(&self.region)
+                .with_bucket_name(&self.bucket)
+                .with_access_key_id(k)
+                .with_secret_access_key(s)
+                .build()
+                .expect("seeding client"),
+        )
+    }
+
+    pub fn put(&self, key: &str, data: impl Into<Vec<u8>>) {
+        let store = self.store();
+        block_on(store.put(
+            &OPath::parse(key).expect("key"),
+            PutPayload::from(data.into()),
+        ))
+        .unwrap_or_else(|e| panic!("seeding {key}: {e}"));
+    }
+
+    /// Seeds many small objects concurrently.
+    pub fn put_many(&self, items: Vec<(String, Vec<u8>)>) {
+        use futures::StreamExt;
+        let store = self.store();
+        block_on(async {
+            futures::stream::iter(items)
+                .map(|(k, v)| {
+                    let store = store.clone();
+                    async move {
+                        store
+                            .put(&OPath::parse(&k).expect("key"), PutPayload::from(v))
+                            .await
+                            .unwrap_or_else(|e| panic!("seeding {k}: {e}"))
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+        });
+    }
+
+    /// Writes `key` exactly as given (object_store would normalise `dir/` or `a//b`), with boto3.
+    pub fn put_raw(&self, key: &str, data: &[u8]) {
+        let tmp = tempfile::NamedTempFile::new().expect("tempfile");
+        std::fs::write(tmp.path(), data).expect("write tempfile");
+        let mut cmd = python();
+        cmd.arg(project_root().join("lab/s3.py")).args([
+            "--endpoint",
+            &self.endpoint,
+            "--region",
+            &self.region,
+        ]);
+        match &self.keys {
+            Some((k, s)) => cmd.args(["--key-id", k, "--secret", s]),
+            None => cmd.arg("--anonymous"),
+        };
+        run_ok(cmd.args(["put", &self.bucket, key]).arg(tmp.path()));
+    }
+
+    /// The mount arguments that reach this server.
+    pub fn mount_args(&self, prefix: &str) -> (Vec<String>, Vec<(String, String)>) {
+        let mut args = vec![
+            format!("s3://{}/{}", self.bucket, prefix),
+            "--endpoint-url".into(),
+            self.endpoint.clone(),
+            "--region".into(),
+            self.region.clone(),
+        ];
+        let mut envs = Vec::new();
+        match &self.keys {
+            Some((k, s)) => {
+                envs.push(("AWS_ACCESS_KEY_ID".into(), k.clone()));
+                envs.push(("AWS_SECRET_ACCESS_KEY".into(), s.clone()));
+            }
+            None => args.push("--no-sign-request".into()),
+        }
+        (args, envs)
+    }
+}
+
+/// A key prefix unique to one test, so tests share a bucket without seeing each other.
+pub fn unique_prefix(test: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t-{test}-{}-{n}", std::process::id())
+}
+
+pub fn geomount() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_geomount"));
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    project_root().join("../shared/fixtures")
+}
+
+/// A FUSE mount made by the real binary; dropping it unmounts (also when the test panicked).
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Mount {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Mounts `server`'s `prefix` with extra flags; panics with the daemon's message on failure.
+    pub fn s3(server: &Server, prefix: &str, extra: &[&str]) -> Mount {
+        let (args, envs) = server.mount_args(prefix);
+        let args: Vec<String> = args
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
+        Self::with_args(&args, &envs)
+    }
+
+    /// `geomount mount ARGS[0] <tempdir> ARGS[1..]`.
+    pub fn with_args(args: &[String], envs: &[(String, String)]) -> Mount {
+        let dir = tempfile::Builder::new()
+            .prefix("gm-mnt-")
+            .tempdir()
+            .expect("tempdir");
+        let log = dir.path().with_extension("log");
+        let out = geomount()
+            .arg("mount")
+            .arg(&args[0])
+            .arg(dir.path())
+            .args(&args[1..])
+            .arg("--log-file")
+            .arg(&log)
+            .envs(envs.iter().cloned())
+            .env("GEOMOUNT_LOG", "geomount=debug,info")
+            .output()
+            .expect("run geomount");
+        assert!(
+            out.status.success(),
+            "mount failed: {}\nlog: {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Mount { dir, log }
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.join(".geomount-stats")).expect("stats file");
+        serde_json::from_str(&text).expect("stats JSON")
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats()[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        unmount_until_gone(self.dir.path());
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let p = p.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+}
+
+/// Unmounts with the real command, falling back to a lazy unmount so no test leaves a mount behind.
+pub fn unmount_until_gone(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_mounted(p) && Instant::now() < deadline {
+        let _ = geomount().arg("unmount").arg(p).output();
+        if is_mounted(p) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if is_mounted(p) {
+        let _ = Command::new("umount").arg("-l").arg(p).output();
+    }
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), fast enough for 100 MiB.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The lab's Python (venv with xarray, zarr, h5netcdf, eccodes).
+pub fn python() -> Command {
+    Command::new(PathBuf::from(env("LAB_VENV")).join("bin/python"))
+}
+
+/// Runs a command and returns its output, panicking with stderr if it failed.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
