@@ -26,6 +26,12 @@
 # ~/.cache/geomount-lab), GARAGE_LOG (garage's RUST_LOG, default garage=info),
 # LAB_READY_TIMEOUT (seconds, default 30), LAB_KEEP_ON_FAILURE=1 (keep a failed start for debugging).
 # Logs: DIR/garage.log, DIR/setup.log, DIR/moto.log ($LAB_STATE/garage and $LAB_STATE/moto).
+#
+# Notes: Garage wants region "garage" in the SigV4 scope and an x-amz-content-sha256 header (curl:
+#   --aws-sigv4 aws:amz:garage:s3 --user ID:SECRET -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD').
+#   The moto bucket gets an allow-all bucket policy (without it anonymous GET/HEAD of an object is
+#   403). Unsigned curl uploads to moto need -H 'Content-Type: application/octet-stream': a form
+#   body is swallowed by flask and stored empty.
 set -euo pipefail
 
 LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
@@ -187,7 +193,7 @@ garage_start() {
   # shellcheck source=/dev/null
   source "$dir/params"
   RUST_LOG=${GARAGE_LOG:-garage=info} setsid "$GARAGE" -c "$dir/garage.toml" server \
-    >>"$dir/garage.log" 2>&1 </dev/null &
+    >>"$dir/garage.log" 2>&1 </dev/null 8>&- &
   pid=$!
   echo "$pid" >"$dir/garage.pid"
   CLEANUP_PIDFILES+=("$dir/garage.pid")
@@ -223,7 +229,7 @@ moto_launch() { # moto_launch DIR [PORT]: spawn moto_server, do not wait
     if [[ -f $dir/port ]]; then port=$(<"$dir/port"); else port=$(free_ports 1); fi
   fi
   echo "$port" >"$dir/port"
-  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >>"$dir/moto.log" 2>&1 </dev/null &
+  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >>"$dir/moto.log" 2>&1 </dev/null 8>&- &
   echo "$!" >"$dir/moto.pid"
   CLEANUP_PIDFILES+=("$dir/moto.pid")
 }
@@ -291,9 +297,16 @@ cmd_stop() {
   say "stopped"
 }
 
+# Serialise start/stop of the shared lab (parallel tests may all call start). fd 8 is closed in
+# the servers, so the lock ends with this script.
+lock_lab() {
+  exec 8>"$LAB_STATE.lock"
+  flock -w 120 8 || die "timed out waiting for $LAB_STATE.lock"
+}
+
 case ${1:-} in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
+  start) lock_lab && cmd_start ;;
+  stop) lock_lab && cmd_stop ;;
   env)
     lab_running || die "lab not running in $LAB_STATE (lab/lab.sh start)"
     echo "$LAB_STATE/env"

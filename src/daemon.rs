@@ -180,6 +180,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
     // Ready only once the mount answers a request.
     std::fs::metadata(&mountpoint)
         .with_context(|| format!("the new mount at {} does not answer", mountpoint.display()))?;
+    raise_readahead(&mountpoint);
     tracing::info!(pid = std::process::id(), %source, mountpoint = %mountpoint.display(), "mounted");
     if let Some(r) = ready {
         r.write_all(b"ready\n")?;
@@ -211,6 +212,22 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
     tracing::info!(metrics = %metrics.snapshot(), open_handles = fs.open_handles(), "session ended");
     rt.shutdown_timeout(Duration::from_secs(1));
     res.context("FUSE session failed")
+}
+
+/// Lets the kernel send reads of up to [`crate::fuse::MAX_READ`] bytes instead of its 128 KiB
+/// default readahead: 8x fewer requests for sequential readers. Best effort: needs root.
+fn raise_readahead(mountpoint: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = meta.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    match std::fs::write(&knob, format!("{}", crate::fuse::MAX_READ / 1024)) {
+        Ok(()) => tracing::debug!(knob, "raised kernel readahead"),
+        Err(e) => tracing::debug!(knob, error = %e, "kept the kernel's default readahead"),
+    }
 }
 
 fn redirect_stdio_to_null() {

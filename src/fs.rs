@@ -180,11 +180,13 @@ impl Fs {
             .cloned()
             .ok_or(FsError::BadHandle)?;
         let parent = self.ns.parent_of(ino);
+        // An object named like the stats file is shadowed by it at the root.
+        let shadowed = |e: &&DirEntry| ino == ROOT_INO && e.name == STATS_NAME;
         let dots = [
             (ino, FileKind::Dir, ".".to_string()),
             (parent, FileKind::Dir, "..".to_string()),
         ];
-        let all = dots.into_iter().chain(entries.iter().map(|e| {
+        let all = dots.into_iter().chain(entries.iter().filter(|e| !shadowed(e)).map(|e| {
             let kind = if e.is_dir {
                 FileKind::Dir
             } else {

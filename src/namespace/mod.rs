@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 use crate::store::{Backend, Listing, ObjectInfo, valid_name};
 
 pub const ROOT_INO: u64 = 1;
+/// Bound on remembered missing names; past it expired ones are dropped (all, if none expired).
+const MAX_NEGATIVE: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
@@ -312,7 +314,15 @@ impl Namespace {
                 Ok(t.nodes[&ino].info.clone())
             }
             Err(FsError::NotFound) => {
-                self.tables.write().negative.insert(path, Instant::now());
+                let mut t = self.tables.write();
+                if t.negative.len() >= MAX_NEGATIVE {
+                    let ttl = self.ttl;
+                    t.negative.retain(|_, at| at.elapsed() < ttl);
+                    if t.negative.len() >= MAX_NEGATIVE {
+                        t.negative.clear();
+                    }
+                }
+                t.negative.insert(path, Instant::now());
                 Err(FsError::NotFound)
             }
             Err(e) => Err(e),

@@ -206,7 +206,8 @@ mod tests {
         (rd, data, metrics)
     }
 
-    #[tokio::test]
+    // Prefetch runs as spawned tasks, as in the daemon's multi-threaded runtime.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sequential_reads_grow_the_window_and_use_few_requests() {
         let len = 40 * BLOCK_SIZE;
         let (rd, data, metrics) = reader(len).await;
