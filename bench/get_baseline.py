@@ -7,7 +7,8 @@ server, with no filesystem in between. Run it with the lab venv's python (boto3)
 Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. HEADs the object, then fetches it as
 ranged GETs of --part bytes on --threads threads, each part read into one reused buffer per thread
 and discarded. Prints one JSON line: bytes, seconds (first GET to last byte, HEAD excluded),
-get_requests, threads, part, peak_rss_kib (ru_maxrss of this process).
+get_requests, threads, part, peak_rss_kib (ru_maxrss of this process), cpu_seconds (user+sys
+of this process during the GETs).
 """
 
 import argparse
@@ -78,10 +79,12 @@ def main():
             raise IOError(f"short read at {start}: {got} of {want} bytes")
         return got
 
+    cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(a.threads) as pool:
         total = sum(pool.map(fetch, range(0, size, part)))
     secs = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     if total != size:
         sys.exit(f"get_baseline: read {total} of {size} bytes")
     print(json.dumps({
@@ -90,7 +93,8 @@ def main():
         "get_requests": -(-size // part),
         "threads": a.threads,
         "part": part,
-        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kib": usage.ru_maxrss,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime - cpu0,
     }))
 
 

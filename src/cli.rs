@@ -174,7 +174,9 @@ impl MountArgs {
 /// Sets up `tracing`: level from `GEOMOUNT_LOG` (default `info`), to a file or stderr.
 pub fn init_logging(file: Option<&Path>, to_stderr: bool) -> Result<()> {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("GEOMOUNT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // fuser warns when its own unmount-on-drop finds the mount already gone: not news.
+    let filter = EnvFilter::try_from_env("GEOMOUNT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,fuser::session=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let res = match file {
         Some(p) => {

@@ -64,6 +64,8 @@ pub struct Fs {
     own: Ownership,
     handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
+    /// The listing each directory's last opendir served (shared with the namespace, not copied).
+    last_listing: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     next_fh: AtomicU64,
 }
 
@@ -91,6 +93,7 @@ impl Fs {
             own,
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
+            last_listing: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
     }
@@ -158,12 +161,26 @@ impl Fs {
         Ok(self.attr_of(&self.ns.get(ino)?))
     }
 
-    /// Snapshots a directory's entries for a stable `readdir` across calls.
-    pub async fn opendir(&self, ino: u64) -> Result<u64, FsError> {
+    /// Snapshots a directory's entries for a stable `readdir` across calls. `keep_cache` tells
+    /// the kernel it may reuse its cached entries: true only when the listing is the very one
+    /// served to the previous opendir (not refreshed since).
+    pub async fn opendir(&self, ino: u64) -> Result<Opened, FsError> {
         let entries = self.ns.list(ino).await?;
+        let keep_cache = {
+            let mut last = self.last_listing.lock();
+            let same = last
+                .get(&ino)
+                .is_some_and(|prev| Arc::ptr_eq(prev, &entries));
+            last.insert(ino, entries.clone());
+            same
+        };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dir_handles.lock().insert(fh, entries);
-        Ok(fh)
+        Ok(Opened {
+            fh,
+            keep_cache,
+            direct_io: false,
+        })
     }
 
     /// Entries from `offset` on, `.` and `..` first. Each carries the offset of the next one.
@@ -186,14 +203,16 @@ impl Fs {
             (ino, FileKind::Dir, ".".to_string()),
             (parent, FileKind::Dir, "..".to_string()),
         ];
-        let all = dots.into_iter().chain(entries.iter().filter(|e| !shadowed(e)).map(|e| {
-            let kind = if e.is_dir {
-                FileKind::Dir
-            } else {
-                FileKind::File
-            };
-            (e.ino, kind, e.name.clone())
-        }));
+        let all = dots
+            .into_iter()
+            .chain(entries.iter().filter(|e| !shadowed(e)).map(|e| {
+                let kind = if e.is_dir {
+                    FileKind::Dir
+                } else {
+                    FileKind::File
+                };
+                (e.ino, kind, e.name.clone())
+            }));
         Ok(all
             .enumerate()
             .skip(offset as usize)

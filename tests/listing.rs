@@ -114,3 +114,59 @@ fn keys_that_cannot_be_names_are_skipped() {
     assert_eq!(std::fs::read(m.join("dir/good.txt")).unwrap(), b"good");
     assert_eq!(m.stat("request_errors"), 0);
 }
+
+#[test]
+fn ownership_and_modes_are_as_configured() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Server::garage();
+    let prefix = unique_prefix("own");
+    server.put(&format!("{prefix}/d/f.txt"), b"f".to_vec());
+    let m = Mount::s3(
+        &server,
+        &prefix,
+        &[
+            "--uid",
+            "1234",
+            "--gid",
+            "5678",
+            "--file-mode",
+            "0640",
+            "--dir-mode",
+            "0750",
+        ],
+    );
+    let f = std::fs::metadata(m.join("d/f.txt")).unwrap();
+    assert_eq!((f.uid(), f.gid(), f.mode() & 0o7777), (1234, 5678, 0o640));
+    let d = std::fs::metadata(m.join("d")).unwrap();
+    assert_eq!((d.uid(), d.gid(), d.mode() & 0o7777), (1234, 5678, 0o750));
+    // Writes of every kind are refused with EROFS.
+    let erofs =
+        |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    erofs(std::fs::write(m.join("new.txt"), b"x"));
+    erofs(std::fs::create_dir(m.join("newdir")));
+    erofs(std::fs::remove_file(m.join("d/f.txt")));
+    erofs(std::fs::rename(m.join("d/f.txt"), m.join("d/g.txt")));
+    erofs(
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(m.join("d/f.txt"))
+            .map(drop),
+    );
+}
+
+#[test]
+fn listings_and_missing_names_refresh_after_the_metadata_ttl() {
+    let server = Server::garage();
+    let prefix = unique_prefix("ttl");
+    server.put(&format!("{prefix}/first.txt"), b"1".to_vec());
+    let m = Mount::s3(&server, &prefix, &["--metadata-ttl", "2s"]);
+    assert_eq!(names(m.path()), ["first.txt"]);
+    assert!(!m.join("later.txt").exists());
+    server.put(&format!("{prefix}/later.txt"), b"2".to_vec());
+    // Within the TTL both the listing and the missing name are served from the caches.
+    assert_eq!(names(m.path()), ["first.txt"]);
+    assert!(!m.join("later.txt").exists());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(names(m.path()), ["first.txt", "later.txt"]);
+    assert_eq!(std::fs::read(m.join("later.txt")).unwrap(), b"2");
+}

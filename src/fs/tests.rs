@@ -90,7 +90,7 @@ impl Env {
     }
 
     async fn readdir_all(&self, ino: u64) -> Vec<(u64, FileKind, String, u64)> {
-        let fh = self.fs.opendir(ino).await.unwrap();
+        let fh = self.fs.opendir(ino).await.unwrap().fh;
         let all = self.fs.readdir(ino, fh, 0).unwrap();
         self.fs.releasedir(fh);
         all
@@ -188,7 +188,7 @@ async fn unknown_inodes_and_handles_are_refused() {
         env.fs.read(o.fh, 0, 10).await,
         Err(FsError::BadHandle)
     ));
-    let dfh = env.fs.opendir(ROOT_INO).await.unwrap();
+    let dfh = env.fs.opendir(ROOT_INO).await.unwrap().fh;
     assert!(env.fs.readdir(ROOT_INO, dfh, 0).is_ok());
     env.fs.releasedir(dfh);
     assert!(matches!(
@@ -293,7 +293,7 @@ async fn readdir_resumes_at_every_offset() {
     let keys: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
     let pairs: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &b"x"[..])).collect();
     let env = Env::with(&pairs, LONG).await;
-    let fh = env.fs.opendir(ROOT_INO).await.unwrap();
+    let fh = env.fs.opendir(ROOT_INO).await.unwrap().fh;
     let full = env.fs.readdir(ROOT_INO, fh, 0).unwrap();
     assert_eq!(full.len(), 12);
     // Resuming at the offset carried by the 3rd entry gives everything after it.
@@ -314,7 +314,7 @@ async fn readdir_resumes_at_every_offset() {
 #[tokio::test]
 async fn an_open_directory_handle_is_a_stable_snapshot() {
     let env = Env::with(&[("a", b"1"), ("b", b"2")], SHORT).await;
-    let fh = env.fs.opendir(ROOT_INO).await.unwrap();
+    let fh = env.fs.opendir(ROOT_INO).await.unwrap().fh;
     let first = env.fs.readdir(ROOT_INO, fh, 0).unwrap();
     env.put("c", b"3").await;
     wait_ttl().await;
@@ -661,4 +661,22 @@ async fn the_stats_file_is_hidden_but_readable() {
     );
     env.fs.release(opened.fh);
     assert_eq!(env.fs.open_handles(), 0);
+}
+
+#[tokio::test]
+async fn opendir_keeps_the_kernel_cache_only_for_an_unchanged_listing() {
+    let env = Env::with(&[("a.txt", b"a")], SHORT).await;
+    assert!(
+        !env.fs.opendir(ROOT_INO).await.unwrap().keep_cache,
+        "first opendir"
+    );
+    assert!(
+        env.fs.opendir(ROOT_INO).await.unwrap().keep_cache,
+        "same listing"
+    );
+    wait_ttl().await;
+    assert!(
+        !env.fs.opendir(ROOT_INO).await.unwrap().keep_cache,
+        "listing refreshed after the TTL"
+    );
 }
