@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 lab/install.sh
 
 # A lab of our own, so concurrent runs never share servers.
-LAB_STATE=$(mktemp -d /tmp/geomount-lab.XXXXXX)
-export LAB_STATE
+run_dir=$(mktemp -d /tmp/geomount-test.XXXXXX)
+export LAB_STATE=$run_dir/lab
 cleanup() {
   lab/lab.sh stop || true
-  rm -rf "$LAB_STATE"
+  rm -rf "$run_dir"
 }
 trap cleanup EXIT INT TERM
 env_file=$(lab/lab.sh start)
