@@ -15,7 +15,7 @@ use tokio::runtime::Handle;
 use tracing::Instrument;
 
 use crate::error::FsError;
-use crate::fs::{Attr, FileKind, Fs};
+use crate::fs::{Attr, FileKind, Fs, Opened};
 
 /// Largest read the kernel may send (also the prefetch unit for small files).
 pub const MAX_READ: u32 = 1 << 20;
@@ -58,6 +58,18 @@ fn kind_of(k: FileKind) -> FileType {
         FileKind::Dir => FileType::Directory,
         FileKind::File => FileType::RegularFile,
     }
+}
+
+/// Kernel open flags for an [`Opened`], on top of `base`.
+fn fopen_flags(o: &Opened, base: FopenFlags) -> FopenFlags {
+    let mut f = base;
+    if o.keep_cache {
+        f |= FopenFlags::FOPEN_KEEP_CACHE;
+    }
+    if o.direct_io {
+        f |= FopenFlags::FOPEN_DIRECT_IO;
+    }
+    f
 }
 
 /// The one place errors leave the filesystem: logged once with their operation, then replied.
@@ -117,16 +129,7 @@ impl fuser::Filesystem for FuseAdapter {
         self.rt.spawn(
             async move {
                 match fs.open(ino.0, flags.0).await {
-                    Ok(o) => {
-                        let mut f = FopenFlags::empty();
-                        if o.keep_cache {
-                            f |= FopenFlags::FOPEN_KEEP_CACHE;
-                        }
-                        if o.direct_io {
-                            f |= FopenFlags::FOPEN_DIRECT_IO;
-                        }
-                        reply.opened(FileHandle(o.fh), f)
-                    }
+                    Ok(o) => reply.opened(FileHandle(o.fh), fopen_flags(&o, FopenFlags::empty())),
                     Err(e) => reply.error(errno("open", &e)),
                 }
             }
@@ -178,13 +181,10 @@ impl fuser::Filesystem for FuseAdapter {
         self.rt.spawn(
             async move {
                 match fs.opendir(ino.0).await {
-                    Ok(o) => {
-                        let mut f = FopenFlags::FOPEN_CACHE_DIR;
-                        if o.keep_cache {
-                            f |= FopenFlags::FOPEN_KEEP_CACHE;
-                        }
-                        reply.opened(FileHandle(o.fh), f)
-                    }
+                    Ok(o) => reply.opened(
+                        FileHandle(o.fh),
+                        fopen_flags(&o, FopenFlags::FOPEN_CACHE_DIR),
+                    ),
                     Err(e) => reply.error(errno("opendir", &e)),
                 }
             }
