@@ -55,11 +55,11 @@ if ((SMOKE)); then
 else
   SIZE_SPEC=${BENCH_SIZE:-1GiB} RUNS=${BENCH_RUNS:-3} WRITE=${WRITE:-1}
 fi
-CLIENTS=(${BENCH_CLIENTS:-geomount rclone-off rclone-full s3fs get-baseline})
+read -r -a CLIENTS <<<"${BENCH_CLIENTS:-geomount rclone-off rclone-full s3fs get-baseline}"
 BS=${BENCH_BS:-256K}
 GET_THREADS=${BENCH_GET_THREADS:-8}
 GET_PART=${BENCH_GET_PART:-8MiB}
-GEOMOUNT_ARGS=(${BENCH_GEOMOUNT_ARGS:-})
+read -r -a GEOMOUNT_ARGS <<<"${BENCH_GEOMOUNT_ARGS:-}"
 SERVER_CACHE=${BENCH_SERVER_CACHE:-warm}
 export LAB_STATE=${LAB_STATE:-/tmp/gm-lab-bench}
 
@@ -106,10 +106,10 @@ stop_daemon() {
     say "$CUR_NAME (pid $pid) still running after unmount; sending TERM"
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do pid_is "$pid" "$CUR_NAME" || break; sleep 0.1; done
-    pid_is "$pid" "$CUR_NAME" && kill -KILL "$pid" 2>/dev/null || true
+    if pid_is "$pid" "$CUR_NAME"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   wait "$pid" 2>/dev/null || true # reap it if it is our child (rclone, s3fs)
-  CUR_PID= CUR_NAME=
+  CUR_PID='' CUR_NAME=''
 }
 
 unmount_mp() {
@@ -141,7 +141,9 @@ trap 'exit 143' TERM
 # ------------------------------------------------------------------ build, lab, object
 say "building geomount (release)"
 cargo build --release --quiet
-GEOMOUNT=$ROOT/target/release/geomount
+# A private copy: a rebuild in the tree during the run must not change the binary between rounds.
+GEOMOUNT=$WORK/geomount
+cp "$ROOT/target/release/geomount" "$GEOMOUNT"
 
 lab/install.sh >/dev/null
 if env_file=$(lab/lab.sh env 2>/dev/null); then
@@ -150,7 +152,9 @@ else
   STARTED_LAB=1
   env_file=$(lab/lab.sh start)
 fi
-# shellcheck source=/dev/null
+# Defines GARAGE_ENDPOINT GARAGE_REGION GARAGE_KEY_ID GARAGE_SECRET GARAGE_BENCH_BUCKET GARAGE_PID
+# GARAGE_DIR LAB_VENV (lab/lab.sh).
+# shellcheck source=/dev/null disable=SC2153
 source "$env_file"
 PY=$LAB_VENV/bin/python
 GARAGE_BIN=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}/garage/bin/garage
@@ -244,13 +248,13 @@ EOF
 # rclone runs in the foreground as our background job (not --daemon), so its PID is known exactly.
 # It refuses AWS_CA_BUNDLE with a plain-http endpoint.
 mount_rclone() { # mount_rclone off|full
-  local extra=()
+  local cache_dir=()
   if [[ $1 == full ]]; then
     rm -rf "$WORK/rclone-cache"
-    extra=(--cache-dir "$WORK/rclone-cache")
+    cache_dir=(--cache-dir "$WORK/rclone-cache")
   fi
   env -u AWS_CA_BUNDLE rclone --config "$RCLONE_CONF" mount "garage:$BUCKET" "$MP" --read-only \
-    --vfs-cache-mode "$1" "${extra[@]}" --log-file "$WORK/logs/rclone-$1.log" </dev/null &
+    --vfs-cache-mode "$1" "${cache_dir[@]}" --log-file "$WORK/logs/rclone-$1.log" </dev/null &
   CUR_PID=$! CUR_NAME=rclone
   wait_mounted
 }
@@ -311,8 +315,9 @@ run_baseline() {
   "$PY" - "$out" <<'EOF' >"$WORK/logs/baseline.fields"
 import json, sys
 r = json.loads(sys.argv[1])
-print(r["seconds"], r["get_requests"], r["peak_rss_kib"], "%.2f" % r["cpu_seconds"])
+print("%.3f" % r["seconds"], r["get_requests"], r["peak_rss_kib"], "%.2f" % r["cpu_seconds"])
 EOF
+  local wall gets rss ccpu
   read -r wall gets rss ccpu <"$WORK/logs/baseline.fields"
   record get-baseline "$round" "$wall" "$gets" "$rss" "$ccpu" "$gcpu" - "$out"
 }
@@ -345,14 +350,16 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ report
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || git_rev+=" (with uncommitted changes)"
+if [[ -n $(git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+  git_rev+=" + uncommitted changes to src (diff sha256 $(git diff HEAD -- src Cargo.toml Cargo.lock | sha256sum | cut -c1-12))"
+fi
 cmd="bench/seq_read.sh"
 ((${#ARGS[@]} == 0)) || cmd+=" ${ARGS[*]}"
 for v in BENCH_SIZE BENCH_RUNS BENCH_CLIENTS BENCH_BS BENCH_GET_THREADS BENCH_GET_PART BENCH_GEOMOUNT_ARGS BENCH_SERVER_CACHE; do
   [[ -z ${!v:-} ]] || cmd="$v='${!v}' $cmd"
 done
-export BM_DATE BM_CMD BM_GIT BM_LOAD_BEFORE=$LOAD_BEFORE BM_LOAD_AFTER=$LOAD_AFTER
-BM_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') BM_CMD=$cmd BM_GIT=$git_rev
+export BM_DATE BM_COMMAND BM_GIT BM_LOAD_BEFORE=$LOAD_BEFORE BM_LOAD_AFTER=$LOAD_AFTER
+BM_DATE=$(date -u '+%Y-%m-%d %H:%M UTC') BM_COMMAND=$cmd BM_GIT=$git_rev
 BM_SIZE=$SIZE BM_RUNS=$RUNS BM_BS=$BS BM_GET_THREADS=$GET_THREADS BM_GET_PART=$GET_PART \
   BM_GEOMOUNT_ARGS="${GEOMOUNT_ARGS[*]:-}" BM_SERVER_CACHE=$SERVER_CACHE \
   BM_NPROC=$(nproc) BM_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1) \

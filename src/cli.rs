@@ -215,6 +215,7 @@ fn demo(mountpoint: Option<PathBuf>, opts: &MountOptions) -> Result<()> {
         "geomount demo: sample data from {} mounted at {m}",
         data.display()
     );
+    print!("{}", crate::demo::describe());
     println!("Try:");
     println!("  ls -l {m} {m}/*");
     println!("  gdalinfo {m}/cog/T2_1979-10-01.tif");
