@@ -62,6 +62,8 @@ pub struct Fs {
     budget: PrefetchBudget,
     metrics: Arc<Metrics>,
     own: Ownership,
+    /// Directories have no time of their own in an object store: they show the mount time.
+    mounted_at: SystemTime,
     handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     /// The listing each directory's last opendir served (shared with the namespace, not copied).
@@ -91,6 +93,7 @@ impl Fs {
             budget: PrefetchBudget::for_cache(cache_bytes),
             metrics,
             own,
+            mounted_at: SystemTime::now(),
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             last_listing: Mutex::new(HashMap::new()),
@@ -114,7 +117,7 @@ impl Fs {
                 ino: info.ino,
                 kind: FileKind::Dir,
                 size: 4096,
-                mtime: SystemTime::UNIX_EPOCH,
+                mtime: self.mounted_at,
                 perm: self.own.dir_mode,
                 nlink: 2,
                 uid: self.own.uid,
