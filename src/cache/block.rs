@@ -3,6 +3,7 @@
 //! it once (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose
 //! result every waiting block shares.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use futures::future::{Shared, join_all};
 use moka::future::Cache;
+use parking_lot::Mutex;
 
 use crate::error::FsError;
 use crate::metrics::Metrics;
@@ -46,9 +48,20 @@ struct BlockKey {
 
 type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Bytes, FsError>>>;
 
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("bytes", &self.cache.weighted_size())
+            .field("inflight", &self.inflight.lock().len())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 pub struct BlockCache {
     cache: Cache<BlockKey, Bytes>,
+    /// Blocks a prefetch run is fetching right now.
+    inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
 }
@@ -64,6 +77,7 @@ impl BlockCache {
             .build();
         Self {
             cache,
+            inflight: Arc::new(Mutex::new(HashMap::new())),
             backend,
             metrics,
         }
@@ -77,8 +91,10 @@ impl BlockCache {
         }
     }
 
+    /// Cached, or being fetched by a run.
     pub fn contains(&self, obj: &ObjectRef, index: u64) -> bool {
-        self.cache.contains_key(&Self::key(obj, index))
+        let key = Self::key(obj, index);
+        self.cache.contains_key(&key) || self.inflight.lock().contains_key(&key)
     }
 
     /// Bytes `range` of `obj` (clamped to its size), from cached blocks, fetching missing ones.
@@ -106,12 +122,18 @@ impl BlockCache {
         Ok(out.freeze())
     }
 
-    /// One block, fetched once however many readers miss it at the same time.
+    /// One block, fetched once however many readers miss it at the same time: a block that a
+    /// prefetch run is already fetching is awaited from that run, not requested again.
     pub async fn block(&self, obj: &ObjectRef, index: u64) -> Result<Bytes, FsError> {
         let key = Self::key(obj, index);
         if let Some(b) = self.cache.get(&key).await {
             Metrics::inc(&self.metrics.block_hits);
             return Ok(b);
+        }
+        let pending = self.inflight.lock().get(&key).cloned();
+        if let Some(p) = pending {
+            Metrics::inc(&self.metrics.block_hits);
+            return p.slice().await;
         }
         Metrics::inc(&self.metrics.block_misses);
         let range = obj.block_range(index);
@@ -127,14 +149,17 @@ impl BlockCache {
             .map_err(|e| (*e).clone())
     }
 
-    /// Fetches blocks `first..first+count` with one ranged GET and caches each of them. A block
-    /// already being fetched by someone else is not fetched twice: its waiters share one result.
-    pub async fn fetch_run(&self, obj: &ObjectRef, first: u64, count: u64) -> Result<(), FsError> {
+    /// Starts fetching blocks `first..first+count` with one ranged GET. The blocks are
+    /// registered as in flight before this returns, so readers arriving meanwhile wait for this
+    /// run instead of fetching again; the returned future drives the GET and caches each block.
+    pub fn start_run(
+        &self,
+        obj: &ObjectRef,
+        first: u64,
+        count: u64,
+    ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
         let start = first * BLOCK_SIZE;
-        let end = ((first + count) * BLOCK_SIZE).min(obj.size);
-        if start >= end {
-            return Ok(());
-        }
+        let end = ((first + count) * BLOCK_SIZE).min(obj.size).max(start);
         let backend = self.backend.clone();
         let obj2 = obj.clone();
         let run: RunFuture = async move {
@@ -144,25 +169,63 @@ impl BlockCache {
         }
         .boxed()
         .shared();
-        let waits = (first..first + count).map(|i| {
-            let run = run.clone();
-            let from = ((i * BLOCK_SIZE) - start) as usize;
-            let to = (((i + 1) * BLOCK_SIZE).min(end) - start) as usize;
-            self.cache.try_get_with(Self::key(obj, i), async move {
-                let all = run.await?;
-                if to > all.len() {
-                    return Err(FsError::Remote(format!(
-                        "short read: wanted {to} bytes, server sent {}",
-                        all.len()
-                    )));
-                }
-                Ok::<_, FsError>(all.slice(from..to))
+        let parts: Vec<(BlockKey, Pending)> = (first..first + count)
+            .filter(|i| i * BLOCK_SIZE < end)
+            .map(|i| {
+                let pending = Pending {
+                    run: run.clone(),
+                    from: (i * BLOCK_SIZE - start) as usize,
+                    to: (((i + 1) * BLOCK_SIZE).min(end) - start) as usize,
+                };
+                (Self::key(obj, i), pending)
             })
-        });
-        for r in join_all(waits).await {
-            r.map_err(|e| (*e).clone())?;
+            .collect();
+        {
+            let mut inflight = self.inflight.lock();
+            for (k, p) in &parts {
+                inflight.entry(k.clone()).or_insert_with(|| p.clone());
+            }
         }
-        Ok(())
+        let cache = self.cache.clone();
+        let inflight = self.inflight.clone();
+        async move {
+            let res = run.await;
+            for (k, p) in parts {
+                if let Ok(all) = &res
+                    && p.to <= all.len()
+                {
+                    cache.insert(k.clone(), all.slice(p.from..p.to)).await;
+                }
+                let mut map = inflight.lock();
+                // Only remove our own registration, not a later run's for the same block.
+                if map.get(&k).is_some_and(|q| q.run.ptr_eq(&p.run)) {
+                    map.remove(&k);
+                }
+            }
+            res.map(drop)
+        }
+    }
+}
+
+/// A block being fetched as part of a run: where it lies in the run's bytes.
+#[derive(Clone)]
+struct Pending {
+    run: RunFuture,
+    from: usize,
+    to: usize,
+}
+
+impl Pending {
+    async fn slice(self) -> Result<Bytes, FsError> {
+        let all = self.run.await?;
+        if self.to > all.len() {
+            return Err(FsError::Remote(format!(
+                "short read: wanted {} bytes, server sent {}",
+                self.to,
+                all.len()
+            )));
+        }
+        Ok(all.slice(self.from..self.to))
     }
 }
 
@@ -235,7 +298,7 @@ mod tests {
     async fn a_run_is_one_get_and_fills_every_block() {
         let len = (4 * BLOCK_SIZE) as usize;
         let (cache, obj, data, metrics) = setup(len).await;
-        cache.fetch_run(&obj, 0, 4).await.unwrap();
+        cache.start_run(&obj, 0, 4).await.unwrap();
         assert_eq!(metrics.get_requests.load(Relaxed), 1);
         for i in 0..4 {
             assert!(cache.contains(&obj, i));
@@ -243,5 +306,23 @@ mod tests {
         let got = cache.read(&obj, 0..len as u64).await.unwrap();
         assert_eq!(&got[..], &data[..]);
         assert_eq!(metrics.get_requests.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_of_a_block_in_flight_waits_for_the_run() {
+        let len = (4 * BLOCK_SIZE) as usize;
+        let (cache, obj, data, metrics) = setup(len).await;
+        // The run is registered before it is polled: the read must not issue its own GET.
+        let run = cache.start_run(&obj, 0, 4);
+        assert!(cache.contains(&obj, 2));
+        let (r, got) = tokio::join!(run, cache.read(&obj, 2 * BLOCK_SIZE..2 * BLOCK_SIZE + 10));
+        r.unwrap();
+        let b = 2 * BLOCK_SIZE as usize;
+        assert_eq!(&got.unwrap()[..], &data[b..b + 10]);
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        assert!(
+            cache.inflight.lock().is_empty(),
+            "finished runs leave no registration"
+        );
     }
 }

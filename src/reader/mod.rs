@@ -164,11 +164,11 @@ impl FileReader {
             return;
         };
         Metrics::inc(&self.metrics.prefetch_requests);
-        let cache = self.cache.clone();
-        let obj = self.obj.clone();
+        let run = self.cache.start_run(&self.obj, first, count);
+        let key = self.obj.key.clone();
         tokio::spawn(async move {
-            if let Err(e) = cache.fetch_run(&obj, first, count).await {
-                tracing::debug!(key = %obj.key, first, count, error = %e, "prefetch failed");
+            if let Err(e) = run.await {
+                tracing::debug!(%key, first, count, error = %e, "prefetch failed");
             }
             drop(permit);
         });
