@@ -329,3 +329,24 @@ pub fn unmount(mp: &Path) -> Result<()> {
         _ => bail!("cannot unmount {}: {err}", mp.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_octal_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), b"/tmp/a b");
+        assert_eq!(unescape_mountinfo(r"/x\011y\134z"), b"/x\ty\\z");
+        assert_eq!(unescape_mountinfo(r"/plain"), b"/plain");
+        assert_eq!(unescape_mountinfo(r"/trailing\04"), br"/trailing\04");
+    }
+
+    #[test]
+    fn a_plain_directory_is_not_a_mount_point_and_cannot_be_unmounted() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mounted(dir.path()).unwrap());
+        let err = unmount(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not mounted"), "{err}");
+    }
+}
