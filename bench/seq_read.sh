@@ -21,6 +21,9 @@
 #   BENCH_SERVER_CACHE   warm (default): after dropping the page cache, re-read Garage's data dir
 #                   so only the client side is cold (Garage's disk is not what is measured); cold:
 #                   leave Garage's data out of the page cache too
+#   BENCH_REV       build and measure this commit (git archive, no checkout) instead of the
+#                   working tree; its build dir is BENCH_TARGET_DIR (default
+#                   ~/.cache/geomount-bench/target, so later runs only rebuild geomount itself)
 #   BENCH_KEEP_WORK=1    keep the work directory (logs, raw results) for inspection
 #   LAB_STATE       lab state dir (default /tmp/gm-lab-bench); a lab already running there is
 #                   reused and left running, otherwise it is started and stopped here
@@ -62,6 +65,7 @@ GET_PART=${BENCH_GET_PART:-8MiB}
 read -r -a GEOMOUNT_ARGS <<<"${BENCH_GEOMOUNT_ARGS:-}"
 SERVER_CACHE=${BENCH_SERVER_CACHE:-warm}
 export LAB_STATE=${LAB_STATE:-/tmp/gm-lab-bench}
+BENCH_TARGET_DIR=${BENCH_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/geomount-bench/target}
 
 to_bytes() {
   local s=$1 n unit
@@ -139,11 +143,25 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ build, lab, object
-say "building geomount (release)"
-cargo build --release --quiet
-# A private copy: a rebuild in the tree during the run must not change the binary between rounds.
+# A private copy of the binary: a rebuild in the tree during the run must not change it between rounds.
 GEOMOUNT=$WORK/geomount
-cp "$ROOT/target/release/geomount" "$GEOMOUNT"
+if [[ -n ${BENCH_REV:-} ]]; then
+  rev=$(git rev-parse --verify --quiet "$BENCH_REV^{commit}") || die "BENCH_REV '$BENCH_REV' is not a commit"
+  git_rev=$(git rev-parse --short "$rev")
+  say "building geomount $git_rev (release, from git archive; target dir $BENCH_TARGET_DIR)"
+  mkdir -p "$WORK/src"
+  git archive "$rev" | tar -x -C "$WORK/src"
+  CARGO_TARGET_DIR=$BENCH_TARGET_DIR cargo build --release --quiet --manifest-path "$WORK/src/Cargo.toml"
+  cp "$BENCH_TARGET_DIR/release/geomount" "$GEOMOUNT"
+else
+  git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [[ -n $(git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+    git_rev+=" + uncommitted changes to src (diff sha256 $(git diff HEAD -- src Cargo.toml Cargo.lock | sha256sum | cut -c1-12))"
+  fi
+  say "building geomount (release, working tree: $git_rev)"
+  cargo build --release --quiet
+  cp "$ROOT/target/release/geomount" "$GEOMOUNT"
+fi
 
 lab/install.sh >/dev/null
 if env_file=$(lab/lab.sh env 2>/dev/null); then
@@ -154,8 +172,9 @@ else
 fi
 # Defines GARAGE_ENDPOINT GARAGE_REGION GARAGE_KEY_ID GARAGE_SECRET GARAGE_BENCH_BUCKET GARAGE_PID
 # GARAGE_DIR LAB_VENV (lab/lab.sh).
-# shellcheck source=/dev/null disable=SC2153
+# shellcheck source=/dev/null
 source "$env_file"
+GARAGE_DIR=${GARAGE_DIR:?} GARAGE_PID=${GARAGE_PID:?}
 PY=$LAB_VENV/bin/python
 GARAGE_BIN=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}/garage/bin/garage
 BUCKET=$GARAGE_BENCH_BUCKET
@@ -192,8 +211,8 @@ drop_caches() {
 timed_read() {
   local out tm
   out=$WORK/logs/dd.out tm=$WORK/logs/dd.time
-  TIMEFORMAT='%R %U %S'
-  { time timeout 900 dd if="$1" of=/dev/null bs="$BS" 2>"$out"; } 2>"$tm" \
+  # A subshell, so that a trap firing meanwhile does not inherit the 2>"$tm" redirection.
+  (TIMEFORMAT='%R %U %S' && time timeout 900 dd if="$1" of=/dev/null bs="$BS" 2>"$out") 2>"$tm" \
     || { cat "$out" >&2; die "reading $1 failed"; }
   read -r READ_WALL u s <"$tm"
   READ_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f", u + s}')
@@ -273,7 +292,7 @@ mount_s3fs() { # defaults (no use_cache): streams from S3; SigV4 with the Garage
 # in the same mount). Client CPU and peak RSS are the daemon's, read just before unmounting; for
 # geomount the cold CPU is taken before the warm re-read and the GET count is its own counter.
 run_mounted() {
-  local client=$1 round=$2 log0 g0 gets rss ccpu gcpu wall rcpu extra='{}' stats
+  local client=$1 round=$2 log0 g0 gets rss ccpu gcpu wall rcpu extra='{}' stats stats_warm warm_rows=()
   drop_caches
   case $client in
     geomount) mount_geomount ;;
@@ -290,18 +309,26 @@ run_mounted() {
     stats=$(tr -d ' \n' <"$MP/.geomount-stats")
     extra="{\"stats\":$stats}"
     gets=$(grep -o '"get_requests":[0-9]*' <<<"$stats" | cut -d: -f2)
-    # Warm: a second read of the same file in the same mount.
-    local wlog0 wg0
-    wlog0=$(garage_log_pos) wg0=$(cpu_ticks "$GARAGE_PID")
-    timed_read "$MP/$KEY"
-    record geomount-warm "$round" "$READ_WALL" "$(garage_gets_since "$wlog0")" \
-      "$(vmhwm_kib "$CUR_PID")" "$(ticks_s "$(cpu_ticks "$CUR_PID")")" \
-      "$(ticks_s $(($(cpu_ticks "$GARAGE_PID") - wg0)))" "$READ_CPU"
+    # Warm: a second read of the same file in the same mount (the target), then a third.
+    local wlog0 wg0 warm
+    for warm in geomount-warm geomount-warm3; do
+      wlog0=$(garage_log_pos) wg0=$(cpu_ticks "$GARAGE_PID")
+      timed_read "$MP/$KEY"
+      warm_rows+=("$warm $round $READ_WALL $(garage_gets_since "$wlog0") $(vmhwm_kib "$CUR_PID") \
+$(ticks_s "$(cpu_ticks "$CUR_PID")") $(ticks_s $(($(cpu_ticks "$GARAGE_PID") - wg0))) $READ_CPU")
+    done
+    stats_warm=$(tr -d ' \n' <"$MP/.geomount-stats")
+    extra="{\"stats\":$stats,\"stats_after_warm\":$stats_warm}"
   fi
   rss=$(vmhwm_kib "$CUR_PID")
   unmount_mp
   [[ $client == geomount ]] || gets=$(garage_gets_since "$log0")
   record "$client" "$round" "$wall" "$gets" "$rss" "$ccpu" "$gcpu" "$rcpu" "$extra"
+  local row
+  for row in "${warm_rows[@]}"; do
+    # shellcheck disable=SC2086 # space-separated fields, none empty
+    record $row
+  done
 }
 
 run_baseline() {
@@ -322,12 +349,14 @@ EOF
   record get-baseline "$round" "$wall" "$gets" "$rss" "$ccpu" "$gcpu" - "$out"
 }
 
+# run_local ROUND: the local copy read cold (page cache dropped), which also puts it in the page
+# cache, then read again: the second read, as geomount's warm re-read is (the page LRU treats a
+# second touch differently from later ones, so both sides are compared at the same touch).
 run_local() {
   local round=$1
   drop_caches
   timed_read "$LOCAL"
   record local-disk "$round" "$READ_WALL" - - - - "$READ_CPU"
-  cat "$LOCAL" >/dev/null # now in the page cache
   timed_read "$LOCAL"
   record local-pagecache "$round" "$READ_WALL" - - - - "$READ_CPU"
 }
@@ -349,13 +378,9 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ------------------------------------------------------------------ report
-git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-  git_rev+=" + uncommitted changes to src (diff sha256 $(git diff HEAD -- src Cargo.toml Cargo.lock | sha256sum | cut -c1-12))"
-fi
 cmd="bench/seq_read.sh"
 ((${#ARGS[@]} == 0)) || cmd+=" ${ARGS[*]}"
-for v in BENCH_SIZE BENCH_RUNS BENCH_CLIENTS BENCH_BS BENCH_GET_THREADS BENCH_GET_PART BENCH_GEOMOUNT_ARGS BENCH_SERVER_CACHE; do
+for v in BENCH_REV BENCH_SIZE BENCH_RUNS BENCH_CLIENTS BENCH_BS BENCH_GET_THREADS BENCH_GET_PART BENCH_GEOMOUNT_ARGS BENCH_SERVER_CACHE; do
   [[ -z ${!v:-} ]] || cmd="$v='${!v}' $cmd"
 done
 export BM_DATE BM_COMMAND BM_GIT BM_LOAD_BEFORE=$LOAD_BEFORE BM_LOAD_AFTER=$LOAD_AFTER
@@ -364,9 +389,9 @@ BM_SIZE=$SIZE BM_RUNS=$RUNS BM_BS=$BS BM_GET_THREADS=$GET_THREADS BM_GET_PART=$G
   BM_GEOMOUNT_ARGS="${GEOMOUNT_ARGS[*]:-}" BM_SERVER_CACHE=$SERVER_CACHE \
   BM_NPROC=$(nproc) BM_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1) \
   BM_MEMORY=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) \
-  BM_KERNEL=$(uname -r) BM_GEOMOUNT="$("$GEOMOUNT" --version) @ $git_rev" \
+  BM_KERNEL=$(uname -r) BM_GEOMOUNT="$("$GEOMOUNT" --version | sed "s/^geomount //") @ $git_rev" \
   BM_RCLONE=$(rclone version 2>/dev/null | head -n 1) BM_S3FS=$(s3fs --version 2>/dev/null | head -n 1) \
-  BM_GARAGE=$("$GARAGE_BIN" --version 2>/dev/null | head -n 1) \
+  BM_GARAGE=$("$GARAGE_BIN" --version 2>/dev/null | head -n 1 | sed "s/^garage //") \
   BM_PYTHON=$("$PY" -c 'import sys, boto3; print("Python %s, boto3 %s" % (sys.version.split()[0], boto3.__version__))') \
   "$PY" -c 'import json, os, sys
 m = {k[3:].lower(): v for k, v in os.environ.items() if k.startswith("BM_")}
