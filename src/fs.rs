@@ -15,6 +15,7 @@ use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::namespace::{DirEntry, Namespace, NodeInfo, NodeKind, ROOT_INO};
 use crate::reader::{FileReader, PrefetchBudget};
+use crate::rope::Rope;
 use crate::store::Backend;
 
 /// The hidden, read-only stats file at the mount root (not listed by `readdir`).
@@ -268,13 +269,13 @@ impl Fs {
         })
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Rope, FsError> {
         let reader = match self.handles.lock().get(&fh) {
             Some(Handle::File(r)) => r.clone(),
             Some(Handle::Stats(b)) => {
                 let start = (offset as usize).min(b.len());
                 let end = (start + size as usize).min(b.len());
-                return Ok(b.slice(start..end));
+                return Ok(b.slice(start..end).into());
             }
             None => return Err(FsError::BadHandle),
         };

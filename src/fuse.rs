@@ -60,6 +60,12 @@ fn kind_of(k: FileKind) -> FileType {
     }
 }
 
+thread_local! {
+    /// Where a read made of several pieces is joined for the reply: reused per thread, so the
+    /// join touches warm memory (at most `MAX_READ` bytes).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Kernel open flags for an [`Opened`], on top of `base`.
 fn fopen_flags(o: &Opened, base: FopenFlags) -> FopenFlags {
     let mut f = base;
@@ -153,7 +159,9 @@ impl fuser::Filesystem for FuseAdapter {
         self.rt.spawn(
             async move {
                 match fs.read(fh.0, offset, size).await {
-                    Ok(d) => reply.data(&d),
+                    Ok(d) => {
+                        SCRATCH.with_borrow_mut(|buf| d.with_contiguous(buf, |b| reply.data(b)))
+                    }
                     Err(e) => reply.error(errno("read", &e)),
                 }
             }

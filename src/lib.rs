@@ -15,4 +15,5 @@ pub mod fuse;
 pub mod metrics;
 pub mod namespace;
 pub mod reader;
+pub mod rope;
 pub mod store;

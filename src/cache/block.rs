@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use futures::future::{Shared, join_all};
 use moka::future::Cache;
@@ -15,6 +14,7 @@ use parking_lot::Mutex;
 
 use crate::error::FsError;
 use crate::metrics::Metrics;
+use crate::rope::Rope;
 use crate::store::Backend;
 
 /// Size of one cached block. Reads and prefetch runs are made of whole blocks.
@@ -46,7 +46,7 @@ struct BlockKey {
     index: u64,
 }
 
-type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Bytes, FsError>>>;
+type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Rope, FsError>>>;
 
 impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +59,7 @@ impl std::fmt::Debug for BlockCache {
 
 #[derive(Clone)]
 pub struct BlockCache {
-    cache: Cache<BlockKey, Bytes>,
+    cache: Cache<BlockKey, Rope>,
     /// Blocks a prefetch run is fetching right now.
     inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
     backend: Arc<dyn Backend>,
@@ -71,8 +71,9 @@ impl BlockCache {
     pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)
-            .weigher(|_k: &BlockKey, v: &Bytes| -> u32 {
-                (v.len() as u64 + 128).min(u32::MAX as u64) as u32
+            .weigher(|_k: &BlockKey, v: &Rope| -> u32 {
+                let overhead = 128 + 32 * v.parts().len() as u64;
+                (v.len() as u64 + overhead).min(u32::MAX as u64) as u32
             })
             .build();
         Self {
@@ -98,33 +99,28 @@ impl BlockCache {
     }
 
     /// Bytes `range` of `obj` (clamped to its size), from cached blocks, fetching missing ones.
-    pub async fn read(&self, obj: &ObjectRef, range: Range<u64>) -> Result<Bytes, FsError> {
+    /// The result shares the cached pieces: nothing is copied.
+    pub async fn read(&self, obj: &ObjectRef, range: Range<u64>) -> Result<Rope, FsError> {
         let end = range.end.min(obj.size);
         if range.start >= end {
-            return Ok(Bytes::new());
+            return Ok(Rope::default());
         }
         let first = range.start / BLOCK_SIZE;
         let last = (end - 1) / BLOCK_SIZE;
-        if first == last {
-            let block = self.block(obj, first).await?;
-            let base = first * BLOCK_SIZE;
-            return Ok(block.slice((range.start - base) as usize..(end - base) as usize));
-        }
         let blocks = join_all((first..=last).map(|i| self.block(obj, i))).await;
-        let mut out = BytesMut::with_capacity((end - range.start) as usize);
+        let mut out = Rope::default();
         for (i, block) in (first..=last).zip(blocks) {
-            let block = block?;
             let base = i * BLOCK_SIZE;
             let from = range.start.saturating_sub(base) as usize;
-            let to = ((end - base) as usize).min(block.len());
-            out.extend_from_slice(&block[from..to]);
+            let to = (end - base) as usize;
+            out.append(block?.slice(from..to));
         }
-        Ok(out.freeze())
+        Ok(out)
     }
 
     /// One block, fetched once however many readers miss it at the same time: a block that a
     /// prefetch run is already fetching is awaited from that run, not requested again.
-    pub async fn block(&self, obj: &ObjectRef, index: u64) -> Result<Bytes, FsError> {
+    pub async fn block(&self, obj: &ObjectRef, index: u64) -> Result<Rope, FsError> {
         let key = Self::key(obj, index);
         if let Some(b) = self.cache.get(&key).await {
             Metrics::inc(&self.metrics.block_hits);
@@ -216,7 +212,7 @@ struct Pending {
 }
 
 impl Pending {
-    async fn slice(self) -> Result<Bytes, FsError> {
+    async fn slice(self) -> Result<Rope, FsError> {
         let all = self.run.await?;
         if self.to > all.len() {
             return Err(FsError::Remote(format!(
@@ -272,7 +268,7 @@ mod tests {
             (0, len as u64),
             (len as u64 - 3, len as u64 + 100),
         ] {
-            let got = cache.read(&obj, a..b).await.unwrap();
+            let got = cache.read(&obj, a..b).await.unwrap().to_bytes();
             assert_eq!(&got[..], &data[a as usize..(b as usize).min(len)]);
         }
         assert!(
@@ -280,6 +276,7 @@ mod tests {
                 .read(&obj, len as u64..len as u64 + 5)
                 .await
                 .unwrap()
+                .to_bytes()
                 .is_empty()
         );
     }
@@ -303,7 +300,7 @@ mod tests {
         for i in 0..4 {
             assert!(cache.contains(&obj, i));
         }
-        let got = cache.read(&obj, 0..len as u64).await.unwrap();
+        let got = cache.read(&obj, 0..len as u64).await.unwrap().to_bytes();
         assert_eq!(&got[..], &data[..]);
         assert_eq!(metrics.get_requests.load(Relaxed), 1);
     }
@@ -318,7 +315,7 @@ mod tests {
         let (r, got) = tokio::join!(run, cache.read(&obj, 2 * BLOCK_SIZE..2 * BLOCK_SIZE + 10));
         r.unwrap();
         let b = 2 * BLOCK_SIZE as usize;
-        assert_eq!(&got.unwrap()[..], &data[b..b + 10]);
+        assert_eq!(&got.unwrap().to_bytes()[..], &data[b..b + 10]);
         assert_eq!(metrics.get_requests.load(Relaxed), 1);
         assert!(
             cache.inflight.lock().is_empty(),

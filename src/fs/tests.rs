@@ -102,7 +102,7 @@ impl Env {
         let mut pos = off;
         while pos < off + len {
             let want = chunk.min((off + len - pos) as u32);
-            let got = self.fs.read(fh, pos, want).await.unwrap();
+            let got = self.fs.read(fh, pos, want).await.unwrap().to_bytes();
             if got.is_empty() {
                 break;
             }
@@ -180,7 +180,10 @@ async fn unknown_inodes_and_handles_are_refused() {
 
     // A released handle is gone.
     let (_, o) = env.open("a").await;
-    assert_eq!(&env.fs.read(o.fh, 0, 10).await.unwrap()[..], b"abc");
+    assert_eq!(
+        &env.fs.read(o.fh, 0, 10).await.unwrap().to_bytes()[..],
+        b"abc"
+    );
     assert_eq!(env.fs.open_handles(), 1);
     env.fs.release(o.fh);
     assert_eq!(env.fs.open_handles(), 0);
@@ -384,7 +387,12 @@ async fn whole_and_range_reads_equal_the_source() {
         let len = n as u64;
 
         // In one call, asking for more than there is.
-        let whole = env.fs.read(o.fh, 0, n as u32 + 4096).await.unwrap();
+        let whole = env
+            .fs
+            .read(o.fh, 0, n as u32 + 4096)
+            .await
+            .unwrap()
+            .to_bytes();
         assert_eq!(whole.len(), n, "size {n}");
         assert!(whole[..] == data[..], "whole read of size {n}");
 
@@ -409,7 +417,7 @@ async fn whole_and_range_reads_equal_the_source() {
             ]);
         }
         for (off, l) in ranges {
-            let got = env.fs.read(o.fh, off, l as u32).await.unwrap();
+            let got = env.fs.read(o.fh, off, l as u32).await.unwrap().to_bytes();
             assert!(
                 got[..] == *expected(&data, off, l),
                 "size {n}: range {off}+{l} gave {} bytes",
@@ -420,12 +428,17 @@ async fn whole_and_range_reads_equal_the_source() {
         // At and past EOF: empty.
         for off in [len, len + 1, len + 4096, len + 10 * BLOCK_SIZE] {
             assert!(
-                env.fs.read(o.fh, off, 4096).await.unwrap().is_empty(),
+                env.fs
+                    .read(o.fh, off, 4096)
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .is_empty(),
                 "size {n}: read at {off}"
             );
         }
         // A zero-length read is empty too.
-        assert!(env.fs.read(o.fh, 0, 0).await.unwrap().is_empty());
+        assert!(env.fs.read(o.fh, 0, 0).await.unwrap().to_bytes().is_empty());
         if n == 0 {
             assert_eq!(env.gets(), gets_before, "an empty file needs no GET");
         }
@@ -450,7 +463,7 @@ async fn a_thousand_random_reads_equal_the_source() {
             1 => rng.random_range(1..3 * MIB as u32),
             _ => rng.random_range(1..140_000),
         };
-        let got = env.fs.read(o.fh, off, len).await.unwrap();
+        let got = env.fs.read(o.fh, off, len).await.unwrap().to_bytes();
         assert!(
             got[..] == *expected(&data, off, len as u64),
             "read {i}: {off}+{len} gave {} bytes",
@@ -458,10 +471,10 @@ async fn a_thousand_random_reads_equal_the_source() {
         );
     }
     // Everything is cached now: a whole read makes no GET.
-    let whole = env.fs.read(o.fh, 0, n as u32).await.unwrap();
+    let whole = env.fs.read(o.fh, 0, n as u32).await.unwrap().to_bytes();
     assert!(whole[..] == data[..]);
     let gets = env.gets();
-    let whole = env.fs.read(o.fh, 0, n as u32).await.unwrap();
+    let whole = env.fs.read(o.fh, 0, n as u32).await.unwrap().to_bytes();
     assert!(whole[..] == data[..]);
     assert_eq!(env.gets(), gets);
     assert!(env.metrics.bytes_read.load(Relaxed) > 0);
@@ -477,12 +490,17 @@ async fn two_handles_on_one_file_read_independently() {
     assert_ne!(o1.fh, o2.fh);
     assert!(!o1.keep_cache);
     assert!(o2.keep_cache, "same ETag as the previous open");
-    let a = env.fs.read(o1.fh, MIB + 5, 1000).await.unwrap();
-    let b = env.fs.read(o2.fh, 5, 1000).await.unwrap();
+    let a = env.fs.read(o1.fh, MIB + 5, 1000).await.unwrap().to_bytes();
+    let b = env.fs.read(o2.fh, 5, 1000).await.unwrap().to_bytes();
     assert!(a[..] == data[MIB as usize + 5..MIB as usize + 1005]);
     assert!(b[..] == data[5..1005]);
     env.fs.release(o1.fh);
-    let c = env.fs.read(o2.fh, n as u64 - 10, 100).await.unwrap();
+    let c = env
+        .fs
+        .read(o2.fh, n as u64 - 10, 100)
+        .await
+        .unwrap()
+        .to_bytes();
     assert!(c[..] == data[n - 10..]);
 }
 
@@ -511,7 +529,10 @@ async fn opening_for_writing_is_refused_with_erofs() {
         .open(f.ino, libc::O_RDONLY | libc::O_NONBLOCK)
         .await
         .unwrap();
-    assert_eq!(&env.fs.read(o.fh, 0, 100).await.unwrap()[..], b"data");
+    assert_eq!(
+        &env.fs.read(o.fh, 0, 100).await.unwrap().to_bytes()[..],
+        b"data"
+    );
 }
 
 #[tokio::test]
@@ -521,7 +542,7 @@ async fn a_replaced_object_fails_with_estale_and_never_mixes_versions() {
     let v2 = bytes(n, 2);
     let env = Env::with(&[("f", &v1)], SHORT).await;
     let (_, o) = env.open("f").await;
-    let head = env.fs.read(o.fh, 0, 4096).await.unwrap();
+    let head = env.fs.read(o.fh, 0, 4096).await.unwrap().to_bytes();
     assert!(head[..] == v1[..4096]);
 
     env.put("f", &v2).await;
@@ -545,7 +566,7 @@ async fn a_replaced_object_fails_with_estale_and_never_mixes_versions() {
     for (off, len) in ranges {
         match env.fs.read(o.fh, off, len as u32).await {
             Ok(got) => assert!(
-                got[..] == v1[off as usize..(off + len) as usize],
+                got.to_bytes()[..] == v1[off as usize..(off + len) as usize],
                 "read {off}+{len} returned bytes that are not the opened version"
             ),
             Err(e) => assert!(matches!(e, FsError::Stale { .. }), "read {off}+{len}: {e}"),
@@ -567,7 +588,7 @@ async fn a_replaced_object_fails_with_estale_and_never_mixes_versions() {
     let (attr, o2) = env.open("f").await;
     assert_eq!(attr.size, n as u64);
     assert!(!o2.keep_cache, "the kernel must drop the old pages");
-    let all = env.fs.read(o2.fh, 0, n as u32).await.unwrap();
+    let all = env.fs.read(o2.fh, 0, n as u32).await.unwrap().to_bytes();
     assert!(all[..] == v2[..]);
     // The old handle stays refused.
     assert!(matches!(
@@ -591,7 +612,10 @@ async fn the_stats_file_is_hidden_but_readable() {
     let env = Env::with(&[("a", b"hello"), ("d/x", b"x")], LONG).await;
     // Some traffic first, so the counters are not all zero.
     let (_, o) = env.open("a").await;
-    assert_eq!(&env.fs.read(o.fh, 0, 100).await.unwrap()[..], b"hello");
+    assert_eq!(
+        &env.fs.read(o.fh, 0, 100).await.unwrap().to_bytes()[..],
+        b"hello"
+    );
     env.fs.release(o.fh);
 
     let attr = env.fs.lookup(ROOT_INO, STATS_NAME).await.unwrap();
@@ -624,7 +648,7 @@ async fn the_stats_file_is_hidden_but_readable() {
     let opened = env.fs.open(STATS_INO, libc::O_RDONLY).await.unwrap();
     assert!(opened.direct_io, "size unknown in advance: direct I/O");
     assert!(!opened.keep_cache);
-    let whole = env.fs.read(opened.fh, 0, 1 << 20).await.unwrap();
+    let whole = env.fs.read(opened.fh, 0, 1 << 20).await.unwrap().to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&whole).unwrap();
     for key in [
         "get_requests",
@@ -644,7 +668,7 @@ async fn the_stats_file_is_hidden_but_readable() {
     let mut pieces = Vec::new();
     let mut off = 0;
     loop {
-        let p = env.fs.read(opened.fh, off, 7).await.unwrap();
+        let p = env.fs.read(opened.fh, off, 7).await.unwrap().to_bytes();
         if p.is_empty() {
             break;
         }
@@ -657,6 +681,7 @@ async fn the_stats_file_is_hidden_but_readable() {
             .read(opened.fh, whole.len() as u64 + 10, 10)
             .await
             .unwrap()
+            .to_bytes()
             .is_empty()
     );
     env.fs.release(opened.fh);

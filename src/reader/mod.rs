@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::cache::block::{BLOCK_SIZE, BlockCache, ObjectRef};
 use crate::error::FsError;
 use crate::metrics::Metrics;
+use crate::rope::Rope;
 
 /// First prefetch window after a sequential start.
 pub const INITIAL_WINDOW: u64 = BLOCK_SIZE;
@@ -85,10 +85,10 @@ impl FileReader {
         &self.obj
     }
 
-    pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, FsError> {
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Rope, FsError> {
         let end = (offset + len as u64).min(self.obj.size);
         if offset >= end {
-            return Ok(Bytes::new());
+            return Ok(Rope::default());
         }
         Metrics::inc(&self.metrics.fuse_reads);
         for (first, count) in self.plan_prefetch(offset, end) {
@@ -259,7 +259,7 @@ mod tests {
         let (rd, data, metrics) = reader(len).await;
         let mut off = 0;
         while off < len {
-            let got = rd.read(off, 128 * 1024).await.unwrap();
+            let got = rd.read(off, 128 * 1024).await.unwrap().to_bytes();
             assert_eq!(&got[..], &data[off as usize..off as usize + got.len()]);
             off += got.len() as u64;
         }
@@ -270,16 +270,19 @@ mod tests {
     async fn small_forward_skips_keep_the_window_and_jumps_reset_it() {
         let (rd, _, _) = reader(100 * BLOCK_SIZE).await;
         for i in 0..6 {
-            rd.read(i * BLOCK_SIZE, 4096).await.unwrap();
+            rd.read(i * BLOCK_SIZE, 4096).await.unwrap().to_bytes();
         }
         let grown = rd.state.lock().window;
         assert!(grown > INITIAL_WINDOW);
-        rd.read(6 * BLOCK_SIZE + 300_000, 4096).await.unwrap();
+        rd.read(6 * BLOCK_SIZE + 300_000, 4096)
+            .await
+            .unwrap()
+            .to_bytes();
         assert!(
             rd.state.lock().window >= grown,
             "a small skip must not reset"
         );
-        rd.read(90 * BLOCK_SIZE, 4096).await.unwrap();
+        rd.read(90 * BLOCK_SIZE, 4096).await.unwrap().to_bytes();
         assert_eq!(rd.state.lock().window, INITIAL_WINDOW);
     }
 
@@ -287,7 +290,7 @@ mod tests {
     async fn random_reads_fetch_only_what_they_touch() {
         let (rd, data, metrics) = reader(50 * BLOCK_SIZE).await;
         for off in [30 * BLOCK_SIZE + 7, 10 * BLOCK_SIZE + 99, 45 * BLOCK_SIZE] {
-            let got = rd.read(off, 4096).await.unwrap();
+            let got = rd.read(off, 4096).await.unwrap().to_bytes();
             assert_eq!(&got[..], &data[off as usize..off as usize + 4096]);
         }
         assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);

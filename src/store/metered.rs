@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use super::{Backend, Listing, ObjectInfo};
 use crate::error::FsError;
 use crate::metrics::Metrics;
+use crate::rope::Rope;
 
 #[derive(Debug)]
 pub struct Metered<B> {
@@ -77,7 +77,7 @@ impl<B: Backend> Backend for Metered<B> {
         key: &str,
         range: Range<u64>,
         etag: Option<&str>,
-    ) -> Result<Bytes, FsError> {
+    ) -> Result<Rope, FsError> {
         Metrics::inc(&self.metrics.get_requests);
         let what = format!("GET {key} bytes {}-{}", range.start, range.end);
         let data = self

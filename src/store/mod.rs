@@ -12,9 +12,9 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use crate::error::FsError;
+use crate::rope::Rope;
 
 /// One object as seen in a listing or a HEAD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
         key: &str,
         range: Range<u64>,
         etag: Option<&str>,
-    ) -> Result<Bytes, FsError>;
+    ) -> Result<Rope, FsError>;
 }
 
 /// Whether `name` can be a file name: non-empty, not `.`/`..`, no `/` or NUL, at most 255 bytes.

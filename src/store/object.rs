@@ -5,13 +5,14 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt};
 
 use super::s3_list::S3Lister;
 use super::{Backend, Listing, ObjectInfo, finish_listing};
 use crate::error::{FsError, from_object_store};
+use crate::rope::Rope;
 
 /// How directory levels are listed.
 #[derive(Debug)]
@@ -122,7 +123,7 @@ impl Backend for ObjectBackend {
         key: &str,
         range: Range<u64>,
         etag: Option<&str>,
-    ) -> Result<Bytes, FsError> {
+    ) -> Result<Rope, FsError> {
         let path = self.path(key)?;
         let opts = GetOptions {
             range: Some(GetRange::Bounded(range.clone())),
@@ -135,7 +136,19 @@ impl Backend for ObjectBackend {
             .get_opts(&path, opts)
             .await
             .map_err(|e| stale_or(e, etag, what()))?;
-        res.bytes().await.map_err(|e| stale_or(e, etag, what()))
+        // Network bodies are kept in the pieces they arrived in (object_store's `bytes()` would
+        // copy them into one new buffer); local files are read in one piece.
+        if matches!(res.payload, GetResultPayload::Stream(_)) {
+            let mut rope = Rope::default();
+            let mut stream = res.into_stream();
+            while let Some(piece) = stream.next().await {
+                rope.push(piece.map_err(|e| stale_or(e, etag, what()))?);
+            }
+            Ok(rope)
+        } else {
+            let bytes = res.bytes().await.map_err(|e| stale_or(e, etag, what()))?;
+            Ok(bytes.into())
+        }
     }
 }
 
@@ -189,7 +202,7 @@ mod tests {
         let info = b.head("a.txt").await.unwrap();
         let etag = info.etag.clone().unwrap();
         let got = b.get_range("a.txt", 1..4, Some(&etag)).await.unwrap();
-        assert_eq!(&got[..], b"ell");
+        assert_eq!(&got.to_bytes()[..], b"ell");
         mem.put(
             &Path::from("p/a.txt"),
             PutPayload::from(b"changed".to_vec()),
