@@ -3,9 +3,12 @@
 # cached only checks and exits.
 #
 #   Debian packages: fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv
+#                    systemd (systemd-analyze, for verifying the units)
 #                    (apt-get update + install only when one is missing; build-essential if no cc/make)
 #   Garage:          cargo install garage $GARAGE_VERSION (sqlite, bundled-libs)
 #                    -> $GEOMOUNT_LAB/garage/bin/garage (build log $GEOMOUNT_LAB/garage-build.log)
+#   cargo-deb:       cargo install cargo-deb $CARGO_DEB_VERSION -> $GEOMOUNT_LAB/cargo-deb/bin/cargo-deb
+#                    (builds the Debian package in tests/service.rs; log $GEOMOUNT_LAB/cargo-deb-build.log)
 #   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf numpy eccodes
 #                    (venv made by ${LAB_PYTHON:-python3})
 #
@@ -14,7 +17,8 @@ set -euo pipefail
 
 LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 GARAGE_VERSION=2.5.0
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv)
+CARGO_DEB_VERSION=3.8.0
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv systemd)
 PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py numpy eccodes)
 PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, numpy, eccodes; eccodes.codes_get_api_version()'
 
@@ -67,6 +71,22 @@ install_garage() {
   say "garage: built in $((SECONDS - start)) s"
 }
 
+install_cargo_deb() {
+  local bin=$LAB_HOME/cargo-deb/bin/cargo-deb log=$LAB_HOME/cargo-deb-build.log
+  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qF "$CARGO_DEB_VERSION"; then
+    say "cargo-deb: $bin present"
+    return
+  fi
+  command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
+  say "cargo-deb: building $CARGO_DEB_VERSION (a few minutes; log: $log)"
+  if ! CARGO_TARGET_DIR=$LAB_HOME/cargo-deb-target cargo install --locked cargo-deb \
+      --version "$CARGO_DEB_VERSION" --root "$LAB_HOME/cargo-deb" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "cargo-deb build failed (full log: $log)"
+  fi
+  rm -rf "$LAB_HOME/cargo-deb-target"
+}
+
 install_venv() {
   local venv=$LAB_HOME/venv
   if [[ -x $venv/bin/python && -x $venv/bin/moto_server ]] && "$venv/bin/python" -c "$PY_CHECK" 2>/dev/null; then
@@ -84,6 +104,7 @@ install_venv() {
 
 install_apt
 install_garage
+install_cargo_deb
 install_venv
 [[ -e /dev/fuse ]] || say "warning: /dev/fuse is missing; FUSE tests will fail"
 say "ready: GEOMOUNT_LAB=$LAB_HOME"

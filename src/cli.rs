@@ -26,7 +26,13 @@ pub enum Command {
     /// Mount SOURCE (s3://bucket[/prefix] or file:///abs/path) read-only at MOUNTPOINT.
     Mount(MountArgs),
     /// Unmount MOUNTPOINT, including a stale mount left by a killed daemon.
-    Unmount { mountpoint: PathBuf },
+    Unmount {
+        mountpoint: PathBuf,
+        /// Only clear a stale mount (its daemon is gone); otherwise do nothing and succeed.
+        /// For a service's ExecStartPre, so a restart after a crash finds the mount point usable.
+        #[arg(long)]
+        stale_only: bool,
+    },
     /// Mount a small generated sample dataset (Zarr, COG, GRIB2) with no network needed.
     Demo {
         /// Where to mount it (default: ./geomount-demo).
@@ -34,6 +40,9 @@ pub enum Command {
         #[command(flatten)]
         opts: MountOptions,
     },
+    /// Write the man pages and shell completions (bash, zsh, fish) into DIR, for packaging.
+    #[command(hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +70,10 @@ pub struct S3Args {
     /// Send unsigned (anonymous) requests, for public buckets.
     #[arg(long)]
     pub no_sign_request: bool,
+    /// Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from this file
+    /// (NAME=value lines; not readable by other users) instead of the environment.
+    #[arg(long)]
+    pub credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +84,9 @@ pub struct MountOptions {
     /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf for non-root).
     #[arg(long)]
     pub allow_other: bool,
+    /// Forbid running programs from the mount.
+    #[arg(long)]
+    pub noexec: bool,
     /// Owner shown for every entry (default: the mounting user).
     #[arg(long)]
     pub uid: Option<u32>,
@@ -128,6 +144,7 @@ impl MountOptions {
             s3,
             foreground: self.foreground,
             allow_other: self.allow_other,
+            noexec: self.noexec,
             ownership: Ownership {
                 // SAFETY: getuid/getgid cannot fail.
                 uid: self.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
@@ -146,7 +163,7 @@ impl MountOptions {
 impl MountArgs {
     pub fn to_config(&self) -> Result<MountConfig> {
         let source = Source::parse(&self.source)?;
-        let s3 = S3Settings {
+        let mut s3 = S3Settings {
             endpoint_url: self.s3.endpoint_url.clone().filter(|e| !e.is_empty()),
             region: self
                 .s3
@@ -160,6 +177,13 @@ impl MountArgs {
             session_token: env_nonempty("AWS_SESSION_TOKEN"),
             ca_bundle: env_nonempty("AWS_CA_BUNDLE").map(PathBuf::from),
         };
+        if let Some(path) = &self.s3.credentials_file {
+            // The file replaces whatever keys the environment holds, so no mix of the two.
+            let c = read_credentials_file(path)?;
+            s3.access_key_id = Some(c.access_key_id);
+            s3.secret_access_key = Some(c.secret_access_key);
+            s3.session_token = c.session_token;
+        }
         if let Some(e) = &s3.endpoint_url
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
@@ -171,7 +195,96 @@ impl MountArgs {
     }
 }
 
-/// Sets up `tracing`: level from `GEOMOUNT_LOG` (default `info`), to a file or stderr.
+/// S3 keys read from a `--credentials-file`. No `Debug`: the values are secrets.
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+/// Reads a credentials file after checking that other users cannot read it.
+fn read_credentials_file(path: &Path) -> Result<Credentials> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read credentials file {shown}"))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o004 != 0 {
+        bail!(
+            "credentials file {shown} is readable by every user (mode {mode:04o}): run `chmod 600 {shown}`"
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read credentials file {shown}"))?;
+    parse_credentials(&text).with_context(|| format!("credentials file {shown}"))
+}
+
+/// Parses `NAME=value` lines like systemd's `EnvironmentFile=`: blank lines and `#`/`;` comments
+/// are skipped, `export ` and one pair of surrounding quotes are allowed. Errors name the line and
+/// the variable, never a value (nor a name that does not look like one: it may be a pasted secret).
+pub fn parse_credentials(text: &str) -> Result<Credentials> {
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let is_name = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let Some((name, value)) = line.split_once('=').filter(|(n, _)| is_name(n.trim())) else {
+            bail!("line {}: expected NAME=value", n + 1);
+        };
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q))
+            .unwrap_or(value)
+            .to_string();
+        let slot = match name.trim() {
+            "AWS_ACCESS_KEY_ID" => &mut id,
+            "AWS_SECRET_ACCESS_KEY" => &mut secret,
+            "AWS_SESSION_TOKEN" => &mut token,
+            other => bail!(
+                "line {}: unknown name '{other}': use AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN",
+                n + 1
+            ),
+        };
+        *slot = Some(value).filter(|v| !v.is_empty());
+    }
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: token,
+        }),
+        _ => bail!("needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    }
+}
+
+/// Whether stderr is the journal's stream (systemd sets `JOURNAL_STREAM=DEV:INODE` for it).
+pub fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(want) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+    else {
+        return false;
+    };
+    want.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+/// Sets up `tracing`: level from `GEOMOUNT_LOG` (default `info`), to a file or stderr. On stderr,
+/// colours only on a terminal; into the journal, no timestamps either (the journal adds its own).
 pub fn init_logging(file: Option<&Path>, to_stderr: bool) -> Result<()> {
     use tracing_subscriber::EnvFilter;
     // fuser warns when its own unmount-on-drop finds the mount already gone: not news.
@@ -190,7 +303,18 @@ pub fn init_logging(file: Option<&Path>, to_stderr: bool) -> Result<()> {
                 .with_writer(std::sync::Mutex::new(f))
                 .try_init()
         }
-        None if to_stderr => builder.with_writer(std::io::stderr).try_init(),
+        None if to_stderr && stderr_is_journal() => builder
+            .with_ansi(false)
+            .without_time()
+            .with_writer(std::io::stderr)
+            .try_init(),
+        None if to_stderr => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init()
+        }
         None => builder.with_writer(std::io::sink).try_init(),
     };
     res.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
@@ -239,21 +363,167 @@ fn demo_dir() -> Result<PathBuf> {
     Ok(base.join("geomount").join("demo"))
 }
 
-/// Runs the command line and returns the process exit status.
-pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let res = match cli.command {
+/// Writes `geomount.1` (and one page per subcommand) gzipped, and bash, zsh and fish completions.
+fn generate_assets(dir: &Path) -> Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    // Building names the subcommands `geomount-mount` etc., as their pages are called.
+    cmd.build();
+    // The top page gets the sections a reader of `man geomount` needs beyond the flags.
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    page.extend_from_slice(MAN_EXTRA.as_bytes());
+    write_gz(&man.join("geomount.1.gz"), &page)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let m = clap_mangen::Man::new(sub.clone());
+        let mut page = Vec::new();
+        m.render(&mut page)?;
+        write_gz(&man.join(format!("{}.gz", m.get_filename())), &page)?;
+    }
+    // `man mount.fuse.geomount` shows geomount(1), which documents the helper.
+    write_gz(
+        &man.join("mount.fuse.geomount.8.gz"),
+        b".so man1/geomount.1\n",
+    )?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut Cli::command(), "geomount", &completions)
+            .with_context(|| format!("cannot write {shell} completions"))?;
+    }
+    Ok(())
+}
+
+/// gzip with no name or time in the header, so the same page gives the same bytes.
+fn write_gz(path: &Path, data: &[u8]) -> Result<()> {
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(f, flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, data)?;
+    gz.finish()?;
+    Ok(())
+}
+
+/// Extra sections of `geomount.1`, in roff.
+const MAN_EXTRA: &str = include_str!("../packaging/man/geomount-extra.roff");
+
+/// Runs one parsed command line.
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Mount(args) => args
             .to_config()
             .and_then(|cfg| crate::daemon::run_mount(cfg, args.opts.log_file.clone())),
-        Command::Unmount { mountpoint } => crate::daemon::unmount(&mountpoint),
+        Command::Unmount {
+            mountpoint,
+            stale_only: false,
+        } => crate::daemon::unmount(&mountpoint),
+        Command::Unmount {
+            mountpoint,
+            stale_only: true,
+        } => crate::daemon::unmount_stale(&mountpoint).map(|cleared| {
+            if cleared {
+                eprintln!(
+                    "geomount: cleared a stale mount at {}",
+                    mountpoint.display()
+                );
+            }
+        }),
         Command::Demo { mountpoint, opts } => demo(mountpoint, &opts),
-    };
+        Command::GenerateAssets { dir } => generate_assets(&dir),
+    }
+}
+
+/// Runs the command line `argv` (`argv[0]` is the program name) and returns the exit status.
+pub fn run_args(argv: impl IntoIterator<Item = String>) -> i32 {
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => report(run(cli)),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+    }
+}
+
+fn report(res: Result<()>) -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("geomount: {e:#}");
             1
         }
+    }
+}
+
+/// Runs the process and returns its exit status. Called as `mount.fuse.geomount` (a symlink to
+/// this binary, which mount(8) runs for `-t fuse.geomount`), it is the mount helper.
+pub fn main() -> i32 {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let name = Path::new(&argv0).file_name().unwrap_or_default();
+    if name.as_encoded_bytes().starts_with(b"mount.") {
+        return crate::mount_helper::main(args.collect());
+    }
+    report(run(Cli::parse()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_files_parse_like_environment_files() {
+        let c = parse_credentials(
+            "# keys for the lab\n\nAWS_ACCESS_KEY_ID=AKID\nexport AWS_SECRET_ACCESS_KEY=\"s3cr=t\"\n; note\nAWS_SESSION_TOKEN='tok'\n",
+        )
+        .unwrap();
+        assert_eq!(c.access_key_id, "AKID");
+        assert_eq!(c.secret_access_key, "s3cr=t");
+        assert_eq!(c.session_token.as_deref(), Some("tok"));
+        let c = parse_credentials("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b").unwrap();
+        assert!(c.session_token.is_none());
+    }
+
+    #[test]
+    fn credentials_file_errors_name_the_line_never_the_value() {
+        let e = |t: &str| match parse_credentials(t) {
+            Ok(_) => panic!("{t:?} parsed"),
+            Err(e) => format!("{e:#}"),
+        };
+        let msg = e("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_KEY=hunter2\n");
+        assert!(
+            msg.contains("line 2") && msg.contains("AWS_SECRET_KEY"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(e("AWS_ACCESS_KEY_ID hunter2").contains("line 1"));
+        let msg = e("AWS_ACCESS_KEY_ID=a\nFQoGZXIvYXdzE+/token==\n");
+        assert!(msg.contains("line 2") && !msg.contains("FQoG"), "{msg}");
+        assert!(e("AWS_ACCESS_KEY_ID=a").contains("needs both"));
+        assert!(e("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=").contains("needs both"));
+    }
+
+    #[test]
+    fn a_world_readable_credentials_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.env");
+        std::fs::write(&p, "AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let msg = format!("{:#}", read_credentials_file(&p).err().unwrap());
+        assert!(msg.contains("chmod 600"), "{msg}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_credentials_file(&p).unwrap().access_key_id, "a");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -106,6 +106,8 @@ pub struct MountConfig {
     pub s3: S3Settings,
     pub foreground: bool,
     pub allow_other: bool,
+    /// Mount with `noexec`: no program can be run from the mount.
+    pub noexec: bool,
     pub ownership: Ownership,
     /// TTL of listings, attributes and negative lookups (also given to the kernel).
     pub metadata_ttl: Duration,

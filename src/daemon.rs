@@ -1,5 +1,6 @@
 //! Mounting and running: the access check, the FUSE session, background mode with a readiness
-//! pipe (the parent returns only once the mount answers), signals, and unmount.
+//! pipe (the parent returns only once the mount answers), systemd readiness (`notify`), signals,
+//! and unmount.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
@@ -39,13 +40,18 @@ pub fn run_mount(cfg: MountConfig, log_file: Option<PathBuf>) -> Result<()> {
         0 => {
             drop(read_fd);
             unsafe { libc::setsid() };
-            crate::cli::init_logging(log_file.as_deref(), false)?;
-            let mut ready = std::fs::File::from(write_fd);
+            // Under systemd (a .mount unit, fstab) stderr is the journal: keep logging there.
+            let journal = log_file.is_none() && crate::cli::stderr_is_journal();
+            crate::cli::init_logging(log_file.as_deref(), journal)?;
+            let mut ready = Ready {
+                pipe: std::fs::File::from(write_fd),
+                keep_stderr: journal,
+            };
             match serve(cfg, Some(&mut ready)) {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {
                     // The parent may be gone already (the error came after readiness).
-                    let _ = writeln!(ready, "{}", format!("{e:#}").replace('\n', " "));
+                    let _ = writeln!(ready.pipe, "{}", format!("{e:#}").replace('\n', " "));
                     tracing::error!("{e:#}");
                     std::process::exit(1)
                 }
@@ -121,8 +127,16 @@ async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
     })))
 }
 
-/// Builds everything, mounts, signals readiness and serves until unmounted.
-fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
+/// How a background child tells its parent the mount answers.
+struct Ready {
+    pipe: std::fs::File,
+    /// Stderr is the journal: keep it when the other standard descriptors go to /dev/null.
+    keep_stderr: bool,
+}
+
+/// Builds everything, mounts, signals readiness (pipe and `$NOTIFY_SOCKET`) once the mount answers,
+/// and serves until unmounted.
+fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(
             std::thread::available_parallelism()
@@ -152,9 +166,15 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::FSName(cfg.source.display_name()),
-        MountOption::Subtype("geomount".into()),
+        // The type shows as `fuse.geomount` in the mount table, which umount(8), findmnt and
+        // systemd match on. Not `MountOption::Subtype`: fuser's direct mount(2) as root drops it
+        // (type `fuse`); the kernel takes `subtype=` itself, and fusermount3 also understands it.
+        MountOption::CUSTOM("subtype=geomount".into()),
         MountOption::DefaultPermissions,
     ];
+    if cfg.noexec {
+        options.push(MountOption::NoExec);
+    }
     options.push(MountOption::CUSTOM(format!(
         "max_read={}",
         crate::fuse::MAX_READ
@@ -182,25 +202,35 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
         .with_context(|| format!("the new mount at {} does not answer", mountpoint.display()))?;
     raise_readahead(&mountpoint);
     tracing::info!(pid = std::process::id(), %source, mountpoint = %mountpoint.display(), "mounted");
+    crate::notify::ready();
     if let Some(r) = ready {
-        r.write_all(b"ready\n")?;
-        redirect_stdio_to_null();
+        r.pipe.write_all(b"ready\n")?;
+        redirect_stdio_to_null(r.keep_stderr);
     }
 
     let mp = mountpoint.clone();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) else {
+            tracing::error!("cannot install signal handlers: SIGTERM will not unmount cleanly");
             return;
         };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                // Caught so a hangup never kills the daemon and leaves a stale mount behind.
+                _ = hup.recv() => tracing::warn!(
+                    "SIGHUP: nothing is reloaded in place yet; the mount stays up with its settings and credentials; restart the daemon to apply changes"
+                ),
+            }
         }
         tracing::info!("signal received: unmounting");
+        crate::notify::stopping();
         if let Err(e) = unmount(&mp) {
             tracing::error!("unmount on signal failed: {e:#}");
         }
@@ -209,6 +239,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut std::fs::File>) -> Result<()> {
     let res = session_thread
         .join()
         .map_err(|_| anyhow!("the FUSE session thread panicked"))?;
+    crate::notify::stopping();
     tracing::info!(metrics = %metrics.snapshot(), open_handles = fs.open_handles(), "session ended");
     rt.shutdown_timeout(Duration::from_secs(1));
     res.context("FUSE session failed")
@@ -230,7 +261,7 @@ fn raise_readahead(mountpoint: &Path) {
     }
 }
 
-fn redirect_stdio_to_null() {
+fn redirect_stdio_to_null(keep_stderr: bool) {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -241,7 +272,9 @@ fn redirect_stdio_to_null() {
         unsafe {
             libc::dup2(null.as_raw_fd(), 0);
             libc::dup2(null.as_raw_fd(), 1);
-            libc::dup2(null.as_raw_fd(), 2);
+            if !keep_stderr {
+                libc::dup2(null.as_raw_fd(), 2);
+            }
         }
     }
 }
@@ -284,6 +317,18 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// Unmounts `mp` only if it is a stale mount (its daemon is gone, so it answers "transport endpoint
+/// is not connected"); a live mount or a plain directory is left alone. Returns whether it unmounted.
+pub fn unmount_stale(mp: &Path) -> Result<bool> {
+    if !is_mounted(mp)? {
+        return Ok(false);
+    }
+    match std::fs::read_dir(mp) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => unmount(mp).map(|()| true),
+        _ => Ok(false),
+    }
 }
 
 /// Unmounts `mp`, also when its daemon was killed (a stale mount): a plain unmount first, then a
