@@ -103,7 +103,7 @@ pub struct MountOptions {
     #[arg(long, default_value = "60s")]
     pub metadata_ttl: String,
     /// Memory block cache budget (e.g. 512MiB, 2GiB).
-    #[arg(long, default_value = "1GiB")]
+    #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
     /// Bound on one request including retries; a read past it fails with EIO.
     #[arg(long, default_value = "10s")]
