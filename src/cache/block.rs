@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::{Shared, join_all};
 use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
 
 use crate::error::FsError;
@@ -69,7 +70,10 @@ pub struct BlockCache {
 impl BlockCache {
     /// A cache holding at most `capacity` bytes of blocks.
     pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
+        // Plain LRU, not moka's default TinyLFU admission: a block prefetched once must be
+        // admitted even when the cache is full, or a stream longer than the cache refetches it.
         let cache = Cache::builder()
+            .eviction_policy(EvictionPolicy::lru())
             .max_capacity(capacity)
             .weigher(|_k: &BlockKey, v: &Rope| -> u32 {
                 let overhead = 128 + 32 * v.parts().len() as u64;

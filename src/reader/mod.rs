@@ -296,4 +296,48 @@ mod tests {
         assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);
         assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * BLOCK_SIZE);
     }
+
+    /// A stream four times the cache budget is fetched exactly once: prefetched blocks are
+    /// admitted and kept until read, never dropped and fetched again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_longer_than_the_cache_is_fetched_once() {
+        let cache_bytes = 16 * BLOCK_SIZE;
+        let len = 8 * cache_bytes;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mem = Arc::new(InMemory::new());
+        let r = mem
+            .put(&Path::from("f"), PutPayload::from(data.clone()))
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let backend = Arc::new(Metered::new(
+            ObjectBackend::new(mem, String::new(), Lister::Generic),
+            metrics.clone(),
+            Duration::from_secs(5),
+        ));
+        let obj = ObjectRef {
+            key: "f".into(),
+            etag: r.e_tag.map(Into::into),
+            size: len,
+        };
+        let cache = BlockCache::new(backend, metrics.clone(), cache_bytes);
+        let rd = FileReader::new(
+            obj,
+            cache,
+            PrefetchBudget::for_cache(cache_bytes),
+            metrics.clone(),
+        );
+        // Like the kernel: a short first read, then 1 MiB reads that straddle two blocks, so
+        // every resident block is read twice (which TinyLFU admission would favour over new ones).
+        let mut off = 0;
+        let mut size = 128 * 1024;
+        while off < len {
+            let got = rd.read(off, size).await.unwrap().to_bytes();
+            assert_eq!(&got[..], &data[off as usize..off as usize + got.len()]);
+            off += got.len() as u64;
+            size = 1 << 20;
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(metrics.bytes_fetched.load(Relaxed), len);
+    }
 }
