@@ -214,20 +214,14 @@ fn ready_is_sent_once_the_mount_answers_and_stopping_on_sigterm() {
 
 #[test]
 fn no_ready_when_the_mount_fails() {
-    let mut server = Server::garage();
-    // A loopback port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    server.endpoint = format!("http://127.0.0.1:{port}");
+    let server = Server::unreachable();
     let notify = NotifySocket::new();
     let mut fg = Foreground::spawn(&server, "", &notify.path);
     let status = fg.wait(Duration::from_secs(30));
     assert!(!status.success(), "the mount of a dead endpoint succeeded");
     assert!(
-        fg.stderr_text().contains(&format!("127.0.0.1:{port}")),
+        fg.stderr_text()
+            .contains(server.endpoint.trim_start_matches("http://")),
         "{}",
         fg.stderr_text()
     );

@@ -187,6 +187,10 @@ mod tests {
     use std::time::Duration;
 
     async fn reader(len: u64) -> (FileReader, Vec<u8>, Arc<Metrics>) {
+        reader_with_cache(len, 512 << 20).await
+    }
+
+    async fn reader_with_cache(len: u64, cache_bytes: u64) -> (FileReader, Vec<u8>, Arc<Metrics>) {
         let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let mem = Arc::new(InMemory::new());
         let r = mem
@@ -199,7 +203,7 @@ mod tests {
             metrics.clone(),
             Duration::from_secs(5),
         ));
-        let cache = BlockCache::new(backend, metrics.clone(), 512 << 20);
+        let cache = BlockCache::new(backend, metrics.clone(), cache_bytes);
         let obj = ObjectRef {
             key: "f".into(),
             etag: r.e_tag.map(Into::into),
@@ -208,7 +212,7 @@ mod tests {
         let rd = FileReader::new(
             obj,
             cache,
-            PrefetchBudget::for_cache(512 << 20),
+            PrefetchBudget::for_cache(cache_bytes),
             metrics.clone(),
         );
         (rd, data, metrics)
@@ -297,36 +301,13 @@ mod tests {
         assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * BLOCK_SIZE);
     }
 
-    /// A stream four times the cache budget is fetched exactly once: prefetched blocks are
+    /// A stream eight times the cache budget is fetched exactly once: prefetched blocks are
     /// admitted and kept until read, never dropped and fetched again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stream_longer_than_the_cache_is_fetched_once() {
         let cache_bytes = 16 * BLOCK_SIZE;
         let len = 8 * cache_bytes;
-        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let mem = Arc::new(InMemory::new());
-        let r = mem
-            .put(&Path::from("f"), PutPayload::from(data.clone()))
-            .await
-            .unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let backend = Arc::new(Metered::new(
-            ObjectBackend::new(mem, String::new(), Lister::Generic),
-            metrics.clone(),
-            Duration::from_secs(5),
-        ));
-        let obj = ObjectRef {
-            key: "f".into(),
-            etag: r.e_tag.map(Into::into),
-            size: len,
-        };
-        let cache = BlockCache::new(backend, metrics.clone(), cache_bytes);
-        let rd = FileReader::new(
-            obj,
-            cache,
-            PrefetchBudget::for_cache(cache_bytes),
-            metrics.clone(),
-        );
+        let (rd, data, metrics) = reader_with_cache(len, cache_bytes).await;
         // Like the kernel: a short first read, then 1 MiB reads that straddle two blocks, so
         // every resident block is read twice (which TinyLFU admission would favour over new ones).
         let mut off = 0;

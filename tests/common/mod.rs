@@ -55,6 +55,18 @@ impl Server {
         }
     }
 
+    /// Garage's settings pointed at a loopback port nothing listens on.
+    pub fn unreachable() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free loopback port")
+            .port();
+        Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            ..Server::garage()
+        }
+    }
+
     /// A client for seeding (moto takes any credentials; only geomount reads unsigned).
     pub fn store(&self) -> Arc<dyn ObjectStore> {
         let (k, s) = self
