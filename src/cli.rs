@@ -145,6 +145,7 @@ impl MountOptions {
             foreground: self.foreground,
             allow_other: self.allow_other,
             noexec: self.noexec,
+            credentials_file: None,
             ownership: Ownership {
                 // SAFETY: getuid/getgid cannot fail.
                 uid: self.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
@@ -191,7 +192,9 @@ impl MountArgs {
                 "--endpoint-url '{e}' must start with https:// (or http:// for a plain-HTTP server)"
             );
         }
-        self.opts.to_config(source, self.mountpoint.clone(), s3)
+        let mut cfg = self.opts.to_config(source, self.mountpoint.clone(), s3)?;
+        cfg.credentials_file = self.s3.credentials_file.clone();
+        Ok(cfg)
     }
 }
 
@@ -203,7 +206,7 @@ pub struct Credentials {
 }
 
 /// Reads a credentials file after checking that other users cannot read it.
-fn read_credentials_file(path: &Path) -> Result<Credentials> {
+pub fn read_credentials_file(path: &Path) -> Result<Credentials> {
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
     let meta =

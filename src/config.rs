@@ -108,6 +108,8 @@ pub struct MountConfig {
     pub allow_other: bool,
     /// Mount with `noexec`: no program can be run from the mount.
     pub noexec: bool,
+    /// Where the S3 keys came from, if a file: SIGHUP reads it again.
+    pub credentials_file: Option<PathBuf>,
     pub ownership: Ownership,
     /// TTL of listings, attributes and negative lookups (also given to the kernel).
     pub metadata_ttl: Duration,

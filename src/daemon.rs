@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::Backend;
 use crate::store::build::{build_backend, endpoint_display};
 use crate::store::metered::Metered;
+use crate::store::swap::Swappable;
 
 /// The mount-time access check must answer within this, whatever the request timeout.
 const ACCESS_CHECK_LIMIT: Duration = Duration::from_secs(8);
@@ -148,9 +149,13 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let metrics = Arc::new(Metrics::default());
-    let backend = build_backend(&cfg)?;
-    let backend: Arc<dyn Backend> =
-        Arc::new(Metered::new(backend, metrics.clone(), cfg.request_timeout));
+    // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
+    let swappable = Arc::new(Swappable::new(Arc::new(build_backend(&cfg)?)));
+    let backend: Arc<dyn Backend> = Arc::new(Metered::new(
+        swappable.clone(),
+        metrics.clone(),
+        cfg.request_timeout,
+    ));
     rt.block_on(check_access(backend.as_ref(), &cfg))?;
 
     let fs = Arc::new(Fs::new(
@@ -209,6 +214,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     }
 
     let mp = mountpoint.clone();
+    let reload_cfg = cfg.clone();
     rt.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -224,9 +230,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 // Caught so a hangup never kills the daemon and leaves a stale mount behind.
-                _ = hup.recv() => tracing::warn!(
-                    "SIGHUP: nothing is reloaded in place yet; the mount stays up with its settings and credentials; restart the daemon to apply changes"
-                ),
+                _ = hup.recv() => reload_credentials(&reload_cfg, &swappable),
             }
         }
         tracing::info!("signal received: unmounting");
@@ -243,6 +247,32 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     tracing::info!(metrics = %metrics.snapshot(), open_handles = fs.open_handles(), "session ended");
     rt.shutdown_timeout(Duration::from_secs(1));
     res.context("FUSE session failed")
+}
+
+/// SIGHUP: with `--credentials-file`, reads the file again and swaps in a backend with the new
+/// keys, without dropping the mount; requests already under way finish with the old keys. Other
+/// settings (endpoint, cache size, TTL) need a restart. A bad file keeps the old keys.
+fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
+    let Some(path) = &cfg.credentials_file else {
+        tracing::warn!(
+            "SIGHUP: nothing to reload: the keys come from the environment or flags (use --credentials-file to rotate keys in place); restart to change other settings"
+        );
+        return;
+    };
+    let rebuilt = crate::cli::read_credentials_file(path).and_then(|c| {
+        let mut new_cfg = cfg.clone();
+        new_cfg.s3.access_key_id = Some(c.access_key_id);
+        new_cfg.s3.secret_access_key = Some(c.secret_access_key);
+        new_cfg.s3.session_token = c.session_token;
+        build_backend(&new_cfg)
+    });
+    match rebuilt {
+        Ok(b) => {
+            swappable.swap(Arc::new(b));
+            tracing::info!(file = %path.display(), "SIGHUP: reloaded the S3 keys");
+        }
+        Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),
+    }
 }
 
 /// Lets the kernel send reads of up to [`crate::fuse::MAX_READ`] bytes instead of its 128 KiB

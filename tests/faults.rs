@@ -244,3 +244,65 @@ fn unmount_clears_the_mount_of_a_killed_daemon() {
     assert!(!is_mounted(m.path()));
     assert!(std::fs::metadata(m.path()).unwrap().is_dir());
 }
+
+/// SIGHUP re-reads `--credentials-file`: bad keys make new reads fail, good keys make them work
+/// again, and the mount stays up throughout.
+#[test]
+fn sighup_reloads_keys_from_the_credentials_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::garage();
+    let prefix = unique_prefix("hup");
+    server.put(&format!("{prefix}/a.txt"), b"aaa".to_vec());
+    server.put(&format!("{prefix}/b.txt"), b"bbb".to_vec());
+    let (id, secret) = server.keys.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("keys.env");
+    let write_keys = |secret: &str| {
+        std::fs::write(
+            &cred,
+            format!("AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={secret}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_keys(&secret);
+    let args: Vec<String> = [
+        &format!("s3://{}/{prefix}", server.bucket),
+        "--endpoint-url",
+        &server.endpoint,
+        "--region",
+        &server.region,
+        "--credentials-file",
+        cred.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let m = Mount::with_args(&args, &[]);
+    assert_eq!(std::fs::read(m.join("a.txt")).unwrap(), b"aaa");
+    let pid = daemon_pid(&m.log);
+    let reloads = || {
+        std::fs::read_to_string(&m.log)
+            .unwrap()
+            .matches("reloaded the S3 keys")
+            .count()
+    };
+
+    write_keys(&"0".repeat(40));
+    // SAFETY: signalling our own daemon, PID from its log.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_until("first reload", Duration::from_secs(10), || reloads() == 1);
+    let err = std::fs::read(m.join("b.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+
+    write_keys(&secret);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_until("second reload", Duration::from_secs(10), || reloads() == 2);
+    assert_eq!(std::fs::read(m.join("b.txt")).unwrap(), b"bbb");
+    assert!(is_mounted(m.path()));
+    assert!(
+        !std::fs::read_to_string(&m.log).unwrap().contains(&secret),
+        "secret in the log"
+    );
+}

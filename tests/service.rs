@@ -181,7 +181,7 @@ fn ready_is_sent_once_the_mount_answers_and_stopping_on_sigterm() {
         "{msg:?}"
     );
 
-    // SIGHUP reloads nothing but must not drop the mount.
+    // SIGHUP (nothing to reload: keys from the environment) must not drop the mount.
     fg.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     assert!(

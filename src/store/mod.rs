@@ -6,6 +6,7 @@ pub mod build;
 pub mod metered;
 pub mod object;
 pub mod s3_list;
+pub mod swap;
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -52,6 +53,31 @@ pub trait Backend: Send + Sync + Debug + 'static {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Rope, FsError>;
+}
+
+/// A shared backend is a backend (so a wrapper can hold one that others also hold).
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    async fn list(&self, dir: &str) -> Result<Listing, FsError> {
+        (**self).list(dir).await
+    }
+
+    async fn probe(&self) -> Result<(), FsError> {
+        (**self).probe().await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, FsError> {
+        (**self).head(key).await
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Rope, FsError> {
+        (**self).get_range(key, range, etag).await
+    }
 }
 
 /// Whether `name` can be a file name: non-empty, not `.`/`..`, no `/` or NUL, at most 255 bytes.
