@@ -129,10 +129,6 @@ impl Namespace {
         }
     }
 
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
-    }
-
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
