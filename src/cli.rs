@@ -102,7 +102,7 @@ pub struct MountOptions {
     /// How long listings, attributes and missing names are cached (e.g. 60, 10s, 5m).
     #[arg(long, default_value = "60s")]
     pub metadata_ttl: String,
-    /// Memory block cache budget (e.g. 512MiB, 2GiB).
+    /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
     /// Bound on one request including retries; a read past it fails with EIO.

@@ -86,12 +86,14 @@ impl Fs {
         metrics: Arc<Metrics>,
         own: Ownership,
         ttl: Duration,
-        cache_bytes: u64,
+        memory_bytes: u64,
     ) -> Self {
+        // `--cache-memory` bounds cached blocks and prefetch in flight together.
+        let (budget, cache_bytes) = PrefetchBudget::split(memory_bytes);
         Self {
             ns: Namespace::new(backend.clone(), ttl, metrics.clone()),
             cache: BlockCache::new(backend, metrics.clone(), cache_bytes),
-            budget: PrefetchBudget::for_cache(cache_bytes),
+            budget,
             metrics,
             own,
             mounted_at: SystemTime::now(),

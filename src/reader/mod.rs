@@ -43,13 +43,20 @@ pub struct PrefetchBudget {
 }
 
 impl PrefetchBudget {
-    /// Budget of at most a quarter of the memory cache for in-flight prefetch.
-    pub fn for_cache(cache_bytes: u64) -> Self {
-        let blocks = (cache_bytes / 4 / BLOCK_SIZE).max(MAX_RUN_BLOCKS);
+    /// At most `inflight_bytes` of prefetch on the way at once (whole runs, so at least one).
+    pub fn new(inflight_bytes: u64) -> Self {
+        let blocks = (inflight_bytes / BLOCK_SIZE).max(MAX_RUN_BLOCKS);
         Self {
             permits: Arc::new(Semaphore::new(blocks as usize)),
-            max_window: MAX_WINDOW.min((cache_bytes / 4).max(BLOCK_SIZE)),
+            max_window: MAX_WINDOW.min(inflight_bytes.max(BLOCK_SIZE)),
         }
+    }
+
+    /// Splits a memory budget: a fifth for prefetch in flight, the rest for the block cache, so
+    /// the two together stay within it. Returns the budget and the block cache's share.
+    pub fn split(memory_bytes: u64) -> (Self, u64) {
+        let inflight = memory_bytes / 5;
+        (Self::new(inflight), memory_bytes - inflight)
     }
 }
 
@@ -212,7 +219,7 @@ mod tests {
         let rd = FileReader::new(
             obj,
             cache,
-            PrefetchBudget::for_cache(cache_bytes),
+            PrefetchBudget::new(cache_bytes / 4),
             metrics.clone(),
         );
         (rd, data, metrics)
