@@ -141,9 +141,19 @@ impl BlockCache {
         let obj2 = obj.clone();
         self.cache
             .try_get_with(key, async move {
-                backend
+                let want = (range.end - range.start) as usize;
+                let got = backend
                     .get_range(&obj2.key, range, obj2.etag.as_deref())
-                    .await
+                    .await?;
+                // A short body must not be cached: the kernel would take it for end of file.
+                if got.len() != want {
+                    return Err(FsError::Remote(format!(
+                        "short read of '{}': wanted {want} bytes, server sent {}",
+                        obj2.key,
+                        got.len()
+                    )));
+                }
+                Ok(got)
             })
             .await
             .map_err(|e| (*e).clone())
@@ -325,5 +335,17 @@ mod tests {
             cache.inflight.lock().is_empty(),
             "finished runs leave no registration"
         );
+    }
+
+    #[tokio::test]
+    async fn a_short_body_is_an_error_and_is_not_cached() {
+        let (cache, mut obj, _, _) = setup(100).await;
+        // The object is smaller than the size it was opened with.
+        obj.size = 200;
+        obj.etag = None;
+        let err = cache.read(&obj, 0..150).await.unwrap_err();
+        assert!(err.to_string().contains("short read"), "{err}");
+        assert_eq!(err.errno(), libc::EIO, "{err}");
+        assert!(!cache.contains(&obj, 0));
     }
 }
