@@ -103,7 +103,7 @@ def gen_zarr(out, s):
         a = arr(n, v.shape, chunk[1:], "float32", ["y", "x"],
                 {"units": u, "standard_name": "latitude" if n == "lat" else "longitude"})
         a[:] = v
-    crs = arr("crs", (), (), "int32", [], CRS_ATTRS, fill=0)
+    crs = arr("crs", (), (), "int32", [], CRS_ATTRS)
     crs[...] = 0
     common = {"grid_mapping": "crs", "coordinates": "lat lon"}
     t2 = arr("T2", (days, ny, nx), chunk, "float32", ["time", "y", "x"],
@@ -190,11 +190,14 @@ def gen_grib(out, s):
         return
     os.makedirs(os.path.join(out, "hrrr"), exist_ok=True)
     data = open(FIXTURE_GRIB, "rb").read()
-    # The fixture's own inventory says message 2 starts at byte 887243 (section 0 lengths).
-    split = 887243
-    msgs = [(data[:split], "APCP:surface:0-12 hour acc fcst"),
-            (data[split:], "APCP:surface:11-12 hour acc fcst")]
-    assert msgs[0][0][:4] == b"GRIB" and msgs[1][0][:4] == b"GRIB", "fixture layout changed"
+    # Split at the messages' own section 0 lengths (the fixture has a padding byte between them).
+    bodies, at = [], data.find(b"GRIB")
+    while at >= 0:
+        length = int.from_bytes(data[at + 8:at + 16], "big")
+        bodies.append(data[at:at + length])
+        at = data.find(b"GRIB", at + length)
+    assert len(bodies) == 2 and all(b.endswith(b"7777") for b in bodies), "fixture changed"
+    msgs = list(zip(bodies, ["APCP:surface:0-12 hour acc fcst", "APCP:surface:11-12 hour acc fcst"]))
     path = os.path.join(out, "hrrr", "hrrr.t00z.wrfsfcf12.grib2")
     lines, offset = [], 0
     with open(path, "wb") as f:

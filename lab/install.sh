@@ -11,6 +11,9 @@
 #                    (builds the Debian package in tests/service.rs; log $GEOMOUNT_LAB/cargo-deb-build.log)
 #   labproxy:        cargo build --release of lab/proxy (the loopback latency/fault/counting proxy)
 #                    -> $GEOMOUNT_LAB/proxy-target/release/geomount-labproxy (log $GEOMOUNT_LAB/proxy-build.log)
+#   bench venv:      $GEOMOUNT_LAB/bench-venv with s3fs (fsspec) xarray zarr numcodecs numpy eccodes and
+#                    the boto3 matching s3fs's pinned botocore (bench/run.sh; kept apart from the
+#                    test venv because s3fs's aiobotocore pins an older botocore than its boto3)
 #   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf numpy eccodes
 #                    (venv made by ${LAB_PYTHON:-python3})
 #
@@ -116,10 +119,26 @@ install_venv() {
   "$venv/bin/python" -c "$PY_CHECK" || die "venv packages installed but do not import"
 }
 
+install_bench_venv() {
+  local venv=$LAB_HOME/bench-venv botocore
+  local check='import s3fs, fsspec, boto3, xarray, zarr, numcodecs, numpy, eccodes; eccodes.codes_get_api_version()'
+  if [[ -x $venv/bin/python ]] && "$venv/bin/python" -c "$check" 2>/dev/null; then
+    say "bench venv: $venv ready"
+    return
+  fi
+  [[ -x $venv/bin/python ]] || "${LAB_PYTHON:-python3}" -m venv "$venv" || die "cannot create $venv"
+  say "bench venv: pip install s3fs xarray zarr numcodecs numpy eccodes boto3"
+  "$venv/bin/python" -m pip install -q s3fs xarray zarr numcodecs numpy eccodes || die "pip install failed"
+  botocore=$("$venv/bin/python" -c 'import botocore; print(botocore.__version__)')
+  "$venv/bin/python" -m pip install -q "boto3==$botocore" || die "pip install boto3==$botocore failed"
+  "$venv/bin/python" -c "$check" || die "bench venv packages installed but do not import"
+}
+
 install_apt
 install_garage
 install_cargo_deb
 install_proxy
 install_venv
+install_bench_venv
 [[ -e /dev/fuse ]] || say "warning: /dev/fuse is missing; FUSE tests will fail"
 say "ready: GEOMOUNT_LAB=$LAB_HOME"

@@ -277,7 +277,7 @@ proxy_start() { # proxy_start DIR UPSTREAM [FLAG...]
   echo "$!" >"$dir/proxy.pid"
   CLEANUP_PIDFILES+=("$dir/proxy.pid")
   for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-    endpoint=$(awk 'NR == 1 && $1 == "listening" { print $2 }' "$dir/proxy.out" 2>/dev/null)
+    endpoint=$(awk 'NR == 1 && $1 == "listening" { print $2 }' "$dir/proxy.out" 2>/dev/null || true)
     [[ -z $endpoint ]] || break
     alive "$dir/proxy.pid" || { cat "$dir/proxy.log" >&2; die "labproxy exited during startup"; }
     sleep 0.1
