@@ -153,10 +153,16 @@ class Lab:
         for _ in range(300):
             if os.path.ismount(self.mp):
                 return self.daemon[0]
-            if not pid_is(self.daemon[0], self.daemon[1]):
+            if not self.daemon_alive():
                 raise RuntimeError(f"{client} exited before mounting (log: {log})")
             time.sleep(0.1)
         raise RuntimeError(f"{client} did not mount within 30 s (log: {log})")
+
+    def daemon_alive(self):
+        """Our own children are polled (their /proc cmdline is python's until they exec);
+        geomount, which daemonizes, is checked by PID and name."""
+        pid, name, popen = self.daemon
+        return popen.poll() is None if popen else pid_is(pid, name)
 
     def unmount(self):
         if os.path.ismount(self.mp):
@@ -168,16 +174,13 @@ class Lab:
                 time.sleep(1)
                 subprocess.run(["umount", "-l", self.mp], stderr=subprocess.DEVNULL)
         if self.daemon:
-            pid, name, popen = self.daemon
-
-            def alive():  # our own children are polled (a zombie leader may still have threads)
-                return popen.poll() is None if popen else pid_is(pid, name)
+            pid, name, _ = self.daemon
             for sig in (None, signal.SIGTERM, signal.SIGKILL):
                 if sig:
                     say(f"{name} (pid {pid}) still running after unmount; sending {sig.name}")
                     os.kill(pid, sig)
                 for _ in range(200):
-                    if not alive():
+                    if not self.daemon_alive():
                         break
                     time.sleep(0.1)
                 else:
@@ -314,9 +317,10 @@ def main():
             for client in WORKLOADS[w][1]:
                 if only and client not in only:
                     continue
-                say(f"{w} {client}")
+                t0 = time.time()
                 cell = run_cell(lab, cache, w, client, params, timeout)
                 results[w][client] = cell
+                say(f"{w} {client}: {time.time() - t0:.1f} s")
             verify(results, w, sizes)
             for client, cell in results[w].items():
                 if "error" in cell:

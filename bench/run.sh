@@ -47,6 +47,7 @@ fi
 copy=$(mktemp /tmp/gm-bench-bin.XXXXXX)
 trap 'rm -f -- "$copy"' EXIT
 cp "$bin" "$copy"
+chmod 755 "$copy"
 
 "$LAB_HOME/bench-venv/bin/python" bench/bench.py --mode "$mode" --geomount "$copy" \
   --geomount-rev "$rev" --command "bench/run.sh $*" "${args[@]}"

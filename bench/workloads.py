@@ -161,6 +161,10 @@ def open_zarr(acc):
 
 
 def w3(acc, p):
+    import xarray  # noqa: F401  (imported before timing: not part of any client's cost)
+    import zarr  # noqa: F401
+    if acc.kind == "s3":
+        import s3fs  # noqa: F401
     rng = np.random.default_rng(3)
 
     def point():
@@ -242,6 +246,7 @@ def message_range(idx_text, number):
 
 
 def w5(acc, p):
+    import eccodes  # noqa: F401  (imported before timing)
     number = p["grib_msgs"] // 2 + 1  # a "11-12 hour acc" message in the middle of the file
 
     def field():
