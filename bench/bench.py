@@ -32,9 +32,10 @@ PREFIX = "bench/"
 
 # Parameters of the workloads per mode (sizes of the data are gen_data.SIZES).
 PARAMS = {
-    "smoke": dict(n4k=5, n64k=5, n1m=2, patches=3, patch=64, windows=3, window=256),
-    "quick": dict(n4k=40, n64k=40, n1m=10, patches=20, patch=256, windows=10, window=512),
-    "full": dict(n4k=200, n64k=200, n1m=50, patches=20, patch=256, windows=10, window=512),
+    "smoke": dict(n4k=5, n64k=5, n1m=2, patches=3, patch=64, windows=3, window=256, infos=10),
+    "quick": dict(n4k=40, n64k=40, n1m=10, patches=8, patch=256, windows=10, window=512, infos=30),
+    "full": dict(n4k=200, n64k=200, n1m=50, patches=20, patch=256, windows=10, window=512,
+                 infos=100),
 }
 SEQ = ["geomount", "rclone-off", "rclone-full", "s3fs", "baseline", "local"]
 WORKLOADS = {  # id: (description, clients; the first is geomount, "local" is the reference)

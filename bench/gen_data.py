@@ -33,7 +33,7 @@ SIZES = {
     "smoke": dict(days=12, ny=203, nx=273, chunk=(6, 70, 70), obj=8 << 20, cog=1024, cogs=10,
                   grib_msgs=4, small=300),
     "quick": dict(days=36, ny=1015, nx=1367, chunk=(36, 350, 350), obj=256 << 20, cog=4096,
-                  cogs=100, grib_msgs=40, small=5000),
+                  cogs=100, grib_msgs=40, small=1000),
     "full": dict(days=365, ny=1015, nx=1367, chunk=(36, 350, 350), obj=1 << 30, cog=16384,
                  cogs=100, grib_msgs=140, small=100_000),
 }

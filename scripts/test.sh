@@ -25,3 +25,9 @@ set +a
 cargo build --features lab-tests --all-targets
 # Mount-heavy tests run two at a time: the machine has 2 cores.
 cargo test --features lab-tests -- --test-threads="${TEST_THREADS:-2}" "$@"
+
+# The benchmark harness at tiny sizes (its own lab and proxy), so that it never rots: it fails if
+# any workload cell fails or disagrees with the local reference. Skipped when a filter is given.
+if (($# == 0)) || [[ ${BENCH_SMOKE:-} == 1 ]]; then
+  BENCH_GEOMOUNT=target/debug/geomount bench/run.sh --smoke
+fi
