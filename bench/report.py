@@ -157,7 +157,7 @@ def write_block(path, mode, delay_ms, block):
     if pat.search(text):
         text = pat.sub(lambda _m: new, text)
     else:
-        text = text.rstrip("\n") + f"\n\n## Workloads W1-W6 ({mode}, {delay_ms} ms)\n\n{new}\n"
+        text = text.rstrip("\n") + f"\n\n### Results: `--{mode}`, {delay_ms} ms proxy delay\n\n{new}\n"
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
