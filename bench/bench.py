@@ -311,7 +311,8 @@ def main():
         say(f"uploading to s3://{lab.bucket}/{PREFIX} (direct to Garage)")
         for d in ("conus404_daily.zarr", "random", "cog", "cogs", "hrrr"):
             lab.s3py("sync-dir", lab.bucket, f"{PREFIX}{d}/", os.path.join(cache, d))
-        lab.s3py("put-many", lab.bucket, f"{PREFIX}small/", str(sizes["small"]))
+        if "W6" in workloads:
+            lab.s3py("put-many", lab.bucket, f"{PREFIX}small/", str(sizes["small"]))
         t_bench = time.time()
         for w in workloads:
             results[w] = {}
