@@ -137,11 +137,12 @@ def render(doc):
                     f"| {fmt_reqs(wm['stats'])} | {fmt_mb(wm['stats'])} | {wm['rss_kib'] // 1024} |")
                 if client not in ("geomount", "local") and ref[0]:
                     for phase, t, r in (("cold", c["wall"], ref[0]), ("warm", wm["wall"], ref[1])):
-                        if t < 0.9 * r:
+                        if t < 0.9 * r and r - t >= 0.05:  # below 50 ms: noise
                             losses.append(f"{w} {part}, {phase}: {name} takes {t / r:.2f}x "
                                           f"geomount's time ({fmt_s(t)} s vs {fmt_s(r)} s)")
         out.append("")
-    out.append("**Where a peer is faster than geomount** (by more than 10%, generated):")
+    out.append("**Where a peer is faster than geomount** (by more than 10% and 50 ms; one run "
+               "each, so single cells move with the machine's load; generated):")
     out.append("")
     out += [f"- {x}" for x in losses] or ["- none"]
     return "\n".join(out)
