@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{
     MountConfig, Ownership, S3Settings, Source, parse_duration, parse_mode, parse_size,
 };
+use crate::credentials::Access;
+use crate::resolve::{SourceRequest, preset_or_url, resolve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +25,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mount SOURCE (s3://bucket[/prefix] or file:///abs/path) read-only at MOUNTPOINT.
+    /// Mount SOURCE (a dataset preset, s3://bucket[/prefix] or file:///abs/path) read-only at
+    /// MOUNTPOINT; or, with --config FILE, the sources the file lists under MOUNTPOINT.
     Mount(MountArgs),
+    /// List the dataset presets `geomount mount PRESET MOUNTPOINT` accepts.
+    Catalog,
     /// Unmount MOUNTPOINT, including a stale mount left by a killed daemon.
     Unmount {
         mountpoint: PathBuf,
@@ -47,9 +52,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// s3://BUCKET[/PREFIX] or file:///ABS/PATH
+    /// A dataset preset (see `geomount catalog`), s3://BUCKET[/PREFIX] or file:///ABS/PATH;
+    /// with --config, the mount point.
     pub source: String,
-    pub mountpoint: PathBuf,
+    pub mountpoint: Option<PathBuf>,
+    /// Mount the sources of this TOML file under one tree (`geomount mount --config FILE MOUNTPOINT`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub s3: S3Args,
     #[command(flatten)]
@@ -59,24 +68,48 @@ pub struct MountArgs {
 #[derive(Debug, Args)]
 pub struct S3Args {
     /// S3 endpoint, e.g. https://usgs.osn.mghpcc.org (plain http:// only when written so).
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    /// Default: the preset's, else AWS_ENDPOINT_URL, else the profile's endpoint_url.
+    #[arg(long)]
     pub endpoint_url: Option<String>,
-    /// Region used for signing and the default AWS endpoint.
-    #[arg(long, env = "AWS_REGION")]
+    /// Region used for signing and the default AWS endpoint. Default: the preset's, else
+    /// AWS_REGION / AWS_DEFAULT_REGION, else the profile's.
+    #[arg(long)]
     pub region: Option<String>,
     /// Address the bucket in the path (https://host/bucket) even on AWS.
     #[arg(long)]
     pub force_path_style: bool,
     /// Send unsigned (anonymous) requests, for public buckets.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["credentials_file", "profile", "earthdata_url"])]
     pub no_sign_request: bool,
     /// Read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from this file
     /// (NAME=value lines; not readable by other users) instead of the environment.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["profile", "earthdata_url"])]
     pub credentials_file: Option<PathBuf>,
+    /// Sign with this profile of ~/.aws/credentials and ~/.aws/config (keys, session token or
+    /// credential_process; its region and endpoint_url apply unless set otherwise).
+    #[arg(long, conflicts_with = "earthdata_url")]
+    pub profile: Option<String>,
+    /// Sign with NASA Earthdata temporary keys from this s3credentials URL (login from ~/.netrc).
+    #[arg(long, value_name = "URL")]
+    pub earthdata_url: Option<String>,
 }
 
-#[derive(Debug, Args)]
+impl S3Args {
+    /// The access mode the flags choose, if any.
+    fn access(&self) -> Option<Access> {
+        if self.no_sign_request {
+            Some(Access::Anonymous)
+        } else if self.credentials_file.is_some() {
+            Some(Access::Keys)
+        } else if let Some(p) = &self.profile {
+            Some(Access::Profile(p.clone()))
+        } else {
+            self.earthdata_url.clone().map(Access::Earthdata)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct MountOptions {
     /// Stay in the foreground instead of returning once the mount is ready.
     #[arg(long, short = 'f')]
@@ -105,6 +138,12 @@ pub struct MountOptions {
     /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
+    /// Folder of the on-disk block cache, kept across mounts (default: no disk cache).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Size budget of the on-disk block cache (e.g. 10GiB).
+    #[arg(long, default_value = "10GiB")]
+    pub cache_disk: String,
     /// Bound on one request including retries; a read past it fails with EIO.
     #[arg(long, default_value = "10s")]
     pub request_timeout: String,
@@ -116,12 +155,12 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
 }
 
-fn env_nonempty(name: &str) -> Option<String> {
+pub(crate) fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 impl MountOptions {
-    fn to_config(
+    pub(crate) fn to_config(
         &self,
         source: Source,
         mountpoint: PathBuf,
@@ -155,6 +194,8 @@ impl MountOptions {
             },
             metadata_ttl: parse_duration(&self.metadata_ttl).context("--metadata-ttl")?,
             cache_memory,
+            cache_dir: self.cache_dir.clone(),
+            cache_disk: parse_size(&self.cache_disk).context("--cache-disk")?,
             request_timeout,
             threads: self.threads,
         })
@@ -163,38 +204,58 @@ impl MountOptions {
 
 impl MountArgs {
     pub fn to_config(&self) -> Result<MountConfig> {
-        let source = Source::parse(&self.source)?;
-        let mut s3 = S3Settings {
-            endpoint_url: self.s3.endpoint_url.clone().filter(|e| !e.is_empty()),
-            region: self
-                .s3
-                .region
-                .clone()
-                .or_else(|| env_nonempty("AWS_DEFAULT_REGION")),
-            force_path_style: self.s3.force_path_style,
-            no_sign_request: self.s3.no_sign_request,
-            access_key_id: env_nonempty("AWS_ACCESS_KEY_ID"),
-            secret_access_key: env_nonempty("AWS_SECRET_ACCESS_KEY"),
-            session_token: env_nonempty("AWS_SESSION_TOKEN"),
-            ca_bundle: env_nonempty("AWS_CA_BUNDLE").map(PathBuf::from),
+        if let Some(file) = &self.config {
+            return self.to_config_from_file(file);
+        }
+        let mountpoint = self
+            .mountpoint
+            .clone()
+            .context("missing MOUNTPOINT: use geomount mount SOURCE MOUNTPOINT")?;
+        let (preset, url) = preset_or_url(&self.source)?;
+        let keys = match &self.s3.credentials_file {
+            Some(path) => Some(read_credentials_file(path)?),
+            None => None,
         };
-        if let Some(path) = &self.s3.credentials_file {
-            // The file replaces whatever keys the environment holds, so no mix of the two.
-            let c = read_credentials_file(path)?;
-            s3.access_key_id = Some(c.access_key_id);
-            s3.secret_access_key = Some(c.secret_access_key);
-            s3.session_token = c.session_token;
-        }
-        if let Some(e) = &s3.endpoint_url
-            && !(e.starts_with("http://") || e.starts_with("https://"))
-        {
-            bail!(
-                "--endpoint-url '{e}' must start with https:// (or http:// for a plain-HTTP server)"
-            );
-        }
-        let mut cfg = self.opts.to_config(source, self.mountpoint.clone(), s3)?;
+        let (source, s3) = resolve(SourceRequest {
+            preset,
+            url,
+            endpoint_url: self.s3.endpoint_url.clone(),
+            region: self.s3.region.clone(),
+            force_path_style: self.s3.force_path_style,
+            access: self.s3.access(),
+            keys,
+        })?;
+        let mut cfg = self.opts.to_config(source, mountpoint, s3)?;
         cfg.credentials_file = self.s3.credentials_file.clone();
         Ok(cfg)
+    }
+
+    /// `--config FILE MOUNTPOINT`: the file's sources as one tree; its `[mount]` and `[cache]`
+    /// settings replace the flags' values.
+    fn to_config_from_file(&self, file: &Path) -> Result<MountConfig> {
+        if self.mountpoint.is_some() {
+            bail!(
+                "with --config FILE, give only the mount point: geomount mount --config FILE MOUNTPOINT"
+            );
+        }
+        let s3 = &self.s3;
+        if s3.endpoint_url.is_some()
+            || s3.region.is_some()
+            || s3.force_path_style
+            || s3.access().is_some()
+        {
+            bail!(
+                "with --config FILE, S3 settings go into the file's [sources.NAME] sections, not flags"
+            );
+        }
+        let parsed = crate::config_file::load(file)?;
+        let mut opts = self.opts.clone();
+        parsed.apply_to(&mut opts);
+        opts.to_config(
+            Source::Tree(parsed.sources),
+            PathBuf::from(&self.source),
+            S3Settings::default(),
+        )
     }
 }
 
@@ -438,6 +499,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         }),
         Command::Demo { mountpoint, opts } => demo(mountpoint, &opts),
+        Command::Catalog => {
+            print!("{}", crate::catalog::describe());
+            Ok(())
+        }
         Command::GenerateAssets { dir } => generate_assets(&dir),
     }
 }
@@ -473,6 +538,17 @@ pub fn main() -> i32 {
         return crate::mount_helper::main(args.collect());
     }
     report(run(Cli::parse()))
+}
+
+/// The flags' default mount options, for tests.
+#[cfg(test)]
+pub fn test_mount_options() -> MountOptions {
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        o: MountOptions,
+    }
+    P::parse_from(["geomount"]).o
 }
 
 #[cfg(test)]

@@ -13,6 +13,19 @@ pub enum Source {
     S3 { bucket: String, prefix: String },
     /// `file:///abs/path`: object_store's local store, same code path as S3.
     Local { root: PathBuf },
+    /// Several sources under one tree (a config file's `[sources.NAME]`): each is a top-level
+    /// directory named after it, with its own settings and credentials.
+    Tree(Vec<TreeSource>),
+}
+
+/// One top-level directory of a [`Source::Tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSource {
+    /// A valid file name.
+    pub name: String,
+    /// `S3` or `Local`, never another tree.
+    pub source: Source,
+    pub s3: S3Settings,
 }
 
 impl Source {
@@ -48,12 +61,20 @@ impl Source {
         match self {
             Source::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
             Source::Local { root } => format!("file://{}", root.display()),
+            Source::Tree(sources) => format!(
+                "geomount:{}",
+                sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
         }
     }
 }
 
 /// S3 connection settings. Secrets are never printed: `Debug` redacts them.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Settings {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
@@ -63,6 +84,10 @@ pub struct S3Settings {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub ca_bundle: Option<PathBuf>,
+    /// Sign with this AWS profile's keys (static, session or `credential_process`).
+    pub profile: Option<String>,
+    /// Sign with NASA Earthdata temporary keys from this `s3credentials` URL.
+    pub earthdata_url: Option<String>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -85,6 +110,8 @@ impl std::fmt::Debug for S3Settings {
                 &self.session_token.as_ref().map(|_| "<redacted>"),
             )
             .field("ca_bundle", &self.ca_bundle)
+            .field("profile", &self.profile)
+            .field("earthdata_url", &self.earthdata_url)
             .finish()
     }
 }
@@ -115,6 +142,10 @@ pub struct MountConfig {
     pub metadata_ttl: Duration,
     /// Budget of the memory block cache in bytes.
     pub cache_memory: u64,
+    /// Folder of the on-disk block cache (`--cache-dir`, `[cache] dir`); `None`: no disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Budget of the on-disk block cache in bytes (`--cache-disk`, `[cache] disk`).
+    pub cache_disk: u64,
     /// Bound on one request including retries; past it a read fails with EIO.
     pub request_timeout: Duration,
     /// FUSE worker threads.

@@ -110,12 +110,16 @@ async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
     let one_line = |s: String| s.replace(['\n', '\r'], " ");
     Err(anyhow!(one_line(match &cfg.source {
         Source::Local { root } => format!("cannot read source folder {}: {e}", root.display()),
+        Source::Tree(_) => format!("cannot read every source of the tree: {e}"),
         Source::S3 { bucket, .. } => {
             let endpoint = endpoint_display(&cfg.s3);
             match &e {
                 FsError::Unavailable(d) => format!(
                     "cannot reach endpoint {endpoint} for bucket '{bucket}': {d}; check --endpoint-url and that the server is up"
                 ),
+                FsError::AccessDenied(d) if d.contains(": credentials: ") => {
+                    format!("cannot get credentials for bucket '{bucket}': {d}")
+                }
                 FsError::AccessDenied(d) => format!(
                     "access denied to bucket '{bucket}' at {endpoint}: {d}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --no-sign-request for a public bucket"
                 ),
@@ -150,7 +154,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
         .context("cannot start the async runtime")?;
     let metrics = Arc::new(Metrics::default());
     // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
-    let swappable = Arc::new(Swappable::new(Arc::new(build_backend(&cfg)?)));
+    let swappable = Arc::new(Swappable::new(build_backend(&cfg)?));
     let backend: Arc<dyn Backend> = Arc::new(Metered::new(
         swappable.clone(),
         metrics.clone(),
@@ -268,7 +272,7 @@ fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
     });
     match rebuilt {
         Ok(b) => {
-            swappable.swap(Arc::new(b));
+            swappable.swap(b);
             tracing::info!(file = %path.display(), "SIGHUP: reloaded the S3 keys");
         }
         Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),

@@ -5,8 +5,11 @@
 //! -> `cache` (memory block cache) -> `store` (object_store backends with request metrics).
 
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod config_file;
+pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod error;
@@ -17,5 +20,6 @@ pub mod mount_helper;
 pub mod namespace;
 pub mod notify;
 pub mod reader;
+pub mod resolve;
 pub mod rope;
 pub mod store;

@@ -66,6 +66,10 @@ const VALUED: &[(&str, &str)] = &[
     ("threads", "--threads"),
     ("log_file", "--log-file"),
     ("credentials_file", "--credentials-file"),
+    ("profile", "--profile"),
+    ("earthdata_url", "--earthdata-url"),
+    ("cache_dir", "--cache-dir"),
+    ("cache_disk", "--cache-disk"),
 ];
 
 /// The flags for `geomount mount` from a mount(8) option string, plus warnings to print.
@@ -152,10 +156,10 @@ fn check_value(name: &str, value: &str) -> Result<()> {
         "metadata_ttl" | "request_timeout" => {
             parse_duration(value)?;
         }
-        "cache_memory" => {
+        "cache_memory" | "cache_disk" => {
             parse_size(value)?;
         }
-        "log_file" | "credentials_file" if !value.starts_with('/') => {
+        "log_file" | "credentials_file" | "cache_dir" if !value.starts_with('/') => {
             bail!("'{value}' must be an absolute path")
         }
         _ => {}

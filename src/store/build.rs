@@ -1,5 +1,7 @@
 //! Builds the backend for a [`Source`]: object_store (S3 or local files) plus our S3 lister,
-//! sharing one set of client options (timeouts, CA bundle, plain HTTP only when asked).
+//! sharing one set of client options (timeouts, CA bundle, plain HTTP only when asked) and one
+//! credential provider; a tree of sources gets one such stack per source under a
+//! [`MultiBackend`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +12,8 @@ use object_store::client::{HttpConnector, ReqwestConnector};
 use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
+use super::Backend;
+use super::multi::MultiBackend;
 use super::object::{Lister, ObjectBackend};
 use super::s3_list::S3Lister;
 use crate::config::{MountConfig, S3Settings, Source};
@@ -17,8 +21,24 @@ use crate::config::{MountConfig, S3Settings, Source};
 /// The default region when neither flag nor environment names one.
 const DEFAULT_REGION: &str = "us-east-1";
 
-pub fn build_backend(cfg: &MountConfig) -> Result<ObjectBackend> {
-    match &cfg.source {
+pub fn build_backend(cfg: &MountConfig) -> Result<Arc<dyn Backend>> {
+    build_source(&cfg.source, &cfg.s3, cfg.request_timeout)
+}
+
+fn build_source(source: &Source, s3: &S3Settings, timeout: Duration) -> Result<Arc<dyn Backend>> {
+    match source {
+        Source::Tree(sources) => {
+            let mut built = Vec::with_capacity(sources.len());
+            for s in sources {
+                if matches!(s.source, Source::Tree(_)) {
+                    bail!("source {}: a tree cannot hold another tree", s.name);
+                }
+                let b = build_source(&s.source, &s.s3, timeout)
+                    .with_context(|| format!("source {}", s.name))?;
+                built.push((s.name.clone(), b));
+            }
+            Ok(Arc::new(MultiBackend::new(built)))
+        }
         Source::Local { root } => {
             if !root.is_dir() {
                 bail!(
@@ -28,13 +48,13 @@ pub fn build_backend(cfg: &MountConfig) -> Result<ObjectBackend> {
             }
             let store = LocalFileSystem::new_with_prefix(root)
                 .with_context(|| format!("cannot open source folder {}", root.display()))?;
-            Ok(ObjectBackend::new(
+            Ok(Arc::new(ObjectBackend::new(
                 Arc::new(store),
                 String::new(),
                 Lister::Generic,
-            ))
+            )))
         }
-        Source::S3 { bucket, prefix } => build_s3(bucket, prefix, &cfg.s3, cfg.request_timeout),
+        Source::S3 { bucket, prefix } => Ok(Arc::new(build_s3(bucket, prefix, s3, timeout)?)),
     }
 }
 
@@ -103,26 +123,14 @@ fn build_s3(
     if let Some(e) = &s3.endpoint_url {
         b = b.with_endpoint(e);
     }
-    if s3.no_sign_request {
-        b = b.with_skip_signature(true);
-    } else {
-        match (&s3.access_key_id, &s3.secret_access_key) {
-            (Some(k), Some(sk)) => {
-                b = b.with_access_key_id(k).with_secret_access_key(sk);
-                if let Some(t) = &s3.session_token {
-                    b = b.with_token(t);
-                }
-            }
-            _ => bail!(
-                "no credentials for s3://{bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
-                 or pass --no-sign-request for a public bucket"
-            ),
-        }
-    }
+    let credentials = crate::credentials::provider(s3, bucket, timeout)?;
+    b = match &credentials {
+        None => b.with_skip_signature(true),
+        Some(c) => b.with_credentials(c.clone()),
+    };
     let store = b
         .build()
         .with_context(|| format!("cannot configure S3 client for s3://{bucket} at {endpoint}"))?;
-    let credentials = (!s3.no_sign_request).then(|| store.credentials().clone());
     let endpoint = endpoint.trim_end_matches('/');
     let bucket_url = if path_style {
         format!("{endpoint}/{bucket}")

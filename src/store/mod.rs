@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod metered;
+pub mod multi;
 pub mod object;
 pub mod s3_list;
 pub mod swap;

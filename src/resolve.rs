@@ -1,0 +1,227 @@
+//! From what the user asked for (a dataset preset or a source URL, plus flags or config-file
+//! entries) to one [`Source`] and its [`S3Settings`]. Precedence, highest first:
+//! - endpoint: flag/config, preset, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`;
+//! - region: flag/config, preset, `AWS_REGION`/`AWS_DEFAULT_REGION`, the profile's `region`;
+//! - access: see [`crate::credentials::resolve`].
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+use crate::catalog::{Preset, PresetAccess};
+use crate::cli::Credentials;
+use crate::cli::env_nonempty;
+use crate::config::{S3Settings, Source};
+use crate::credentials::{self, Access};
+
+/// One source as requested. No `Debug`: `keys` are secrets.
+#[derive(Default)]
+pub struct SourceRequest {
+    pub preset: Option<&'static Preset>,
+    /// Used when there is no preset: `s3://...` or `file://...`.
+    pub url: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    /// Access chosen by a flag or the config file.
+    pub access: Option<Access>,
+    /// Keys read from a credentials file (with `access: Some(Access::Keys)`).
+    pub keys: Option<Credentials>,
+}
+
+/// `SOURCE` as given on the command line: a URL, or else a preset name.
+pub fn preset_or_url(source: &str) -> Result<(Option<&'static Preset>, Option<String>)> {
+    if source.contains("://") {
+        Ok((None, Some(source.to_string())))
+    } else {
+        Ok((Some(crate::catalog::find(source)?), None))
+    }
+}
+
+pub fn resolve(req: SourceRequest) -> Result<(Source, S3Settings)> {
+    let source = match (req.preset, &req.url) {
+        (Some(p), _) => Source::S3 {
+            bucket: p.bucket.to_string(),
+            prefix: p.prefix.to_string(),
+        },
+        (None, Some(url)) => Source::parse(url)?,
+        (None, None) => bail!("no source: name a dataset preset or a URL s3://BUCKET[/PREFIX]"),
+    };
+    let preset_access = req.preset.map(|p| match p.access {
+        PresetAccess::Anonymous => Access::Anonymous,
+        PresetAccess::Earthdata(url) => Access::Earthdata(url.to_string()),
+    });
+    let mut s3 = S3Settings {
+        endpoint_url: req
+            .endpoint_url
+            .filter(|e| !e.is_empty())
+            .or_else(|| req.preset.and_then(|p| p.endpoint.map(str::to_string)))
+            .or_else(|| env_nonempty("AWS_ENDPOINT_URL")),
+        region: req
+            .region
+            .filter(|r| !r.is_empty())
+            .or_else(|| req.preset.map(|p| p.region.to_string()))
+            .or_else(|| env_nonempty("AWS_REGION"))
+            .or_else(|| env_nonempty("AWS_DEFAULT_REGION")),
+        force_path_style: req.force_path_style || req.preset.is_some_and(|p| p.force_path_style),
+        ca_bundle: env_nonempty("AWS_CA_BUNDLE").map(PathBuf::from),
+        ..Default::default()
+    };
+    if let Some(c) = req.keys {
+        s3.access_key_id = Some(c.access_key_id);
+        s3.secret_access_key = Some(c.secret_access_key);
+        s3.session_token = c.session_token;
+    }
+    if matches!(source, Source::S3 { .. }) {
+        credentials::apply(credentials::resolve(req.access, preset_access), &mut s3)?;
+    }
+    if let Some(e) = &s3.endpoint_url
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        bail!("endpoint URL '{e}' must start with https:// (or http:// for a plain-HTTP server)");
+    }
+    Ok((source, s3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{PRESETS, find};
+
+    fn preset(name: &str, access: Option<Access>) -> (Source, S3Settings) {
+        resolve(SourceRequest {
+            preset: Some(find(name).unwrap()),
+            access,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn bucket(s: &Source) -> (&str, &str) {
+        match s {
+            Source::S3 { bucket, prefix } => (bucket, prefix),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_preset_resolves_to_its_bucket_prefix_endpoint_region_and_signing() {
+        // (name, bucket, prefix, endpoint, region, path style, anonymous, earthdata URL)
+        let want = [
+            (
+                "conus404",
+                "hytest",
+                "conus404/",
+                Some("https://usgs.osn.mghpcc.org"),
+                "us-east-1",
+                true,
+                true,
+                None,
+            ),
+            (
+                "hrrr",
+                "noaa-hrrr-bdp-pds",
+                "",
+                None,
+                "us-east-1",
+                false,
+                true,
+                None,
+            ),
+            (
+                "wrf-cmip6",
+                "wrf-cmip6-noversioning",
+                "",
+                None,
+                "us-west-2",
+                false,
+                true,
+                None,
+            ),
+            ("cresst", "cresst", "", None, "us-west-2", false, true, None),
+            (
+                "hls",
+                "lp-prod-protected",
+                "",
+                None,
+                "us-west-2",
+                false,
+                false,
+                Some("https://data.lpdaac.earthdatacloud.nasa.gov/s3credentials"),
+            ),
+            (
+                "mast",
+                "stpubdata",
+                "",
+                None,
+                "us-east-1",
+                false,
+                true,
+                None,
+            ),
+        ];
+        assert_eq!(want.len(), PRESETS.len());
+        for (name, b, prefix, endpoint, region, path, anon, earthdata) in want {
+            let (src, s3) = preset(name, None);
+            assert_eq!(bucket(&src), (b, prefix), "{name}");
+            assert_eq!(s3.endpoint_url.as_deref(), endpoint, "{name}");
+            assert_eq!(s3.region.as_deref(), Some(region), "{name}");
+            assert_eq!(s3.force_path_style, path, "{name}");
+            assert_eq!(s3.no_sign_request, anon, "{name}");
+            assert_eq!(s3.earthdata_url.as_deref(), earthdata, "{name}");
+            assert_eq!(s3.profile, None, "{name}");
+        }
+    }
+
+    #[test]
+    fn flags_override_preset_values() {
+        let (src, s3) = resolve(SourceRequest {
+            preset: Some(find("hrrr").unwrap()),
+            endpoint_url: Some("http://127.0.0.1:9000".into()),
+            region: Some("garage".into()),
+            force_path_style: true,
+            access: Some(Access::Keys),
+            keys: Some(Credentials {
+                access_key_id: "AK".into(),
+                secret_access_key: "SK".into(),
+                session_token: None,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(bucket(&src), ("noaa-hrrr-bdp-pds", ""));
+        assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.region.as_deref(), Some("garage"));
+        assert!(s3.force_path_style && !s3.no_sign_request);
+        assert_eq!(s3.access_key_id.as_deref(), Some("AK"));
+        let (_, s3) = preset("hls", Some(Access::Anonymous));
+        assert!(s3.no_sign_request && s3.earthdata_url.is_none());
+        let (_, s3) = preset(
+            "hls",
+            Some(Access::Earthdata("http://127.0.0.1:1/c".into())),
+        );
+        assert_eq!(s3.earthdata_url.as_deref(), Some("http://127.0.0.1:1/c"));
+    }
+
+    #[test]
+    fn a_bad_endpoint_is_refused_and_unknown_presets_listed() {
+        let err = resolve(SourceRequest {
+            preset: Some(find("mast").unwrap()),
+            endpoint_url: Some("s3.example.org".into()),
+            ..Default::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("must start with https://"), "{err}");
+        let err = preset_or_url("hrr").err().unwrap().to_string();
+        assert!(
+            err.contains("conus404, hrrr, wrf-cmip6, cresst, hls, mast"),
+            "{err}"
+        );
+        assert_eq!(
+            preset_or_url("s3://b/p").unwrap().1.as_deref(),
+            Some("s3://b/p")
+        );
+    }
+}
