@@ -40,6 +40,11 @@ pub enum Command {
         #[command(flatten)]
         opts: MountOptions,
     },
+    /// Show or clear the persistent block cache.
+    Cache {
+        #[command(subcommand)]
+        action: crate::cache::cli::CacheAction,
+    },
     /// Write the man pages and shell completions (bash, zsh, fish) into DIR, for packaging.
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
@@ -105,6 +110,14 @@ pub struct MountOptions {
     /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
+    /// Directory of the persistent block cache, kept across mounts [default:
+    /// $XDG_CACHE_HOME/geomount/blocks or ~/.cache/geomount/blocks; for root
+    /// /var/cache/geomount/blocks].
+    #[arg(long, env = "GEOMOUNT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Disk budget of the persistent block cache (e.g. 10GiB); 0 disables it.
+    #[arg(long, default_value = "10GiB")]
+    pub cache_disk: String,
     /// Bound on one request including retries; a read past it fails with EIO.
     #[arg(long, default_value = "10s")]
     pub request_timeout: String,
@@ -155,6 +168,8 @@ impl MountOptions {
             },
             metadata_ttl: parse_duration(&self.metadata_ttl).context("--metadata-ttl")?,
             cache_memory,
+            cache_dir: self.cache_dir.clone(),
+            cache_disk: parse_size(&self.cache_disk).context("--cache-disk")?,
             request_timeout,
             threads: self.threads,
         })
@@ -438,6 +453,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }),
         Command::Demo { mountpoint, opts } => demo(mountpoint, &opts),
+        Command::Cache { action } => crate::cache::cli::run(action),
         Command::GenerateAssets { dir } => generate_assets(&dir),
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod mount_helper;
 pub mod namespace;
 pub mod notify;
+pub mod plan;
 pub mod reader;
 pub mod rope;
 pub mod store;

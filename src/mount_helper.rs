@@ -62,6 +62,8 @@ const VALUED: &[(&str, &str)] = &[
     ("region", "--region"),
     ("metadata_ttl", "--metadata-ttl"),
     ("cache_memory", "--cache-memory"),
+    ("cache_dir", "--cache-dir"),
+    ("cache_disk", "--cache-disk"),
     ("request_timeout", "--request-timeout"),
     ("threads", "--threads"),
     ("log_file", "--log-file"),
@@ -152,10 +154,10 @@ fn check_value(name: &str, value: &str) -> Result<()> {
         "metadata_ttl" | "request_timeout" => {
             parse_duration(value)?;
         }
-        "cache_memory" => {
+        "cache_memory" | "cache_disk" => {
             parse_size(value)?;
         }
-        "log_file" | "credentials_file" if !value.starts_with('/') => {
+        "log_file" | "credentials_file" | "cache_dir" if !value.starts_with('/') => {
             bail!("'{value}' must be an absolute path")
         }
         _ => {}

@@ -1,7 +1,8 @@
 //! The memory block cache. Objects are cut into fixed blocks keyed by (key, ETag, index), so a
 //! changed object never shares blocks with its old version. Concurrent misses for one block fetch
 //! it once (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose
-//! result every waiting block shares.
+//! result every waiting block shares. With a disk tier ([`DiskCache`]), a memory miss looks on
+//! disk before fetching, and every fetched block is written to disk before it is served.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -13,6 +14,7 @@ use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
 
+use crate::cache::disk::{BlockId, DiskCache};
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -44,7 +46,10 @@ impl ObjectRef {
 struct BlockKey {
     key: Arc<str>,
     etag: Option<Arc<str>>,
+    /// Block index, or the start of a planned unit.
     index: u64,
+    /// 0 for a block; the end of a planned unit.
+    end: u64,
 }
 
 type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Rope, FsError>>>;
@@ -65,6 +70,7 @@ pub struct BlockCache {
     inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
+    disk: Option<Arc<DiskCache>>,
 }
 
 impl BlockCache {
@@ -85,7 +91,14 @@ impl BlockCache {
             inflight: Arc::new(Mutex::new(HashMap::new())),
             backend,
             metrics,
+            disk: None,
         }
+    }
+
+    /// Adds the persistent tier below the memory cache.
+    pub fn with_disk(mut self, disk: Option<Arc<DiskCache>>) -> Self {
+        self.disk = disk;
+        self
     }
 
     fn key(obj: &ObjectRef, index: u64) -> BlockKey {
@@ -93,13 +106,31 @@ impl BlockCache {
             key: obj.key.clone(),
             etag: obj.etag.clone(),
             index,
+            end: 0,
         }
     }
 
-    /// Cached, or being fetched by a run.
+    fn unit_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
+        BlockKey {
+            index: unit.start,
+            end: unit.end,
+            ..Self::key(obj, 0)
+        }
+    }
+
+    /// Cached (in memory or on disk), or being fetched by a run.
     pub fn contains(&self, obj: &ObjectRef, index: u64) -> bool {
         let key = Self::key(obj, index);
-        self.cache.contains_key(&key) || self.inflight.lock().contains_key(&key)
+        self.cache.contains_key(&key)
+            || self.inflight.lock().contains_key(&key)
+            || disk_tier(&self.disk, obj).is_some_and(|(d, etag)| {
+                d.contains(&BlockId {
+                    key: &obj.key,
+                    etag,
+                    index,
+                    end: 0,
+                })
+            })
     }
 
     /// Bytes `range` of `obj` (clamped to its size), from cached blocks, fetching missing ones.
@@ -139,9 +170,13 @@ impl BlockCache {
         let range = obj.block_range(index);
         let backend = self.backend.clone();
         let obj2 = obj.clone();
+        let disk = self.disk.clone();
         self.cache
             .try_get_with(key, async move {
                 let want = (range.end - range.start) as usize;
+                if let Some(b) = disk_get(&disk, &obj2, (index, 0), want).await {
+                    return Ok(b);
+                }
                 let got = backend
                     .get_range(&obj2.key, range, obj2.etag.as_deref())
                     .await?;
@@ -153,10 +188,123 @@ impl BlockCache {
                         got.len()
                     )));
                 }
+                disk_put(&disk, &obj2, vec![((index, 0), got.clone())]).await;
                 Ok(got)
             })
             .await
             .map_err(|e| (*e).clone())
+    }
+
+    /// Caches a whole object fetched in one piece (memory and disk), block by block.
+    pub async fn insert_whole(&self, obj: &ObjectRef, data: Rope) {
+        if data.len() as u64 != obj.size {
+            return;
+        }
+        let blocks: Vec<((u64, u64), Rope)> = (0..obj.blocks())
+            .map(|i| {
+                let r = obj.block_range(i);
+                ((i, 0), data.slice(r.start as usize..r.end as usize))
+            })
+            .collect();
+        for ((i, _), b) in &blocks {
+            self.cache.insert(Self::key(obj, *i), b.clone()).await;
+        }
+        disk_put(&self.disk, obj, blocks).await;
+    }
+
+    /// Caches the units wholly inside `data`, which holds bytes `at..` of `obj`.
+    pub async fn insert_units(&self, obj: &ObjectRef, units: &[Range<u64>], at: u64, data: &Rope) {
+        let end = at + data.len() as u64;
+        let mut fresh = Vec::new();
+        for u in units.iter().filter(|u| u.start >= at && u.end <= end) {
+            let b = data.slice((u.start - at) as usize..(u.end - at) as usize);
+            self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+            fresh.push(((u.start, u.end), b));
+        }
+        disk_put(&self.disk, obj, fresh).await;
+    }
+
+    /// Bytes `range` of `obj` served from whole planned units (sorted, adjacent ranges such as
+    /// GRIB2 messages): each unit the read touches is fetched whole, once, and kept in memory
+    /// and on disk; adjacent missing units are fetched with one GET. A read the units do not
+    /// cover falls back to blocks.
+    pub async fn read_units(
+        &self,
+        obj: &ObjectRef,
+        units: &[Range<u64>],
+        range: Range<u64>,
+    ) -> Result<Rope, FsError> {
+        let end = range.end.min(obj.size);
+        if range.start >= end {
+            return Ok(Rope::default());
+        }
+        let touched = &units[crate::plan::touched(units, range.start..end)];
+        let covered = touched.first().is_some_and(|u| u.start <= range.start)
+            && touched.last().is_some_and(|u| u.end >= end)
+            && touched.windows(2).all(|w| w[0].end == w[1].start);
+        if !covered {
+            return self.read(obj, range.start..end).await;
+        }
+        let mut got: Vec<Option<Rope>> = Vec::with_capacity(touched.len());
+        for u in touched {
+            let mut b = self.cache.get(&Self::unit_key(obj, u)).await;
+            if b.is_none() {
+                let len = (u.end - u.start) as usize;
+                b = disk_get(&self.disk, obj, (u.start, u.end), len).await;
+                if let Some(b) = &b {
+                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                }
+            }
+            if b.is_some() {
+                Metrics::inc(&self.metrics.block_hits);
+            } else {
+                Metrics::inc(&self.metrics.block_misses);
+            }
+            got.push(b);
+        }
+        // Runs of adjacent missing units, each one GET.
+        let mut i = 0;
+        while i < touched.len() {
+            if got[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < touched.len() && got[j + 1].is_none() {
+                j += 1;
+            }
+            let span = touched[i].start..touched[j].end;
+            let want = (span.end - span.start) as usize;
+            let all = self
+                .backend
+                .get_range(&obj.key, span.clone(), obj.etag.as_deref())
+                .await?;
+            if all.len() != want {
+                return Err(FsError::Remote(format!(
+                    "short read of '{}': wanted {want} bytes, server sent {}",
+                    obj.key,
+                    all.len()
+                )));
+            }
+            let mut fresh = Vec::new();
+            for k in i..=j {
+                let u = &touched[k];
+                let b = all.slice((u.start - span.start) as usize..(u.end - span.start) as usize);
+                self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                fresh.push(((u.start, u.end), b.clone()));
+                got[k] = Some(b);
+            }
+            disk_put(&self.disk, obj, fresh).await;
+            i = j + 1;
+        }
+        let mut out = Rope::default();
+        for (u, b) in touched.iter().zip(got) {
+            let b = b.unwrap_or_default();
+            let from = range.start.saturating_sub(u.start) as usize;
+            let to = (end.min(u.end) - u.start) as usize;
+            out.append(b.slice(from..to));
+        }
+        Ok(out)
     }
 
     /// Starts fetching blocks `first..first+count` with one ranged GET. The blocks are
@@ -198,8 +346,18 @@ impl BlockCache {
         }
         let cache = self.cache.clone();
         let inflight = self.inflight.clone();
+        let disk = self.disk.clone();
+        let obj = obj.clone();
         async move {
             let res = run.await;
+            if let Ok(all) = &res {
+                let blocks = parts
+                    .iter()
+                    .filter(|(_, p)| p.to <= all.len())
+                    .map(|(k, p)| ((k.index, 0), all.slice(p.from..p.to)))
+                    .collect();
+                disk_put(&disk, &obj, blocks).await;
+            }
             for (k, p) in parts {
                 if let Ok(all) = &res
                     && p.to <= all.len()
@@ -215,6 +373,63 @@ impl BlockCache {
             res.map(drop)
         }
     }
+}
+
+/// The disk tier and the object's ETag, when the object's blocks may live on disk (only objects
+/// with an ETag: without one a changed object could not be told from the old).
+fn disk_tier<'a>(
+    disk: &'a Option<Arc<DiskCache>>,
+    obj: &'a ObjectRef,
+) -> Option<(&'a Arc<DiskCache>, &'a str)> {
+    Some((disk.as_ref()?, obj.etag.as_deref()?))
+}
+
+/// Block `index` (or unit `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
+/// there.
+async fn disk_get(
+    disk: &Option<Arc<DiskCache>>,
+    obj: &ObjectRef,
+    (index, end): (u64, u64),
+    len: usize,
+) -> Option<Rope> {
+    let (d, etag) = disk_tier(disk, obj)?;
+    let (d, etag, key) = (d.clone(), etag.to_string(), obj.key.clone());
+    tokio::task::spawn_blocking(move || {
+        d.get(
+            &BlockId {
+                key: &key,
+                etag: &etag,
+                index,
+                end,
+            },
+            len,
+        )
+    })
+    .await
+    .ok()
+    .flatten()
+    .map(Rope::from)
+}
+
+/// Writes fetched blocks (`(index, 0)`) or units (`(start, end)`) of `obj` to disk; returns
+/// once they are there (or failed, logged).
+async fn disk_put(disk: &Option<Arc<DiskCache>>, obj: &ObjectRef, blocks: Vec<((u64, u64), Rope)>) {
+    let Some((d, etag)) = disk_tier(disk, obj) else {
+        return;
+    };
+    let (d, etag, key) = (d.clone(), etag.to_string(), obj.key.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for ((index, end), data) in blocks {
+            let id = BlockId {
+                key: &key,
+                etag: &etag,
+                index,
+                end,
+            };
+            d.put(&id, &data);
+        }
+    })
+    .await;
 }
 
 /// A block being fetched as part of a run: where it lies in the run's bytes.
