@@ -9,6 +9,8 @@
 #                    -> $GEOMOUNT_LAB/garage/bin/garage (build log $GEOMOUNT_LAB/garage-build.log)
 #   cargo-deb:       cargo install cargo-deb $CARGO_DEB_VERSION -> $GEOMOUNT_LAB/cargo-deb/bin/cargo-deb
 #                    (builds the Debian package in tests/service.rs; log $GEOMOUNT_LAB/cargo-deb-build.log)
+#   labproxy:        cargo build --release of lab/proxy (the loopback latency/fault/counting proxy)
+#                    -> $GEOMOUNT_LAB/proxy-target/release/geomount-labproxy (log $GEOMOUNT_LAB/proxy-build.log)
 #   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf numpy eccodes
 #                    (venv made by ${LAB_PYTHON:-python3})
 #
@@ -87,6 +89,18 @@ install_cargo_deb() {
   rm -rf "$LAB_HOME/cargo-deb-target"
 }
 
+install_proxy() {
+  local log=$LAB_HOME/proxy-build.log
+  command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
+  # cargo itself decides whether anything changed; an up-to-date build takes a second.
+  if ! CARGO_TARGET_DIR=$LAB_HOME/proxy-target cargo build --release --locked \
+      --manifest-path "$(dirname "$0")/proxy/Cargo.toml" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "labproxy build failed (full log: $log)"
+  fi
+  say "labproxy: $LAB_HOME/proxy-target/release/geomount-labproxy ready"
+}
+
 install_venv() {
   local venv=$LAB_HOME/venv
   if [[ -x $venv/bin/python && -x $venv/bin/moto_server ]] && "$venv/bin/python" -c "$PY_CHECK" 2>/dev/null; then
@@ -105,6 +119,7 @@ install_venv() {
 install_apt
 install_garage
 install_cargo_deb
+install_proxy
 install_venv
 [[ -e /dev/fuse ]] || say "warning: /dev/fuse is missing; FUSE tests will fail"
 say "ready: GEOMOUNT_LAB=$LAB_HOME"

@@ -15,12 +15,17 @@
 #   lab/lab.sh moto-start DIR [PORT]  moto on PORT (default: free port, same one on restart); moto is
 #                                 in memory, so a restart comes back with an empty $MOTO_BUCKET.
 #   lab/lab.sh moto-stop DIR
+#   lab/lab.sh proxy-start DIR UPSTREAM [FLAG...]  the labproxy (lab/proxy/README.md) in front of
+#                                 UPSTREAM (e.g. $GARAGE_ENDPOINT) on a free port; FLAGs go to the
+#                                 proxy (--delay-ms 20, --fail-503 0.1, ...). Writes DIR/env.
+#   lab/lab.sh proxy-stop DIR
 #
 # Env files hold lines `export NAME=value` (values never contain spaces or quotes):
 #   GARAGE_ENDPOINT GARAGE_REGION GARAGE_KEY_ID GARAGE_SECRET GARAGE_BUCKET GARAGE_BENCH_BUCKET
 #   GARAGE_ADMIN_ENDPOINT GARAGE_ADMIN_TOKEN GARAGE_PID GARAGE_DIR      (DIR/env of garage-start)
 #   MOTO_ENDPOINT MOTO_BUCKET MOTO_PID MOTO_DIR                         (DIR/env of moto-start)
-#   LAB_VENV LAB_STATE                                                  ($LAB_STATE/env: all of these)
+#   PROXY_ENDPOINT PROXY_PID PROXY_DIR                                  (DIR/env of proxy-start)
+#   LAB_VENV LAB_STATE LAB_PROXY_BIN                                                 ($LAB_STATE/env: all of these)
 #
 # Settings: LAB_STATE (default /tmp/geomount-lab-state), GEOMOUNT_LAB (tools, default
 # ~/.cache/geomount-lab), GARAGE_LOG (garage's RUST_LOG, default garage=info),
@@ -38,6 +43,7 @@ LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 LAB_STATE=${LAB_STATE:-/tmp/geomount-lab-state}
 GARAGE=$LAB_HOME/garage/bin/garage
 VENV=$LAB_HOME/venv
+PROXY_BIN=$LAB_HOME/proxy-target/release/geomount-labproxy
 READY_TIMEOUT=${LAB_READY_TIMEOUT:-30}
 GARAGE_REGION=garage
 GARAGE_BUCKETS=(geomount-test geomount-bench)
@@ -256,12 +262,42 @@ EOF
   say "moto ready: $endpoint (pid $(<"$dir/moto.pid"))"
 }
 
+# ---------------------------------------------------------------- labproxy
+proxy_start() { # proxy_start DIR UPSTREAM [FLAG...]
+  local dir=$1 upstream=$2 i endpoint=
+  shift 2
+  check_dir "$dir"
+  [[ -x $PROXY_BIN ]] || die "no labproxy at $PROXY_BIN: run lab/install.sh"
+  ! alive "$dir/proxy.pid" || die "proxy already running in $dir"
+  [[ -d $dir ]] || CLEANUP_PATHS+=("$dir")
+  mkdir -p "$dir"
+  rm -f -- "$dir/proxy.out"
+  setsid "$PROXY_BIN" --upstream "$upstream" --stats-file "$dir/stats.json" "$@" \
+    >"$dir/proxy.out" 2>>"$dir/proxy.log" </dev/null 8>&- &
+  echo "$!" >"$dir/proxy.pid"
+  CLEANUP_PIDFILES+=("$dir/proxy.pid")
+  for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+    endpoint=$(awk 'NR == 1 && $1 == "listening" { print $2 }' "$dir/proxy.out" 2>/dev/null)
+    [[ -z $endpoint ]] || break
+    alive "$dir/proxy.pid" || { cat "$dir/proxy.log" >&2; die "labproxy exited during startup"; }
+    sleep 0.1
+  done
+  [[ -n $endpoint ]] || die "labproxy not listening after ${READY_TIMEOUT}s (log: $dir/proxy.log)"
+  write_file "$dir/env" <<EOF
+export PROXY_ENDPOINT=$endpoint
+export PROXY_PID=$(<"$dir/proxy.pid")
+export PROXY_DIR=$dir
+EOF
+  say "labproxy ready: $endpoint -> $upstream (pid $(<"$dir/proxy.pid"))"
+}
+
 # ---------------------------------------------------------------- shared lab
 write_lab_env() {
   [[ -f $LAB_STATE/$MARKER && -f $LAB_STATE/garage/env && -f $LAB_STATE/moto/env ]] || return 0
   {
     cat "$LAB_STATE/garage/env" "$LAB_STATE/moto/env"
     echo "export LAB_VENV=$VENV"
+    echo "export LAB_PROXY_BIN=$PROXY_BIN"
     echo "export LAB_STATE=$LAB_STATE"
   } | write_file "$LAB_STATE/env"
 }
@@ -322,6 +358,11 @@ case ${1:-} in
     write_lab_env
     ;;
   moto-stop) stop_pidfile "${2:?usage: lab.sh moto-stop DIR}/moto.pid" ;;
+  proxy-start)
+    (($# >= 3)) || die "usage: lab.sh proxy-start DIR UPSTREAM [FLAG...]"
+    proxy_start "${@:2}"
+    ;;
+  proxy-stop) stop_pidfile "${2:?usage: lab.sh proxy-stop DIR}/proxy.pid" ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2

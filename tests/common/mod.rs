@@ -311,3 +311,93 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// The lab's labproxy (lab/proxy) in front of one server: every request through it is counted by
+/// kind, and delays or faults can be added. The process is killed by PID when the guard drops.
+pub struct Proxy {
+    child: std::process::Child,
+    pub endpoint: String,
+    upstream: Server,
+}
+
+impl Proxy {
+    /// Starts a proxy in front of `upstream`; `flags` go to the proxy (`--delay-ms 20`, ...).
+    pub fn start(upstream: &Server, flags: &[&str]) -> Proxy {
+        use std::io::BufRead;
+        let mut child = Command::new(env("LAB_PROXY_BIN"))
+            .args(["--upstream", &upstream.endpoint])
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start labproxy (run lab/install.sh): {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("proxy stdout");
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let endpoint = match (read, line.strip_prefix("listening ")) {
+            (Ok(_), Some(url)) => url.trim().to_string(),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("labproxy did not print its address: {line:?}");
+            }
+        };
+        Proxy {
+            child,
+            endpoint,
+            upstream: upstream.clone(),
+        }
+    }
+
+    /// The upstream server as reached through the proxy.
+    pub fn server(&self) -> Server {
+        Server {
+            endpoint: self.endpoint.clone(),
+            ..self.upstream.clone()
+        }
+    }
+
+    /// The counts so far: `get`, `get_range`, `head`, `list`, `put`, `requests`, `bytes_out`, ...
+    pub fn stats(&self) -> serde_json::Value {
+        self.call("GET", "/__proxy/stats")
+    }
+
+    /// Sets every count to zero.
+    pub fn reset(&self) {
+        self.call("POST", "/__proxy/reset");
+    }
+
+    /// One count from [`Proxy::stats`].
+    pub fn count(&self, name: &str) -> u64 {
+        self.stats()[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("proxy stats have no {name}"))
+    }
+
+    fn call(&self, method: &str, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to labproxy");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write to labproxy");
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply)
+            .expect("read labproxy reply");
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| panic!("bad labproxy reply: {reply:?}"));
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("labproxy stats {body:?}: {e}"))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
