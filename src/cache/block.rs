@@ -50,6 +50,8 @@ struct BlockKey {
     index: u64,
     /// 0 for a block; the end of a planned unit.
     end: u64,
+    /// The first bytes of a planned unit only (a head a grazing read fetched).
+    head: bool,
 }
 
 type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Rope, FsError>>>;
@@ -107,6 +109,15 @@ impl BlockCache {
             etag: obj.etag.clone(),
             index,
             end: 0,
+            head: false,
+        }
+    }
+
+    /// Key of the cached head (first bytes) of a unit.
+    fn head_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
+        BlockKey {
+            head: true,
+            ..Self::unit_key(obj, unit)
         }
     }
 
@@ -224,10 +235,12 @@ impl BlockCache {
         disk_put(&self.disk, obj, fresh).await;
     }
 
-    /// Bytes `range` of `obj` served from whole planned units (sorted, adjacent ranges such as
-    /// GRIB2 messages): each unit the read touches is fetched whole, once, and kept in memory
-    /// and on disk; adjacent missing units are fetched with one GET. A read the units do not
-    /// cover falls back to blocks.
+    /// Bytes `range` of `obj` served from planned units (sorted, adjacent ranges such as GRIB2
+    /// messages or TIFF tiles). A unit the read lies in, or covers, is fetched whole, once, and
+    /// kept in memory and on disk. A unit the read only grazes (it starts in the unit's tail and
+    /// goes on past it, or ends in the unit's head having started before it: the alignment and
+    /// read-ahead of buffered readers) gets just the bytes asked for, uncached. Adjacent missing
+    /// pieces are fetched with one GET. A read the units do not cover falls back to blocks.
     pub async fn read_units(
         &self,
         obj: &ObjectRef,
@@ -238,14 +251,16 @@ impl BlockCache {
         if range.start >= end {
             return Ok(Rope::default());
         }
-        let touched = &units[crate::plan::touched(units, range.start..end)];
-        let covered = touched.first().is_some_and(|u| u.start <= range.start)
-            && touched.last().is_some_and(|u| u.end >= end)
+        let r = range.start..end;
+        let touched = &units[crate::plan::touched(units, r.clone())];
+        let covered = touched.first().is_some_and(|u| u.start <= r.start)
+            && touched.last().is_some_and(|u| u.end >= r.end)
             && touched.windows(2).all(|w| w[0].end == w[1].start);
         if !covered {
-            return self.read(obj, range.start..end).await;
+            return self.read(obj, r).await;
         }
-        let mut got: Vec<Option<Rope>> = Vec::with_capacity(touched.len());
+        // Per touched unit: the bytes held (from where), once known.
+        let mut got: Vec<Option<(u64, Rope)>> = Vec::with_capacity(touched.len());
         for u in touched {
             let mut b = self.cache.get(&Self::unit_key(obj, u)).await;
             if b.is_none() {
@@ -255,14 +270,41 @@ impl BlockCache {
                     self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
                 }
             }
-            if b.is_some() {
-                Metrics::inc(&self.metrics.block_hits);
+            let counter = if b.is_some() {
+                &self.metrics.block_hits
             } else {
-                Metrics::inc(&self.metrics.block_misses);
-            }
-            got.push(b);
+                &self.metrics.block_misses
+            };
+            Metrics::inc(counter);
+            got.push(b.map(|b| (u.start, b)));
         }
-        // Runs of adjacent missing units, each one GET.
+        let grazed_tail = |u: &Range<u64>| r.start > u.start && r.end > u.end;
+        let grazed_head = |u: &Range<u64>| r.start < u.start && r.end < u.end;
+        // What to fetch per missing unit, after any head fetched before.
+        let mut want: Vec<Range<u64>> = Vec::with_capacity(touched.len());
+        let mut heads: Vec<Option<Rope>> = Vec::with_capacity(touched.len());
+        for (k, u) in touched.iter().enumerate() {
+            let head = match got[k] {
+                Some(_) => None,
+                None => self.cache.get(&Self::head_key(obj, u)).await,
+            };
+            let have = head.as_ref().map_or(0, |h| h.len() as u64);
+            if grazed_tail(u) {
+                want.push(r.start..u.end);
+                heads.push(None);
+            } else if grazed_head(u) && u.start + have >= r.end {
+                got[k] = head.map(|h| (u.start, h));
+                want.push(u.start..u.start);
+                heads.push(None);
+            } else if grazed_head(u) {
+                want.push(u.start + have..r.end);
+                heads.push(head);
+            } else {
+                want.push(u.start + have..u.end);
+                heads.push(head);
+            }
+        }
+        // Runs of adjacent missing pieces, each one GET.
         let mut i = 0;
         while i < touched.len() {
             if got[i].is_some() {
@@ -270,39 +312,49 @@ impl BlockCache {
                 continue;
             }
             let mut j = i;
-            while j + 1 < touched.len() && got[j + 1].is_none() {
+            while j + 1 < touched.len() && got[j + 1].is_none() && want[j + 1].start == want[j].end
+            {
                 j += 1;
             }
-            let span = touched[i].start..touched[j].end;
-            let want = (span.end - span.start) as usize;
+            let span = want[i].start..want[j].end;
+            let len = (span.end - span.start) as usize;
+            tracing::debug!(key = %obj.key, units = j + 1 - i, ?span, "fetching planned units");
             let all = self
                 .backend
                 .get_range(&obj.key, span.clone(), obj.etag.as_deref())
                 .await?;
-            if all.len() != want {
+            if all.len() != len {
                 return Err(FsError::Remote(format!(
-                    "short read of '{}': wanted {want} bytes, server sent {}",
+                    "short read of '{}': wanted {len} bytes, server sent {}",
                     obj.key,
                     all.len()
                 )));
             }
-            let mut fresh = Vec::new();
+            let mut whole = Vec::new();
             for k in i..=j {
-                let u = &touched[k];
-                let b = all.slice((u.start - span.start) as usize..(u.end - span.start) as usize);
-                self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
-                fresh.push(((u.start, u.end), b.clone()));
-                got[k] = Some(b);
+                let (u, w) = (&touched[k], &want[k]);
+                let mut b = heads[k].take().unwrap_or_default();
+                b.append(all.slice((w.start - span.start) as usize..(w.end - span.start) as usize));
+                let base = w.end - b.len() as u64;
+                if base == u.start && w.end == u.end {
+                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                    self.cache.invalidate(&Self::head_key(obj, u)).await;
+                    whole.push(((u.start, u.end), b.clone()));
+                } else if base == u.start {
+                    self.cache.insert(Self::head_key(obj, u), b.clone()).await;
+                }
+                got[k] = Some((base, b));
             }
-            disk_put(&self.disk, obj, fresh).await;
+            disk_put(&self.disk, obj, whole).await;
             i = j + 1;
         }
         let mut out = Rope::default();
-        for (u, b) in touched.iter().zip(got) {
-            let b = b.unwrap_or_default();
-            let from = range.start.saturating_sub(u.start) as usize;
-            let to = (end.min(u.end) - u.start) as usize;
-            out.append(b.slice(from..to));
+        for (base, b) in got.into_iter().flatten() {
+            let from = r.start.max(base);
+            let to = r.end.min(base + b.len() as u64);
+            if from < to {
+                out.append(b.slice((from - base) as usize..(to - base) as usize));
+            }
         }
         Ok(out)
     }
@@ -562,5 +614,43 @@ mod tests {
         assert!(err.to_string().contains("short read"), "{err}");
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(!cache.contains(&obj, 0));
+    }
+
+    #[tokio::test]
+    async fn planned_units_are_fetched_whole_and_grazed_ones_only_in_part() {
+        let len = 300_000usize;
+        let (cache, obj, data, metrics) = setup(len).await;
+        let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
+        let fetched = || metrics.bytes_fetched.load(Relaxed);
+        // A read from the middle of unit 1 into unit 2's head: each part only, one GET.
+        let got = cache
+            .read_units(&obj, &units, 150_000..205_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[150_000..205_000]);
+        assert_eq!(fetched(), 55_000);
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        // A read inside unit 2 fetches the rest of it (its head is kept), and then it is cached.
+        let got = cache
+            .read_units(&obj, &units, 205_000..210_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[205_000..210_000]);
+        assert_eq!(fetched(), 150_000);
+        // A read covering units 1 and 2: unit 1 whole, unit 2 from the cache.
+        let got = cache
+            .read_units(&obj, &units, 100_000..300_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[100_000..300_000]);
+        assert_eq!(fetched(), 250_000);
+        // A read starting in unit 0's tail: that tail only.
+        let got = cache
+            .read_units(&obj, &units, 99_000..101_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[99_000..101_000]);
+        assert_eq!(fetched(), 251_000);
+        assert_eq!(metrics.get_requests.load(Relaxed), 4);
     }
 }

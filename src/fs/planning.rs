@@ -14,8 +14,8 @@ use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
 
 /// Larger inventories are not read (a real one is tens of KiB).
 const MAX_IDX_BYTES: u64 = 16 << 20;
-/// First read of a TIFF (GDAL reads headers in pieces of this size too).
-const TIFF_FIRST_READ: u64 = 16 << 10;
+/// First read of a TIFF: a COG's IFDs usually fit; if not, exactly the missing bytes follow.
+const TIFF_FIRST_READ: u64 = 4 << 10;
 /// A TIFF whose IFDs and tile arrays do not fit in this many first bytes is read unplanned.
 const TIFF_MAX_PREFIX: u64 = 4 << 20;
 

@@ -800,14 +800,19 @@ async fn a_grib_file_with_an_idx_is_read_by_whole_messages_only() {
     assert_eq!(&got[..], &data[m1 as usize + 10..m1 as usize + 1010]);
     assert_eq!(env.gets(), gets + 1);
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 - m1);
-    // The rest of the message is served from the cache; a read across 1|2 fetches message 1 only.
-    let got = env
-        .fs
-        .read(opened.fh, m1 - 5, 100_000)
-        .await
-        .unwrap()
-        .to_bytes();
-    assert_eq!(&got[..], &data[m1 as usize - 5..m1 as usize + 99_995]);
+    // Message 2 is now cached; a read grazing message 1's tail fetches just those bytes.
+    let got = env.fs.read(opened.fh, m1 - 5, 100_000).await.unwrap();
+    assert_eq!(
+        &got.to_bytes()[..],
+        &data[m1 as usize - 5..m1 as usize + 99_995]
+    );
     assert_eq!(env.gets(), gets + 2);
-    assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2);
+    assert_eq!(
+        env.metrics.bytes_fetched.load(Relaxed) - before,
+        m2 - m1 + 5
+    );
+    // A read inside message 1 fetches it whole.
+    let got = env.fs.read(opened.fh, 10, 10).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &data[10..20]);
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 + 5);
 }
