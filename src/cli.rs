@@ -45,6 +45,11 @@ pub enum Command {
         #[command(flatten)]
         opts: MountOptions,
     },
+    /// Show or clear the persistent block cache.
+    Cache {
+        #[command(subcommand)]
+        action: crate::cache::cli::CacheAction,
+    },
     /// Write the man pages and shell completions (bash, zsh, fish) into DIR, for packaging.
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
@@ -138,10 +143,12 @@ pub struct MountOptions {
     /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
-    /// Folder of the on-disk block cache, kept across mounts (default: no disk cache).
-    #[arg(long)]
+    /// Directory of the persistent block cache, kept across mounts [default:
+    /// $XDG_CACHE_HOME/geomount/blocks or ~/.cache/geomount/blocks; for root
+    /// /var/cache/geomount/blocks].
+    #[arg(long, env = "GEOMOUNT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Size budget of the on-disk block cache (e.g. 10GiB).
+    /// Disk budget of the persistent block cache (e.g. 10GiB); 0 disables it.
     #[arg(long, default_value = "10GiB")]
     pub cache_disk: String,
     /// Bound on one request including retries; a read past it fails with EIO.
@@ -503,6 +510,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::catalog::describe());
             Ok(())
         }
+        Command::Cache { action } => crate::cache::cli::run(action),
         Command::GenerateAssets { dir } => generate_assets(&dir),
     }
 }

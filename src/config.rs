@@ -142,9 +142,9 @@ pub struct MountConfig {
     pub metadata_ttl: Duration,
     /// Budget of the memory block cache in bytes.
     pub cache_memory: u64,
-    /// Folder of the on-disk block cache (`--cache-dir`, `[cache] dir`); `None`: no disk cache.
+    /// Directory of the persistent block cache (`None`: the default for the user).
     pub cache_dir: Option<PathBuf>,
-    /// Budget of the on-disk block cache in bytes (`--cache-disk`, `[cache] disk`).
+    /// Budget of the persistent block cache in bytes; 0 disables it.
     pub cache_disk: u64,
     /// Bound on one request including retries; past it a read fails with EIO.
     pub request_timeout: Duration,

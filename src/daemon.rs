@@ -162,13 +162,16 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     ));
     rt.block_on(check_access(backend.as_ref(), &cfg))?;
 
-    let fs = Arc::new(Fs::new(
-        backend,
-        metrics.clone(),
-        cfg.ownership,
-        cfg.metadata_ttl,
-        cfg.cache_memory,
-    ));
+    let fs = Arc::new(
+        Fs::new(
+            backend,
+            metrics.clone(),
+            cfg.ownership,
+            cfg.metadata_ttl,
+            cfg.cache_memory,
+        )
+        .with_disk(crate::cache::disk::open_for_mount(&cfg, metrics.clone())?),
+    );
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
         MountOption::RO,

@@ -104,6 +104,12 @@ impl Fs {
         }
     }
 
+    /// Adds the persistent disk tier below the memory block cache.
+    pub fn with_disk(mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) -> Self {
+        self.cache = self.cache.with_disk(disk);
+        self
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
@@ -157,6 +163,17 @@ impl Fs {
             return Ok(self.stats_attr());
         }
         let info = self.ns.lookup(parent, name).await?;
+        // A lookup that fetched the whole object (a Zarr chunk) hands its bytes to the cache.
+        if let NodeKind::File { size, etag, .. } = &info.kind
+            && let Some(bytes) = self.ns.take_fetched(info.ino)
+        {
+            let obj = ObjectRef {
+                key: info.path.as_str().into(),
+                etag: etag.as_deref().map(Into::into),
+                size: *size,
+            };
+            self.cache.insert_whole(&obj, bytes).await;
+        }
         Ok(self.attr_of(&info))
     }
 
@@ -247,27 +264,32 @@ impl Fs {
             });
         }
         let (info, keep_cache) = self.ns.open_file(ino).await?;
-        let NodeKind::File { size, etag, .. } = info.kind else {
+        let NodeKind::File { size, ref etag, .. } = info.kind else {
             return Err(FsError::IsADirectory);
         };
         let obj = ObjectRef {
-            key: info.path.into(),
-            etag: etag.map(Into::into),
+            key: info.path.as_str().into(),
+            etag: etag.as_deref().map(Into::into),
             size,
         };
+        let units = self.plan(&info, &obj).await;
+        // A planned file bypasses the page cache: kernel readahead would otherwise widen a read
+        // into the neighbouring unit and fetch it too.
+        let direct_io = units.is_some();
         let reader = FileReader::new(
             obj,
             self.cache.clone(),
             self.budget.clone(),
             self.metrics.clone(),
-        );
+        )
+        .with_units(units);
         self.handles
             .lock()
             .insert(fh, Handle::File(Arc::new(reader)));
         Ok(Opened {
             fh,
-            keep_cache,
-            direct_io: false,
+            keep_cache: keep_cache && !direct_io,
+            direct_io,
         })
     }
 
@@ -297,5 +319,6 @@ impl Fs {
     }
 }
 
+mod planning;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod mount_helper;
 pub mod namespace;
 pub mod notify;
+pub mod plan;
 pub mod reader;
 pub mod resolve;
 pub mod rope;

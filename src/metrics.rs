@@ -19,6 +19,11 @@ pub struct Metrics {
     pub lookups: AtomicU64,
     pub negative_hits: AtomicU64,
     pub listing_hits: AtomicU64,
+    pub disk_hits: AtomicU64,
+    pub disk_misses: AtomicU64,
+    pub disk_writes: AtomicU64,
+    pub disk_corrupt: AtomicU64,
+    pub disk_evictions: AtomicU64,
 }
 
 macro_rules! snapshot_fields {
@@ -52,7 +57,12 @@ impl Metrics {
             bytes_read,
             lookups,
             negative_hits,
-            listing_hits
+            listing_hits,
+            disk_hits,
+            disk_misses,
+            disk_writes,
+            disk_corrupt,
+            disk_evictions
         )
     }
 

@@ -62,6 +62,8 @@ const VALUED: &[(&str, &str)] = &[
     ("region", "--region"),
     ("metadata_ttl", "--metadata-ttl"),
     ("cache_memory", "--cache-memory"),
+    ("cache_dir", "--cache-dir"),
+    ("cache_disk", "--cache-disk"),
     ("request_timeout", "--request-timeout"),
     ("threads", "--threads"),
     ("log_file", "--log-file"),

@@ -1,7 +1,8 @@
 //! The memory block cache. Objects are cut into fixed blocks keyed by (key, ETag, index), so a
 //! changed object never shares blocks with its old version. Concurrent misses for one block fetch
 //! it once (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose
-//! result every waiting block shares.
+//! result every waiting block shares. With a disk tier ([`DiskCache`]), a memory miss looks on
+//! disk before fetching, and every fetched block is written to disk before it is served.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -13,6 +14,7 @@ use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
 
+use crate::cache::disk::{BlockId, DiskCache};
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -44,7 +46,12 @@ impl ObjectRef {
 struct BlockKey {
     key: Arc<str>,
     etag: Option<Arc<str>>,
+    /// Block index, or the start of a planned unit.
     index: u64,
+    /// 0 for a block; the end of a planned unit.
+    end: u64,
+    /// The first bytes of a planned unit only (a head a grazing read fetched).
+    head: bool,
 }
 
 type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Rope, FsError>>>;
@@ -65,6 +72,7 @@ pub struct BlockCache {
     inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
+    disk: Option<Arc<DiskCache>>,
 }
 
 impl BlockCache {
@@ -85,7 +93,14 @@ impl BlockCache {
             inflight: Arc::new(Mutex::new(HashMap::new())),
             backend,
             metrics,
+            disk: None,
         }
+    }
+
+    /// Adds the persistent tier below the memory cache.
+    pub fn with_disk(mut self, disk: Option<Arc<DiskCache>>) -> Self {
+        self.disk = disk;
+        self
     }
 
     fn key(obj: &ObjectRef, index: u64) -> BlockKey {
@@ -93,13 +108,40 @@ impl BlockCache {
             key: obj.key.clone(),
             etag: obj.etag.clone(),
             index,
+            end: 0,
+            head: false,
         }
     }
 
-    /// Cached, or being fetched by a run.
+    /// Key of the cached head (first bytes) of a unit.
+    fn head_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
+        BlockKey {
+            head: true,
+            ..Self::unit_key(obj, unit)
+        }
+    }
+
+    fn unit_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
+        BlockKey {
+            index: unit.start,
+            end: unit.end,
+            ..Self::key(obj, 0)
+        }
+    }
+
+    /// Cached (in memory or on disk), or being fetched by a run.
     pub fn contains(&self, obj: &ObjectRef, index: u64) -> bool {
         let key = Self::key(obj, index);
-        self.cache.contains_key(&key) || self.inflight.lock().contains_key(&key)
+        self.cache.contains_key(&key)
+            || self.inflight.lock().contains_key(&key)
+            || disk_tier(&self.disk, obj).is_some_and(|(d, etag)| {
+                d.contains(&BlockId {
+                    key: &obj.key,
+                    etag,
+                    index,
+                    end: 0,
+                })
+            })
     }
 
     /// Bytes `range` of `obj` (clamped to its size), from cached blocks, fetching missing ones.
@@ -139,9 +181,13 @@ impl BlockCache {
         let range = obj.block_range(index);
         let backend = self.backend.clone();
         let obj2 = obj.clone();
+        let disk = self.disk.clone();
         self.cache
             .try_get_with(key, async move {
                 let want = (range.end - range.start) as usize;
+                if let Some(b) = disk_get(&disk, &obj2, (index, 0), want).await {
+                    return Ok(b);
+                }
                 let got = backend
                     .get_range(&obj2.key, range, obj2.etag.as_deref())
                     .await?;
@@ -153,10 +199,164 @@ impl BlockCache {
                         got.len()
                     )));
                 }
+                disk_put(&disk, &obj2, vec![((index, 0), got.clone())]).await;
                 Ok(got)
             })
             .await
             .map_err(|e| (*e).clone())
+    }
+
+    /// Caches a whole object fetched in one piece (memory and disk), block by block.
+    pub async fn insert_whole(&self, obj: &ObjectRef, data: Rope) {
+        if data.len() as u64 != obj.size {
+            return;
+        }
+        let blocks: Vec<((u64, u64), Rope)> = (0..obj.blocks())
+            .map(|i| {
+                let r = obj.block_range(i);
+                ((i, 0), data.slice(r.start as usize..r.end as usize))
+            })
+            .collect();
+        for ((i, _), b) in &blocks {
+            self.cache.insert(Self::key(obj, *i), b.clone()).await;
+        }
+        disk_put(&self.disk, obj, blocks).await;
+    }
+
+    /// Caches the units wholly inside `data`, which holds bytes `at..` of `obj`.
+    pub async fn insert_units(&self, obj: &ObjectRef, units: &[Range<u64>], at: u64, data: &Rope) {
+        let end = at + data.len() as u64;
+        let mut fresh = Vec::new();
+        for u in units.iter().filter(|u| u.start >= at && u.end <= end) {
+            let b = data.slice((u.start - at) as usize..(u.end - at) as usize);
+            self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+            fresh.push(((u.start, u.end), b));
+        }
+        disk_put(&self.disk, obj, fresh).await;
+    }
+
+    /// Bytes `range` of `obj` served from planned units (sorted, adjacent ranges such as GRIB2
+    /// messages or TIFF tiles). A unit the read lies in, or covers, is fetched whole, once, and
+    /// kept in memory and on disk. A unit the read only grazes (it starts in the unit's tail and
+    /// goes on past it, or ends in the unit's head having started before it: the alignment and
+    /// read-ahead of buffered readers) gets just the bytes asked for, uncached. Adjacent missing
+    /// pieces are fetched with one GET. A read the units do not cover falls back to blocks.
+    pub async fn read_units(
+        &self,
+        obj: &ObjectRef,
+        units: &[Range<u64>],
+        range: Range<u64>,
+    ) -> Result<Rope, FsError> {
+        let end = range.end.min(obj.size);
+        if range.start >= end {
+            return Ok(Rope::default());
+        }
+        let r = range.start..end;
+        let touched = &units[crate::plan::touched(units, r.clone())];
+        let covered = touched.first().is_some_and(|u| u.start <= r.start)
+            && touched.last().is_some_and(|u| u.end >= r.end)
+            && touched.windows(2).all(|w| w[0].end == w[1].start);
+        if !covered {
+            return self.read(obj, r).await;
+        }
+        // Per touched unit: the bytes held (from where), once known.
+        let mut got: Vec<Option<(u64, Rope)>> = Vec::with_capacity(touched.len());
+        for u in touched {
+            let mut b = self.cache.get(&Self::unit_key(obj, u)).await;
+            if b.is_none() {
+                let len = (u.end - u.start) as usize;
+                b = disk_get(&self.disk, obj, (u.start, u.end), len).await;
+                if let Some(b) = &b {
+                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                }
+            }
+            let counter = if b.is_some() {
+                &self.metrics.block_hits
+            } else {
+                &self.metrics.block_misses
+            };
+            Metrics::inc(counter);
+            got.push(b.map(|b| (u.start, b)));
+        }
+        let grazed_tail = |u: &Range<u64>| r.start > u.start && r.end > u.end;
+        let grazed_head = |u: &Range<u64>| r.start < u.start && r.end < u.end;
+        // What to fetch per missing unit, after any head fetched before.
+        let mut want: Vec<Range<u64>> = Vec::with_capacity(touched.len());
+        let mut heads: Vec<Option<Rope>> = Vec::with_capacity(touched.len());
+        for (k, u) in touched.iter().enumerate() {
+            let head = match got[k] {
+                Some(_) => None,
+                None => self.cache.get(&Self::head_key(obj, u)).await,
+            };
+            let have = head.as_ref().map_or(0, |h| h.len() as u64);
+            if grazed_tail(u) {
+                want.push(r.start..u.end);
+                heads.push(None);
+            } else if grazed_head(u) && u.start + have >= r.end {
+                got[k] = head.map(|h| (u.start, h));
+                want.push(u.start..u.start);
+                heads.push(None);
+            } else if grazed_head(u) {
+                want.push(u.start + have..r.end);
+                heads.push(head);
+            } else {
+                want.push(u.start + have..u.end);
+                heads.push(head);
+            }
+        }
+        // Runs of adjacent missing pieces, each one GET.
+        let mut i = 0;
+        while i < touched.len() {
+            if got[i].is_some() {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < touched.len() && got[j + 1].is_none() && want[j + 1].start == want[j].end
+            {
+                j += 1;
+            }
+            let span = want[i].start..want[j].end;
+            let len = (span.end - span.start) as usize;
+            tracing::debug!(key = %obj.key, units = j + 1 - i, ?span, "fetching planned units");
+            let all = self
+                .backend
+                .get_range(&obj.key, span.clone(), obj.etag.as_deref())
+                .await?;
+            if all.len() != len {
+                return Err(FsError::Remote(format!(
+                    "short read of '{}': wanted {len} bytes, server sent {}",
+                    obj.key,
+                    all.len()
+                )));
+            }
+            let mut whole = Vec::new();
+            for k in i..=j {
+                let (u, w) = (&touched[k], &want[k]);
+                let mut b = heads[k].take().unwrap_or_default();
+                b.append(all.slice((w.start - span.start) as usize..(w.end - span.start) as usize));
+                let base = w.end - b.len() as u64;
+                if base == u.start && w.end == u.end {
+                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                    self.cache.invalidate(&Self::head_key(obj, u)).await;
+                    whole.push(((u.start, u.end), b.clone()));
+                } else if base == u.start {
+                    self.cache.insert(Self::head_key(obj, u), b.clone()).await;
+                }
+                got[k] = Some((base, b));
+            }
+            disk_put(&self.disk, obj, whole).await;
+            i = j + 1;
+        }
+        let mut out = Rope::default();
+        for (base, b) in got.into_iter().flatten() {
+            let from = r.start.max(base);
+            let to = r.end.min(base + b.len() as u64);
+            if from < to {
+                out.append(b.slice((from - base) as usize..(to - base) as usize));
+            }
+        }
+        Ok(out)
     }
 
     /// Starts fetching blocks `first..first+count` with one ranged GET. The blocks are
@@ -198,8 +398,18 @@ impl BlockCache {
         }
         let cache = self.cache.clone();
         let inflight = self.inflight.clone();
+        let disk = self.disk.clone();
+        let obj = obj.clone();
         async move {
             let res = run.await;
+            if let Ok(all) = &res {
+                let blocks = parts
+                    .iter()
+                    .filter(|(_, p)| p.to <= all.len())
+                    .map(|(k, p)| ((k.index, 0), all.slice(p.from..p.to)))
+                    .collect();
+                disk_put(&disk, &obj, blocks).await;
+            }
             for (k, p) in parts {
                 if let Ok(all) = &res
                     && p.to <= all.len()
@@ -215,6 +425,63 @@ impl BlockCache {
             res.map(drop)
         }
     }
+}
+
+/// The disk tier and the object's ETag, when the object's blocks may live on disk (only objects
+/// with an ETag: without one a changed object could not be told from the old).
+fn disk_tier<'a>(
+    disk: &'a Option<Arc<DiskCache>>,
+    obj: &'a ObjectRef,
+) -> Option<(&'a Arc<DiskCache>, &'a str)> {
+    Some((disk.as_ref()?, obj.etag.as_deref()?))
+}
+
+/// Block `index` (or unit `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
+/// there.
+async fn disk_get(
+    disk: &Option<Arc<DiskCache>>,
+    obj: &ObjectRef,
+    (index, end): (u64, u64),
+    len: usize,
+) -> Option<Rope> {
+    let (d, etag) = disk_tier(disk, obj)?;
+    let (d, etag, key) = (d.clone(), etag.to_string(), obj.key.clone());
+    tokio::task::spawn_blocking(move || {
+        d.get(
+            &BlockId {
+                key: &key,
+                etag: &etag,
+                index,
+                end,
+            },
+            len,
+        )
+    })
+    .await
+    .ok()
+    .flatten()
+    .map(Rope::from)
+}
+
+/// Writes fetched blocks (`(index, 0)`) or units (`(start, end)`) of `obj` to disk; returns
+/// once they are there (or failed, logged).
+async fn disk_put(disk: &Option<Arc<DiskCache>>, obj: &ObjectRef, blocks: Vec<((u64, u64), Rope)>) {
+    let Some((d, etag)) = disk_tier(disk, obj) else {
+        return;
+    };
+    let (d, etag, key) = (d.clone(), etag.to_string(), obj.key.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        for ((index, end), data) in blocks {
+            let id = BlockId {
+                key: &key,
+                etag: &etag,
+                index,
+                end,
+            };
+            d.put(&id, &data);
+        }
+    })
+    .await;
 }
 
 /// A block being fetched as part of a run: where it lies in the run's bytes.
@@ -347,5 +614,43 @@ mod tests {
         assert!(err.to_string().contains("short read"), "{err}");
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(!cache.contains(&obj, 0));
+    }
+
+    #[tokio::test]
+    async fn planned_units_are_fetched_whole_and_grazed_ones_only_in_part() {
+        let len = 300_000usize;
+        let (cache, obj, data, metrics) = setup(len).await;
+        let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
+        let fetched = || metrics.bytes_fetched.load(Relaxed);
+        // A read from the middle of unit 1 into unit 2's head: each part only, one GET.
+        let got = cache
+            .read_units(&obj, &units, 150_000..205_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[150_000..205_000]);
+        assert_eq!(fetched(), 55_000);
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        // A read inside unit 2 fetches the rest of it (its head is kept), and then it is cached.
+        let got = cache
+            .read_units(&obj, &units, 205_000..210_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[205_000..210_000]);
+        assert_eq!(fetched(), 150_000);
+        // A read covering units 1 and 2: unit 1 whole, unit 2 from the cache.
+        let got = cache
+            .read_units(&obj, &units, 100_000..300_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[100_000..300_000]);
+        assert_eq!(fetched(), 250_000);
+        // A read starting in unit 0's tail: that tail only.
+        let got = cache
+            .read_units(&obj, &units, 99_000..101_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[99_000..101_000]);
+        assert_eq!(fetched(), 251_000);
+        assert_eq!(metrics.get_requests.load(Relaxed), 4);
     }
 }

@@ -1,3 +1,5 @@
-//! Caches of object bytes. `block` is the memory block cache; a disk tier will sit beside it.
+//! Caches of object bytes: `block` is the memory block cache, `disk` its persistent tier.
 
 pub mod block;
+pub mod cli;
+pub mod disk;

@@ -705,3 +705,114 @@ async fn opendir_keeps_the_kernel_cache_only_for_an_unchanged_listing() {
         "listing refreshed after the TTL"
     );
 }
+
+/// A consolidated v2 store: `T2` (4, 4) in 2x2 chunks, with `0.0`, `0.1` and `1.0` written.
+async fn zarr_env() -> Env {
+    let zmeta = serde_json::json!({
+        "zarr_consolidated_format": 1,
+        "metadata": {
+            ".zgroup": {"zarr_format": 2},
+            "T2/.zarray": {"shape": [4, 4], "chunks": [2, 2], "zarr_format": 2},
+            "T2/.zattrs": {"_ARRAY_DIMENSIONS": ["y", "x"]}
+        }
+    });
+    let zmeta = serde_json::to_vec(&zmeta).unwrap();
+    let env = Env::new(LONG).await;
+    env.put("s.zarr/.zmetadata", &zmeta).await;
+    env.put("s.zarr/.zgroup", b"{\"zarr_format\": 2}").await;
+    env.put("s.zarr/T2/.zarray", b"{}").await;
+    env.put("s.zarr/T2/.zattrs", b"{}").await;
+    for (i, c) in ["0.0", "0.1", "1.0"].iter().enumerate() {
+        env.put(
+            &format!("s.zarr/T2/{c}"),
+            &bytes(3 * MIB as usize / 2, i as u64),
+        )
+        .await;
+    }
+    env
+}
+
+#[tokio::test]
+async fn zarr_lookups_inside_a_consolidated_store_make_no_list_and_one_get_per_chunk() {
+    let env = zarr_env().await;
+    let store = env.resolve("s.zarr").await.unwrap();
+    assert_eq!(store.kind, FileKind::Dir);
+    // The probe: zarr.json (missing) and .zmetadata, fetched whole.
+    assert_eq!(env.gets(), 2);
+    for missing in ["s.zarr/zarr.json", "s.zarr/.zarray", "s.zarr/T2/.zgroup"] {
+        assert!(
+            matches!(env.resolve(missing).await, Err(FsError::NotFound)),
+            "{missing}"
+        );
+    }
+    assert_eq!(env.resolve("s.zarr/T2").await.unwrap().kind, FileKind::Dir);
+    assert_eq!(
+        env.resolve("s.zarr/.zmetadata").await.unwrap().kind,
+        FileKind::File
+    );
+    assert_eq!(
+        env.gets(),
+        2,
+        "metadata and directories were settled without requests"
+    );
+    // A chunk: one GET at lookup; open and read need no more.
+    let (attr, opened) = env.open("s.zarr/T2/0.1").await;
+    assert_eq!(attr.size, 3 * MIB / 2);
+    let got = env.read_chunked(opened.fh, 0, attr.size, 128 << 10).await;
+    assert_eq!(got, bytes(3 * MIB as usize / 2, 1));
+    assert_eq!(env.gets(), 3);
+    // A chunk never written is missing after one GET; one off the grid goes to the usual lookup.
+    assert!(matches!(
+        env.resolve("s.zarr/T2/1.1").await,
+        Err(FsError::NotFound)
+    ));
+    assert_eq!(env.gets(), 4);
+    assert_eq!(env.metrics.list_requests.load(Relaxed), 0);
+    assert_eq!(env.metrics.head_requests.load(Relaxed), 0);
+    assert!(matches!(
+        env.resolve("s.zarr/T2/9.9").await,
+        Err(FsError::NotFound)
+    ));
+    assert_eq!(env.metrics.list_requests.load(Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_grib_file_with_an_idx_is_read_by_whole_messages_only() {
+    let env = Env::new(LONG).await;
+    let data = bytes(3 * MIB as usize, 9);
+    let (m1, m2) = (700_000u64, 2_000_000u64);
+    env.put("g/f.grib2", &data).await;
+    let idx = format!(
+        "1:0:d=2020121400:A:s:f:\n2:{m1}:d=2020121400:B:s:f:\n3:{m2}:d=2020121400:C:s:f:\n"
+    );
+    env.put("g/f.grib2.idx", idx.as_bytes()).await;
+    let (_, opened) = env.open("g/f.grib2").await;
+    assert!(opened.direct_io, "a planned file bypasses the page cache");
+    let before = env.metrics.bytes_fetched.load(Relaxed);
+    let gets = env.gets();
+    // A read inside message 2 fetches exactly message 2.
+    let got = env
+        .fs
+        .read(opened.fh, m1 + 10, 1000)
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&got[..], &data[m1 as usize + 10..m1 as usize + 1010]);
+    assert_eq!(env.gets(), gets + 1);
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 - m1);
+    // Message 2 is now cached; a read grazing message 1's tail fetches just those bytes.
+    let got = env.fs.read(opened.fh, m1 - 5, 100_000).await.unwrap();
+    assert_eq!(
+        &got.to_bytes()[..],
+        &data[m1 as usize - 5..m1 as usize + 99_995]
+    );
+    assert_eq!(env.gets(), gets + 2);
+    assert_eq!(
+        env.metrics.bytes_fetched.load(Relaxed) - before,
+        m2 - m1 + 5
+    );
+    // A read inside message 1 fetches it whole.
+    let got = env.fs.read(opened.fh, 10, 10).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &data[10..20]);
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 + 5);
+}

@@ -15,7 +15,11 @@ use parking_lot::RwLock;
 
 use crate::error::FsError;
 use crate::metrics::Metrics;
+use crate::plan::zarr::ZarrLayout;
+use crate::rope::Rope;
 use crate::store::{Backend, Listing, ObjectInfo, valid_name};
+
+mod zarr;
 
 pub const ROOT_INO: u64 = 1;
 /// Bound on remembered missing names; past it expired ones are dropped (all, if none expired).
@@ -57,6 +61,8 @@ struct Node {
     listing: Option<(Arc<Vec<DirEntry>>, Instant)>,
     /// ETag of the last open, to keep the kernel page cache while it is unchanged.
     opened_etag: Option<String>,
+    /// The whole object, when a lookup fetched it (taken by the filesystem layer for its cache).
+    fetched: Option<Rope>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +80,8 @@ pub struct Namespace {
     ttl: Duration,
     metrics: Arc<Metrics>,
     tables: RwLock<Tables>,
+    /// Zarr stores with consolidated metadata, by store path: lookups inside need no LIST.
+    zarr_stores: RwLock<HashMap<String, Arc<ZarrLayout>>>,
 }
 
 fn join(parent: &str, name: &str) -> String {
@@ -118,6 +126,7 @@ impl Namespace {
                 validated: Instant::now(),
                 listing: None,
                 opened_etag: None,
+                fetched: None,
             },
         );
         t.by_path.insert(String::new(), ROOT_INO);
@@ -126,6 +135,7 @@ impl Namespace {
             ttl,
             metrics,
             tables: RwLock::new(t),
+            zarr_stores: RwLock::default(),
         }
     }
 
@@ -181,6 +191,7 @@ impl Namespace {
                 validated: Instant::now(),
                 listing: None,
                 opened_etag: None,
+                fetched: None,
             },
         );
         ino
@@ -283,6 +294,9 @@ impl Namespace {
                 return Ok(n.info.clone());
             }
         }
+        if let Some(found) = self.lookup_zarr(parent, &path).await {
+            return found;
+        }
         self.lookup_remote(parent, path).await
     }
 
@@ -309,20 +323,52 @@ impl Namespace {
                 let ino = Self::upsert(&mut t, parent, path, file_kind(&o));
                 Ok(t.nodes[&ino].info.clone())
             }
-            Err(FsError::NotFound) => {
-                let mut t = self.tables.write();
-                if t.negative.len() >= MAX_NEGATIVE {
-                    let ttl = self.ttl;
-                    t.negative.retain(|_, at| at.elapsed() < ttl);
-                    if t.negative.len() >= MAX_NEGATIVE {
-                        t.negative.clear();
-                    }
-                }
-                t.negative.insert(path, Instant::now());
-                Err(FsError::NotFound)
-            }
+            Err(FsError::NotFound) => Err(self.remember_missing(path)),
             Err(e) => Err(e),
         }
+    }
+
+    /// Records `path` as missing for the TTL; returns the error to give.
+    fn remember_missing(&self, path: String) -> FsError {
+        let mut t = self.tables.write();
+        if t.negative.len() >= MAX_NEGATIVE {
+            let ttl = self.ttl;
+            t.negative.retain(|_, at| at.elapsed() < ttl);
+            if t.negative.len() >= MAX_NEGATIVE {
+                t.negative.clear();
+            }
+        }
+        t.negative.insert(path, Instant::now());
+        FsError::NotFound
+    }
+
+    /// Records a file seen by a request (with its bytes, if fetched whole); returns its info.
+    fn record_file(
+        &self,
+        parent: u64,
+        path: String,
+        info: &ObjectInfo,
+        fetched: Option<Rope>,
+    ) -> NodeInfo {
+        let mut t = self.tables.write();
+        let ino = Self::upsert(&mut t, parent, path, file_kind(info));
+        let n = t.nodes.get_mut(&ino).expect("just inserted");
+        if fetched.is_some() {
+            n.fetched = fetched;
+        }
+        n.info.clone()
+    }
+
+    /// Records a directory and returns its info.
+    fn record_dir(&self, parent: u64, path: String) -> NodeInfo {
+        let mut t = self.tables.write();
+        let ino = Self::upsert(&mut t, parent, path, NodeKind::Dir);
+        t.nodes[&ino].info.clone()
+    }
+
+    /// The whole object a lookup fetched for `ino`, once.
+    pub fn take_fetched(&self, ino: u64) -> Option<Rope> {
+        self.tables.write().nodes.get_mut(&ino)?.fetched.take()
     }
 
     /// Confirms a file's size and ETag for `open`, with a HEAD when the cached facts are older

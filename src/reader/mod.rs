@@ -67,6 +67,9 @@ pub struct FileReader {
     budget: PrefetchBudget,
     metrics: Arc<Metrics>,
     state: Mutex<SeqState>,
+    /// Planned units (e.g. GRIB2 messages): reads fetch the units they touch, whole, and
+    /// nothing else (no window prefetch).
+    units: Option<Arc<Vec<std::ops::Range<u64>>>>,
 }
 
 impl FileReader {
@@ -85,7 +88,14 @@ impl FileReader {
                 window: INITIAL_WINDOW,
                 ..Default::default()
             }),
+            units: None,
         }
+    }
+
+    /// Serves reads from these planned units instead of blocks and prefetch windows.
+    pub fn with_units(mut self, units: Option<Arc<Vec<std::ops::Range<u64>>>>) -> Self {
+        self.units = units;
+        self
     }
 
     pub fn object(&self) -> &ObjectRef {
@@ -98,6 +108,11 @@ impl FileReader {
             return Ok(Rope::default());
         }
         Metrics::inc(&self.metrics.fuse_reads);
+        if let Some(units) = &self.units {
+            let data = self.cache.read_units(&self.obj, units, offset..end).await?;
+            Metrics::add(&self.metrics.bytes_read, data.len() as u64);
+            return Ok(data);
+        }
         for (first, count) in self.plan_prefetch(offset, end) {
             self.spawn_prefetch(first, count);
         }

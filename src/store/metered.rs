@@ -86,4 +86,13 @@ impl<B: Backend> Backend for Metered<B> {
         Metrics::add(&self.metrics.bytes_fetched, data.len() as u64);
         Ok(data)
     }
+
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        Metrics::inc(&self.metrics.get_requests);
+        let got = self
+            .bounded(&format!("GET {key}"), self.inner.get_object(key))
+            .await?;
+        Metrics::add(&self.metrics.bytes_fetched, got.1.len() as u64);
+        Ok(got)
+    }
 }

@@ -54,6 +54,15 @@ pub trait Backend: Send + Sync + Debug + 'static {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Rope, FsError>;
+    /// Reads all of `key`: its info (size, ETag) and bytes. Backends that can do it in one GET
+    /// override this; the default takes a HEAD and a ranged GET. Wrappers must forward it.
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        let info = self.head(key).await?;
+        let bytes = self
+            .get_range(key, 0..info.size, info.etag.as_deref())
+            .await?;
+        Ok((info, bytes))
+    }
 }
 
 /// A shared backend is a backend (so a wrapper can hold one that others also hold).
@@ -78,6 +87,10 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         etag: Option<&str>,
     ) -> Result<Rope, FsError> {
         (**self).get_range(key, range, etag).await
+    }
+
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        (**self).get_object(key).await
     }
 }
 

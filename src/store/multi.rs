@@ -84,6 +84,14 @@ impl Backend for MultiBackend {
         let (b, rest) = self.route(key).ok_or(FsError::NotFound)?;
         b.get_range(rest, range, etag).await
     }
+
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        let (b, rest) = self.route(key).ok_or(FsError::NotFound)?;
+        if rest.is_empty() {
+            return Err(FsError::NotFound);
+        }
+        b.get_object(rest).await
+    }
 }
 
 #[cfg(test)]

@@ -136,19 +136,55 @@ impl Backend for ObjectBackend {
             .get_opts(&path, opts)
             .await
             .map_err(|e| stale_or(e, etag, what()))?;
-        // Network bodies are kept in the pieces they arrived in (object_store's `bytes()` would
-        // copy them into one new buffer); local files are read in one piece.
-        if matches!(res.payload, GetResultPayload::Stream(_)) {
-            let mut rope = Rope::default();
-            let mut stream = res.into_stream();
-            while let Some(piece) = stream.next().await {
-                rope.push(piece.map_err(|e| stale_or(e, etag, what()))?);
-            }
-            Ok(rope)
-        } else {
-            let bytes = res.bytes().await.map_err(|e| stale_or(e, etag, what()))?;
-            Ok(bytes.into())
+        body(res, etag, what).await
+    }
+
+    /// One GET: the response carries size, ETag and modification time with the bytes.
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        let path = self.path(key)?;
+        let what = || format!("'{path}'");
+        let res = self
+            .store
+            .get_opts(&path, GetOptions::default())
+            .await
+            .map_err(|e| from_object_store(&e, what()))?;
+        let info = ObjectInfo {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            size: res.meta.size,
+            mtime: res.meta.last_modified.into(),
+            etag: res.meta.e_tag.clone(),
+        };
+        let etag = info.etag.clone();
+        let bytes = body(res, etag.as_deref(), what).await?;
+        if bytes.len() as u64 != info.size {
+            return Err(FsError::Remote(format!(
+                "short read of '{key}': wanted {} bytes, server sent {}",
+                info.size,
+                bytes.len()
+            )));
         }
+        Ok((info, bytes))
+    }
+}
+
+/// The body of a GET, kept in the pieces it arrived in.
+async fn body(
+    res: object_store::GetResult,
+    etag: Option<&str>,
+    what: impl Fn() -> String,
+) -> Result<Rope, FsError> {
+    // Network bodies are kept in the pieces they arrived in (object_store's `bytes()` would
+    // copy them into one new buffer); local files are read in one piece.
+    if matches!(res.payload, GetResultPayload::Stream(_)) {
+        let mut rope = Rope::default();
+        let mut stream = res.into_stream();
+        while let Some(piece) = stream.next().await {
+            rope.push(piece.map_err(|e| stale_or(e, etag, what()))?);
+        }
+        Ok(rope)
+    } else {
+        let bytes = res.bytes().await.map_err(|e| stale_or(e, etag, what()))?;
+        Ok(bytes.into())
     }
 }
 

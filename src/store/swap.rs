@@ -54,6 +54,10 @@ impl Backend for Swappable {
     ) -> Result<Rope, FsError> {
         self.current().get_range(key, range, etag).await
     }
+
+    async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
+        self.current().get_object(key).await
+    }
 }
 
 #[cfg(test)]

@@ -221,6 +221,8 @@ impl Mount {
             .arg(&log)
             .envs(envs.iter().cloned())
             .env("GEOMOUNT_LOG", "geomount=debug,info")
+            // Each mount gets its own disk cache (removed on drop) unless it passes --cache-dir.
+            .env("GEOMOUNT_CACHE_DIR", dir.path().with_extension("cache"))
             .output()
             .expect("run geomount");
         assert!(
@@ -248,6 +250,7 @@ impl Drop for Mount {
     fn drop(&mut self) {
         unmount_until_gone(self.dir.path());
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_dir_all(self.dir.path().with_extension("cache"));
     }
 }
 

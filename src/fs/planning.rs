@@ -1,0 +1,106 @@
+//! Read plans chosen at open, by file name and magic bytes: a GRIB2 file with a `.idx` sidecar
+//! is read by whole messages; a TIFF (classic or BigTIFF, tiled or stripped) by whole tiles,
+//! from IFDs parsed once at open with one or two small ranged reads. Other files use the
+//! generic block path (Zarr chunks are already fetched whole at lookup by the namespace).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::Fs;
+use crate::cache::block::ObjectRef;
+use crate::namespace::{NodeInfo, NodeKind};
+use crate::plan::grib::{is_grib_name, messages_from_idx};
+use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
+
+/// Larger inventories are not read (a real one is tens of KiB).
+const MAX_IDX_BYTES: u64 = 16 << 20;
+/// First read of a TIFF: a COG's IFDs usually fit; if not, exactly the missing bytes follow.
+const TIFF_FIRST_READ: u64 = 4 << 10;
+/// A TIFF whose IFDs and tile arrays do not fit in this many first bytes is read unplanned.
+const TIFF_MAX_PREFIX: u64 = 4 << 20;
+
+impl Fs {
+    /// The message ranges of GRIB file `info` from its `.idx` sidecar, if it has a usable one.
+    /// Any failure (no sidecar, unreadable, not matching the file) means no plan, never an error.
+    pub(super) async fn grib_plan(
+        &self,
+        info: &NodeInfo,
+        size: u64,
+    ) -> Option<Arc<Vec<Range<u64>>>> {
+        let name = info.path.rsplit('/').next()?;
+        if !is_grib_name(name) {
+            return None;
+        }
+        let parent = self.ns.parent_of(info.ino);
+        let idx = self.ns.lookup(parent, &format!("{name}.idx")).await.ok()?;
+        let NodeKind::File {
+            size: idx_size,
+            etag,
+            ..
+        } = idx.kind
+        else {
+            return None;
+        };
+        if idx_size > MAX_IDX_BYTES {
+            return None;
+        }
+        let obj = ObjectRef {
+            key: idx.path.into(),
+            etag: etag.map(Into::into),
+            size: idx_size,
+        };
+        let text = self.cache.read(&obj, 0..idx_size).await.ok()?.to_bytes();
+        let messages = messages_from_idx(std::str::from_utf8(&text).ok()?, size);
+        if messages.is_none() {
+            tracing::debug!(
+                file = info.path,
+                "the .idx sidecar does not fit the file: no message plan"
+            );
+        }
+        messages.map(Arc::new)
+    }
+
+    /// The plan of a file at open: its units, or `None` for the generic path.
+    pub(super) async fn plan(
+        &self,
+        info: &NodeInfo,
+        obj: &ObjectRef,
+    ) -> Option<Arc<Vec<Range<u64>>>> {
+        let name = info.path.rsplit('/').next()?.to_ascii_lowercase();
+        if name.ends_with(".tif") || name.ends_with(".tiff") {
+            return self.tiff_plan(obj).await;
+        }
+        self.grib_plan(info, obj.size).await
+    }
+
+    /// Tile units of a TIFF, from a first read of its IFDs (and one more if the tile arrays lie
+    /// further). The tile units those reads hold whole are cached from them.
+    async fn tiff_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
+        let mut want = TIFF_FIRST_READ.min(obj.size);
+        // Read as units of their own, so a later open (or mount) finds them cached.
+        let mut prefix = self.cache.read_units(obj, &[0..want], 0..want).await.ok()?;
+        let mut scratch = Vec::new();
+        let tiles = loop {
+            match prefix.with_contiguous(&mut scratch, tile_ranges) {
+                Ok(t) => break t,
+                Err(TiffError::NeedPrefix(n)) if n <= TIFF_MAX_PREFIX.min(obj.size) && n > want => {
+                    let more = self.cache.read_units(obj, &[want..n], want..n).await.ok()?;
+                    prefix.append(more);
+                    want = n;
+                }
+                Err(e) => {
+                    tracing::debug!(key = %obj.key, "no tile plan for this TIFF: {e:?}");
+                    return None;
+                }
+            }
+        };
+        let leader = if prefix.with_contiguous(&mut scratch, has_size_leaders) {
+            4
+        } else {
+            0
+        };
+        let units = units(&tiles, leader, obj.size);
+        self.cache.insert_units(obj, &units, 0, &prefix).await;
+        Some(Arc::new(units))
+    }
+}

@@ -1,0 +1,234 @@
+//! Layout of a tiled (or stripped) TIFF, classic or BigTIFF: where every tile of every IFD lies.
+//! Parsed from a prefix of the file; a Cloud Optimized GeoTIFF keeps all IFDs and tile arrays
+//! at the start, so one small read is enough. It reads layout only.
+
+use std::ops::Range;
+
+const TILE_OFFSETS: u16 = 324;
+const TILE_BYTE_COUNTS: u16 = 325;
+const STRIP_OFFSETS: u16 = 273;
+const STRIP_BYTE_COUNTS: u16 = 279;
+/// Bound on IFDs followed (a loop in a corrupt file must end).
+const MAX_IFDS: usize = 1000;
+
+/// Whether the first bytes are a TIFF or BigTIFF header.
+pub fn is_tiff(head: &[u8]) -> bool {
+    matches!(
+        head.get(..4),
+        Some([b'I', b'I', 42 | 43, 0]) | Some([b'M', b'M', 0, 42 | 43])
+    )
+}
+
+/// Whether GDAL's COG ghost header declares a 4-byte size leader before each tile.
+pub fn has_size_leaders(prefix: &[u8]) -> bool {
+    let head = &prefix[..prefix.len().min(1024)];
+    head.windows(26).any(|w| w == b"BLOCK_LEADER=SIZE_AS_UINT4")
+}
+
+/// Why a prefix could not be parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TiffError {
+    /// The layout needs the first `n` bytes (more than the prefix holds).
+    NeedPrefix(u64),
+    /// Not a TIFF, or a malformed one.
+    Invalid(&'static str),
+}
+
+struct Prefix<'a> {
+    data: &'a [u8],
+    big_endian: bool,
+    big_tiff: bool,
+}
+
+impl Prefix<'_> {
+    fn bytes(&self, at: u64, n: u64) -> Result<&[u8], TiffError> {
+        let end = at
+            .checked_add(n)
+            .ok_or(TiffError::Invalid("offset overflow"))?;
+        if end > self.data.len() as u64 {
+            return Err(TiffError::NeedPrefix(end));
+        }
+        Ok(&self.data[at as usize..end as usize])
+    }
+
+    fn uint(&self, at: u64, n: u64) -> Result<u64, TiffError> {
+        let b = self.bytes(at, n)?;
+        let mut v = 0u64;
+        for i in 0..n as usize {
+            let byte = if self.big_endian {
+                b[i]
+            } else {
+                b[n as usize - 1 - i]
+            };
+            v = (v << 8) | byte as u64;
+        }
+        Ok(v)
+    }
+
+    /// The values of an IFD entry of integer type at `entry`.
+    fn values(&self, entry: u64) -> Result<Vec<u64>, TiffError> {
+        let typ = self.uint(entry + 2, 2)?;
+        let size = match typ {
+            3 => 2,
+            4 | 13 => 4,
+            16 | 17 => 8,
+            _ => {
+                return Err(TiffError::Invalid(
+                    "offsets of a type that is not an integer",
+                ));
+            }
+        };
+        let (count, inline_at, slot) = if self.big_tiff {
+            (self.uint(entry + 4, 8)?, entry + 12, 8)
+        } else {
+            (self.uint(entry + 4, 4)?, entry + 8, 4)
+        };
+        let total = count
+            .checked_mul(size)
+            .ok_or(TiffError::Invalid("entry too large"))?;
+        let at = if total <= slot {
+            inline_at
+        } else {
+            self.uint(inline_at, slot)?
+        };
+        self.bytes(at, total)?;
+        (0..count).map(|i| self.uint(at + i * size, size)).collect()
+    }
+}
+
+/// The byte ranges of every tile (or strip) of every IFD, sorted by offset, empty ones left out.
+pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
+    if !is_tiff(prefix) {
+        return Err(TiffError::Invalid("not a TIFF header"));
+    }
+    let big_endian = prefix[0] == b'M';
+    let mut p = Prefix {
+        data: prefix,
+        big_endian,
+        big_tiff: false,
+    };
+    p.big_tiff = p.uint(2, 2)? == 43;
+    let mut ifd = if p.big_tiff {
+        p.uint(8, 8)?
+    } else {
+        p.uint(4, 4)?
+    };
+    let (count_size, entry_size, next_size) = if p.big_tiff { (8, 20, 8) } else { (2, 12, 4) };
+    let mut out = Vec::new();
+    let mut seen = 0;
+    while ifd != 0 {
+        seen += 1;
+        if seen > MAX_IFDS {
+            return Err(TiffError::Invalid("too many IFDs"));
+        }
+        let n = p.uint(ifd, count_size)?;
+        let first = ifd + count_size;
+        let (mut offsets, mut counts) = (None, None);
+        for i in 0..n {
+            let e = first + i * entry_size;
+            match p.uint(e, 2)? as u16 {
+                TILE_OFFSETS | STRIP_OFFSETS => offsets = Some(p.values(e)?),
+                TILE_BYTE_COUNTS | STRIP_BYTE_COUNTS => counts = Some(p.values(e)?),
+                _ => {}
+            }
+        }
+        match (offsets, counts) {
+            (Some(o), Some(c)) if o.len() == c.len() => out.extend(
+                o.into_iter()
+                    .zip(c)
+                    .filter(|&(_, c)| c > 0)
+                    .map(|(o, c)| o..o + c),
+            ),
+            _ => {
+                return Err(TiffError::Invalid(
+                    "an IFD without matching offsets and counts",
+                ));
+            }
+        }
+        ifd = p.uint(first + n * entry_size, next_size)?;
+    }
+    out.sort_by_key(|r| r.start);
+    Ok(out)
+}
+
+/// Cuts an object of `size` bytes into units: the header (everything before the first tile),
+/// then one unit per tile reaching to the next tile's start (so `leader` bytes before a tile and
+/// any trailer after it go with their tile), the last to the end of the object. Every byte is in
+/// exactly one unit.
+pub fn units(tiles: &[Range<u64>], leader: u64, size: u64) -> Vec<Range<u64>> {
+    let mut starts: Vec<u64> = tiles
+        .iter()
+        .map(|t| t.start.saturating_sub(leader))
+        .filter(|&s| s < size)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let mut out = Vec::with_capacity(starts.len() + 1);
+    let mut at = 0;
+    for s in starts {
+        if s > at {
+            out.push(at..s);
+            at = s;
+        }
+    }
+    if at < size {
+        out.push(at..size);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/cog")
+            .join(name);
+        std::fs::read(p).unwrap()
+    }
+
+    #[test]
+    fn fixture_cogs_parse_from_a_small_prefix() {
+        for name in ["cog_ovr.tif", "cog_gradient.tif", "cog_nodata.tif"] {
+            let file = fixture(name);
+            let tiles = match tile_ranges(&file[..file.len().min(16 << 10)]) {
+                Ok(t) => t,
+                Err(TiffError::NeedPrefix(n)) => tile_ranges(&file[..n as usize]).unwrap(),
+                Err(e) => panic!("{name}: {e:?}"),
+            };
+            assert!(!tiles.is_empty(), "{name}");
+            assert!(tiles.iter().all(|t| t.end <= file.len() as u64), "{name}");
+            // GDAL's COG layout, when declared: every tile has a 4-byte leader with its size.
+            let leader = if has_size_leaders(&file) { 4 } else { 0 };
+            for t in tiles.iter().filter(|_| leader == 4) {
+                let at = t.start as usize - 4;
+                let size = u32::from_le_bytes(file[at..at + 4].try_into().unwrap());
+                assert_eq!(size as u64, t.end - t.start, "{name}");
+            }
+            let u = units(&tiles, leader, file.len() as u64);
+            // Each tile lies in exactly one unit.
+            for t in &tiles {
+                let i = crate::plan::touched(&u, t.clone());
+                assert_eq!(i.len(), 1, "{name}: tile {t:?}");
+            }
+            assert_eq!(u[0].start, 0);
+            assert!(u.windows(2).all(|w| w[0].end == w[1].start));
+            assert_eq!(u.last().unwrap().end, file.len() as u64);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_a_short_prefix_asks_for_more() {
+        assert!(matches!(tile_ranges(b"GIF89a"), Err(TiffError::Invalid(_))));
+        let file = fixture("cog_ovr.tif");
+        assert!(matches!(
+            tile_ranges(&file[..10]),
+            Err(TiffError::NeedPrefix(_))
+        ));
+        // An IFD pointing to itself ends instead of looping.
+        let mut looped = b"II*\0\x08\0\0\0\x00\0".to_vec();
+        looped.extend_from_slice(&8u32.to_le_bytes());
+        assert!(tile_ranges(&looped).is_err());
+    }
+}

@@ -1,0 +1,358 @@
+//! The persistent block cache, measured at the lab proxy: a remount with the same cache directory
+//! makes no GET for cached blocks; a replaced object (new ETag) is never served from its old
+//! blocks; a corrupt cache file (flipped byte, truncated) is dropped and refetched, never served.
+#![cfg(feature = "lab-tests")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Mount, Proxy, Server, pseudo_random, sha256, unique_prefix};
+
+const MIB: usize = 1 << 20;
+
+/// A mount of `prefix` through `proxy` using `cache_dir` as its disk cache.
+fn mount(proxy: &Proxy, prefix: &str, cache_dir: &Path) -> Mount {
+    let dir = cache_dir.to_str().unwrap();
+    Mount::s3(&proxy.server(), prefix, &["--cache-dir", dir])
+}
+
+/// Reads a whole file through the mount.
+fn read(m: &Mount, name: &str) -> Vec<u8> {
+    std::fs::read(m.join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+}
+
+/// GETs (whole or ranged) the proxy has seen.
+fn gets(p: &Proxy) -> u64 {
+    p.count("get") + p.count("get_range")
+}
+
+fn cache_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "blk"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_remount_with_the_same_cache_dir_makes_no_get_for_cached_blocks() {
+    let server = Server::garage();
+    let prefix = unique_prefix("remount");
+    let big = pseudo_random(5 * MIB + 12345, 51);
+    let small = pseudo_random(3000, 52);
+    server.put(&format!("{prefix}/big.bin"), big.clone());
+    server.put(&format!("{prefix}/small.bin"), small.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    {
+        let m = mount(&proxy, &prefix, cache.path());
+        assert_eq!(sha256(&read(&m, "big.bin")), sha256(&big));
+        assert_eq!(read(&m, "small.bin"), small);
+        assert!(gets(&proxy) > 0, "the first mount fetched nothing");
+        assert!(m.stat("disk_writes") >= 7, "{}", m.stats());
+    }
+    // Six blocks of big.bin and one of small.bin are on disk.
+    assert_eq!(cache_files(cache.path()).len(), 7);
+    proxy.reset();
+    let m = mount(&proxy, &prefix, cache.path());
+    assert_eq!(sha256(&read(&m, "big.bin")), sha256(&big));
+    assert_eq!(read(&m, "small.bin"), small);
+    assert_eq!(gets(&proxy), 0, "{}", proxy.stats());
+    assert_eq!(m.stat("disk_hits"), 7, "{}", m.stats());
+    assert_eq!(
+        proxy.count("bytes_out") < 64 * 1024,
+        true,
+        "{}",
+        proxy.stats()
+    );
+}
+
+#[test]
+fn a_replaced_object_is_never_served_from_its_old_blocks() {
+    let server = Server::garage();
+    let prefix = unique_prefix("newetag");
+    let key = format!("{prefix}/obj.bin");
+    let old = pseudo_random(2 * MIB, 61);
+    let new = pseudo_random(2 * MIB, 62);
+    server.put(&key, old.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    {
+        let m = mount(&proxy, &prefix, cache.path());
+        assert_eq!(read(&m, "obj.bin"), old);
+    }
+    server.put(&key, new.clone());
+    proxy.reset();
+    let m = mount(&proxy, &prefix, cache.path());
+    let got = read(&m, "obj.bin");
+    assert!(got == new, "the old blocks were served for the new object");
+    assert!(gets(&proxy) >= 1, "{}", proxy.stats());
+    assert_eq!(m.stat("disk_hits"), 0, "{}", m.stats());
+}
+
+#[test]
+fn a_corrupt_cache_file_is_dropped_and_refetched_never_served() {
+    let server = Server::garage();
+    let prefix = unique_prefix("corrupt");
+    let data = pseudo_random(3 * MIB, 71);
+    server.put(&format!("{prefix}/obj.bin"), data.clone());
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    {
+        let m = mount(&proxy, &prefix, cache.path());
+        assert_eq!(read(&m, "obj.bin"), data);
+    }
+    let files = cache_files(cache.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    // One file gets a flipped byte in its payload, another loses its tail.
+    let mut flipped = std::fs::read(&files[0]).unwrap();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x40;
+    std::fs::write(&files[0], &flipped).unwrap();
+    let truncated = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], &truncated[..truncated.len() - 1000]).unwrap();
+    proxy.reset();
+    let m = mount(&proxy, &prefix, cache.path());
+    assert!(
+        read(&m, "obj.bin") == data,
+        "corrupt cache bytes were served"
+    );
+    assert_eq!(m.stat("disk_corrupt"), 2, "{}", m.stats());
+    assert_eq!(m.stat("disk_hits"), 1, "{}", m.stats());
+    // Exactly the two bad blocks are fetched again, each once.
+    assert_eq!(gets(&proxy), 2, "{}", proxy.stats());
+    drop(m);
+    // They were written again, whole: a third mount fetches nothing.
+    assert_eq!(cache_files(cache.path()).len(), 3);
+    proxy.reset();
+    let m = mount(&proxy, &prefix, cache.path());
+    assert!(read(&m, "obj.bin") == data);
+    assert_eq!(gets(&proxy), 0, "{}", proxy.stats());
+}
+
+#[test]
+fn cache_stats_and_clear_report_and_empty_the_directory() {
+    let server = Server::garage();
+    let prefix = unique_prefix("cachecli");
+    server.put(&format!("{prefix}/a.bin"), pseudo_random(MIB + 1, 81));
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("blocks");
+    let proxy = Proxy::start(&server, &[]);
+    {
+        let m = mount(&proxy, &prefix, &dir);
+        read(&m, "a.bin");
+    }
+    let run = |what: &str| {
+        let out = common::run_ok(
+            common::geomount()
+                .args(["cache", what, "--cache-dir"])
+                .arg(&dir),
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let stats = run("stats");
+    assert!(stats.contains("2 blocks"), "{stats}");
+    let cleared = run("clear");
+    assert!(cleared.contains("removed 2 blocks"), "{cleared}");
+    assert!(cache_files(&dir).is_empty());
+    assert!(run("stats").contains("0 blocks"));
+}
+
+/// Uploads every file below `dir` to `server` under `key_prefix/`.
+fn put_tree(server: &Server, dir: &Path, key_prefix: &str) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut items = Vec::new();
+    walk(dir, dir, &mut items);
+    let items = items
+        .into_iter()
+        .map(|(rel, data)| (format!("{key_prefix}/{rel}"), data))
+        .collect();
+    server.put_many(items);
+}
+
+/// The demo's CONUS404-shaped store, generated once per test process.
+fn demo_dataset() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        geomount::demo::ensure_dataset(&d.path().join("demo")).unwrap();
+        d
+    })
+    .path()
+    .join("demo")
+    .leak()
+}
+
+const XR_SUBSET: &str = r#"
+import sys, json, xarray as xr
+ds = xr.open_zarr(sys.argv[1], consolidated=True)
+v = ds.T2.isel(time=slice(0, 4), y=slice(0, 60), x=slice(0, 80)).values
+print(json.dumps({"sum": float(v.astype("float64").sum()), "shape": list(v.shape)}))
+"#;
+
+fn xr_subset(store: &Path) -> serde_json::Value {
+    let out = common::run_ok(common::python().args(["-c", XR_SUBSET]).arg(store));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn xarray_subset_of_a_consolidated_store_makes_no_list_and_one_get_per_chunk() {
+    let server = Server::garage();
+    let prefix = unique_prefix("zarr");
+    let data = demo_dataset();
+    put_tree(
+        &server,
+        &data.join("conus404_daily.zarr"),
+        &format!("{prefix}/conus404_daily.zarr"),
+    );
+    let local = xr_subset(&data.join("conus404_daily.zarr"));
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    let m = mount(&proxy, &prefix, cache.path());
+    // The mount's own access check is not part of the workload.
+    proxy.reset();
+    let got = xr_subset(&m.join("conus404_daily.zarr"));
+    assert_eq!(got, local);
+    let s = proxy.stats();
+    println!("xarray subset through the proxy: {s}");
+    assert_eq!(proxy.count("list"), 0, "{s}");
+    // Metadata: zarr.json (404) and .zmetadata, probed together at the store's lookup, then
+    // .zgroup and .zattrs, which zarr-python reads too. Chunks: the index coordinates time, y
+    // and x (one chunk each), which xarray loads at open, and the one T2 chunk of the subset.
+    // Each is fetched once, whole, with no HEAD.
+    let metadata = 4;
+    let chunks = 3 + 1;
+    assert!(gets(&proxy) <= metadata + chunks, "{s}");
+    assert_eq!(proxy.count("head"), 0, "{s}");
+    assert_eq!(proxy.count("get_range"), 0, "{s}");
+}
+
+const GRIB_FIELD: &str = r#"
+import sys, os, json, eccodes
+path, want = sys.argv[1], sys.argv[2]
+lines = open(path + ".idx").read().splitlines()
+offsets = [int(l.split(":")[1]) for l in lines] + [os.stat(path).st_size]
+i = next(i for i, l in enumerate(lines) if want in l)
+start, end = offsets[i], offsets[i + 1]
+fd = os.open(path, os.O_RDONLY)
+buf = os.pread(fd, end - start, start)
+os.close(fd)
+# The fixture has one stray byte before message 2, which its inventory counts in: the message
+# proper starts at the "GRIB" marker.
+h = eccodes.codes_new_from_message(buf[buf.find(b"GRIB"):])
+vals = eccodes.codes_get_values(h)
+print(json.dumps({"start": start, "len": end - start, "n": len(vals), "mean": float(vals.mean())}))
+"#;
+
+#[test]
+fn one_hrrr_field_transfers_at_most_1_02x_its_message() {
+    let server = Server::garage();
+    let prefix = unique_prefix("hrrr");
+    let name = "subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
+    let dir = common::fixtures().join("hrrr");
+    for f in [name.to_string(), format!("{name}.idx")] {
+        server.put(
+            &format!("{prefix}/{f}"),
+            std::fs::read(dir.join(&f)).unwrap(),
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let out = common::run_ok(
+        common::python()
+            .args(["-c", GRIB_FIELD])
+            .arg(m.join(name))
+            .arg("11-12 hour acc"),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // eccodes' reference values for message 2 (fixtures/README.md).
+    assert_eq!(v["n"], 1_905_141);
+    assert!((v["mean"].as_f64().unwrap() - 0.152094).abs() < 1e-5, "{v}");
+    let message = v["len"].as_u64().unwrap();
+    assert_eq!(message, 1_532_183 - 887_243);
+    let s = proxy.stats();
+    println!("one HRRR field through the proxy: {s}; message {message} bytes");
+    let bytes = proxy.count("bytes_out");
+    assert!(
+        bytes as f64 <= 1.02 * message as f64,
+        "{bytes} bytes for a {message}-byte message: {s}"
+    );
+}
+
+/// Bytes of the full-resolution tiles a window touches, from GDAL's own block offsets.
+const TILE_BYTES: &str = r#"
+import sys
+from osgeo import gdal
+ds = gdal.Open(sys.argv[1])
+b = ds.GetRasterBand(1)
+bx, by = b.GetBlockSize()
+x0, y0, w, h = map(int, sys.argv[2:6])
+total = 0
+for ty in range(y0 // by, (y0 + h - 1) // by + 1):
+    for tx in range(x0 // bx, (x0 + w - 1) // bx + 1):
+        total += int(b.GetMetadataItem(f"BLOCK_SIZE_{tx}_{ty}", "TIFF"))
+print(total)
+"#;
+
+#[test]
+fn a_512_window_of_a_cog_transfers_at_most_1_1x_its_tiles() {
+    let server = Server::garage();
+    let prefix = unique_prefix("cog");
+    let local = demo_dataset().join("cog/T2_1979-10-01.tif");
+    server.put(&format!("{prefix}/t2.tif"), std::fs::read(&local).unwrap());
+    let win = ["300", "200", "512", "512"];
+    let out = common::run_ok(
+        // Debian's python3 has GDAL's bindings (python3-gdal).
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-c", TILE_BYTES])
+            .arg(&local)
+            .args(win),
+    );
+    let tiles: u64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let outdir = tempfile::tempdir().unwrap();
+    let translate = |src: &Path, dst: &str| {
+        common::run_ok(
+            std::process::Command::new("gdal_translate")
+                .args(["-q", "-srcwin"])
+                .args(win)
+                .arg(src)
+                .arg(outdir.path().join(dst)),
+        );
+        std::fs::read(outdir.path().join(dst)).unwrap()
+    };
+    let got = translate(&m.join("t2.tif"), "mounted.tif");
+    let s = proxy.stats();
+    println!("512x512 COG window through the proxy: {s}; tiles touched {tiles} bytes");
+    assert!(
+        got == translate(&local, "local.tif"),
+        "the window differs from the local file's"
+    );
+    let bytes = proxy.count("bytes_out");
+    assert!(
+        bytes as f64 <= 1.1 * tiles as f64,
+        "{bytes} bytes for {tiles} bytes of tiles: {s}"
+    );
+}
