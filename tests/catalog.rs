@@ -467,6 +467,10 @@ fn earthdata_keys_rotate_under_a_streaming_reader() {
         keys_with_gets >= 3,
         "GETs happened under {keys_with_gets} keys: {gets_per_key:?}"
     );
+    eprintln!(
+        "earthdata rotation: {issued} keys issued, {revoked} revoked, GETs under {keys_with_gets} keys, {} GETs",
+        m.stat("get_requests")
+    );
     // Revocation is real: the first key no longer reads.
     let first = ed.state()["issued"][0].as_str().unwrap().to_string();
     let out = garage_cli().args(["key", "info", &first]).output().unwrap();
@@ -482,12 +486,10 @@ fn a_profile_living_only_in_home_mounts_garage() {
     let home = Home::new().with_lab_profiles();
     let url = format!("s3://{}/{prefix}", g.bucket);
     // --profile, AWS_PROFILE, and a profile whose keys come from credential_process.
-    let runs: [(Vec<String>, Vec<(String, String)>); 3] = [
+    let with_profile_env = [home.env(), vec![("AWS_PROFILE".into(), "lab".into())]].concat();
+    let runs = [
         (args(&[&url, "--profile", "lab"]), home.env()),
-        (
-            args(&[&url]),
-            [home.env(), vec![("AWS_PROFILE".into(), "lab".into())]].concat(),
-        ),
+        (args(&[&url]), with_profile_env),
         (args(&[&url, "--profile", "proc"]), home.env()),
     ];
     for (a, env) in runs {
