@@ -13,7 +13,8 @@ expiration}, expiration as "YYYY-MM-DD HH:MM:SS+00:00".
 --static hands out the given keys, valid for --lifetime (default 3600 s).
 --rotate creates a new Garage key for every request (read access to --bucket) and deletes it
   (revokes it) when it expires, --lifetime seconds later.
---state is rewritten after every change: {"issued": [key ids], "revoked": [key ids]}.
+--state is rewritten after every change: {"issued": [key ids], "revoked": [key ids],
+"served": number of credential answers}.
 The port it listens on (127.0.0.1, chosen by the kernel) is written to --port-file.
 SIGTERM stops it after revoking every key it created.
 """
@@ -33,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SESSION = "edl-session=" + secrets.token_hex(8)
 lock = threading.Lock()
-state = {"issued": [], "revoked": []}
+state = {"issued": [], "revoked": [], "served": 0}
 timers = []
 
 
@@ -106,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(302, headers=[
                     ("Location", "/oauth/authorize?client_id=lab&response_type=code")])
             key_id, secret, expires = new_keys(self.args)
+            with lock:
+                state["served"] += 1
+                save(self.args)
             exp = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc)
             body = json.dumps({
                 "accessKeyId": key_id,

@@ -608,6 +608,63 @@ mod tests {
         assert_eq!(read_credentials_file(&p).unwrap().access_key_id, "a");
     }
 
+    fn mount_config(argv: &[&str]) -> Result<MountConfig> {
+        match Cli::try_parse_from(argv)?.command {
+            Command::Mount(m) => m.to_config(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_preset_mounts_by_name_and_flags_override_it() {
+        let cfg = mount_config(&[
+            "geomount",
+            "mount",
+            "hrrr",
+            "/mnt/h",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--region",
+            "lab",
+            "--cache-dir",
+            "/var/cache/g",
+            "--cache-disk",
+            "1GiB",
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.source,
+            Source::S3 {
+                bucket: "noaa-hrrr-bdp-pds".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(cfg.s3.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(cfg.s3.region.as_deref(), Some("lab"));
+        assert!(cfg.s3.no_sign_request);
+        assert_eq!(cfg.cache_dir.as_deref(), Some(Path::new("/var/cache/g")));
+        assert_eq!(cfg.cache_disk, 1 << 30);
+        let err = |argv: &[&str]| format!("{:#}", mount_config(argv).unwrap_err());
+        assert!(err(&["geomount", "mount", "nope", "/mnt"]).contains("conus404, hrrr"));
+        assert!(err(&["geomount", "mount", "hrrr"]).contains("missing MOUNTPOINT"));
+        assert!(
+            err(&["geomount", "mount", "--config", "/x.toml", "/mnt", "/other"])
+                .contains("give only the mount point")
+        );
+        assert!(
+            err(&[
+                "geomount",
+                "mount",
+                "hls",
+                "/m",
+                "--no-sign-request",
+                "--profile",
+                "p"
+            ])
+            .contains("cannot be used with")
+        );
+    }
+
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;

@@ -284,13 +284,18 @@ fn hrrr_preset_serves_grib2_and_idx_byte_for_byte() {
         &m.join(&format!("{HRRR_KEY}.idx")),
         &dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2.idx"),
     );
-    // The second message as Herbie reads it: from its .idx offset to the end of the file.
+    // The second message as Herbie reads it: a ranged read from its .idx offset to the end.
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::open(&grib).unwrap();
     let len = f.metadata().unwrap().len();
     let mut msg = vec![0u8; (len - 887_243) as usize];
     f.read_exact_at(&mut msg, 887_243).unwrap();
-    assert!(msg.starts_with(b"GRIB") && msg.ends_with(b"7777"));
+    let local = std::fs::read(dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2")).unwrap();
+    assert!(msg[..] == local[887_243..]);
+    assert!(
+        msg.windows(4).take(8).any(|w| w == b"GRIB"),
+        "no GRIB header near the offset"
+    );
 }
 
 #[test]
@@ -355,7 +360,10 @@ fn hls_preset_reads_a_cog_with_earthdata_keys_from_netrc() {
     let want = checksums(&cog);
     assert!(!want.is_empty());
     assert_eq!(checksums(&m.join(HLS_KEY)), want);
-    assert!(ed.count("issued") == 0, "static keys are not created");
+    assert!(
+        ed.state()["served"].as_u64().unwrap() >= 1,
+        "no Earthdata keys were fetched"
+    );
 }
 
 #[test]
@@ -462,6 +470,10 @@ fn earthdata_keys_rotate_under_a_streaming_reader() {
         keys_with_gets >= 3,
         "GETs happened under {keys_with_gets} keys: {gets_per_key:?}"
     );
+    eprintln!(
+        "earthdata rotation: {issued} keys issued, {revoked} revoked, GETs under {keys_with_gets} keys, {} GETs",
+        m.stat("get_requests")
+    );
     // Revocation is real: the first key no longer reads.
     let first = ed.state()["issued"][0].as_str().unwrap().to_string();
     let out = garage_cli().args(["key", "info", &first]).output().unwrap();
@@ -477,12 +489,10 @@ fn a_profile_living_only_in_home_mounts_garage() {
     let home = Home::new().with_lab_profiles();
     let url = format!("s3://{}/{prefix}", g.bucket);
     // --profile, AWS_PROFILE, and a profile whose keys come from credential_process.
-    let runs: [(Vec<String>, Vec<(String, String)>); 3] = [
+    let with_profile_env = [home.env(), vec![("AWS_PROFILE".into(), "lab".into())]].concat();
+    let runs = [
         (args(&[&url, "--profile", "lab"]), home.env()),
-        (
-            args(&[&url]),
-            [home.env(), vec![("AWS_PROFILE".into(), "lab".into())]].concat(),
-        ),
+        (args(&[&url]), with_profile_env),
         (args(&[&url, "--profile", "proc"]), home.env()),
     ];
     for (a, env) in runs {

@@ -55,15 +55,13 @@ pub fn resolve(explicit: Option<Access>, preset: Option<Access>) -> Option<Acces
 /// and endpoint where `s3` has none yet.
 pub fn apply(access: Option<Access>, s3: &mut S3Settings) -> Result<()> {
     match access {
-        None => {}
         Some(Access::Anonymous) => s3.no_sign_request = true,
-        Some(Access::Keys) => {
-            if s3.access_key_id.is_none() {
-                s3.access_key_id = env_nonempty("AWS_ACCESS_KEY_ID");
-                s3.secret_access_key = env_nonempty("AWS_SECRET_ACCESS_KEY");
-                s3.session_token = env_nonempty("AWS_SESSION_TOKEN");
-            }
+        Some(Access::Keys) if s3.access_key_id.is_none() => {
+            s3.access_key_id = env_nonempty("AWS_ACCESS_KEY_ID");
+            s3.secret_access_key = env_nonempty("AWS_SECRET_ACCESS_KEY");
+            s3.session_token = env_nonempty("AWS_SESSION_TOKEN");
         }
+        None | Some(Access::Keys) => {}
         Some(Access::Profile(name)) => {
             let p = aws_profile::settings(&name)?;
             s3.region = s3.region.take().or(p.region);
