@@ -29,5 +29,5 @@ cargo test --features lab-tests -- --test-threads="${TEST_THREADS:-2}" "$@"
 # The benchmark harness at tiny sizes (its own lab and proxy), so that it never rots: it fails if
 # any workload cell fails or disagrees with the local reference. Skipped when a filter is given.
 if (($# == 0)) || [[ ${BENCH_SMOKE:-} == 1 ]]; then
-  BENCH_GEOMOUNT=target/debug/geomount bench/run.sh --smoke
+  BENCH_GEOMOUNT=${CARGO_TARGET_DIR:-target}/debug/geomount bench/run.sh --smoke
 fi
