@@ -11,6 +11,7 @@ use crate::cache::block::ObjectRef;
 use crate::namespace::{NodeInfo, NodeKind};
 use crate::plan::grib::{is_grib_name, messages_from_idx};
 use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
+use crate::rope::Rope;
 
 /// Larger inventories are not read (a real one is tens of KiB).
 const MAX_IDX_BYTES: u64 = 16 << 20;
@@ -78,13 +79,13 @@ impl Fs {
     async fn tiff_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
         let mut want = TIFF_FIRST_READ.min(obj.size);
         // Read as units of their own, so a later open (or mount) finds them cached.
-        let mut prefix = self.cache.read_units(obj, &[0..want], 0..want).await.ok()?;
+        let mut prefix = self.read_prefix_unit(obj, 0..want).await?;
         let mut scratch = Vec::new();
         let tiles = loop {
             match prefix.with_contiguous(&mut scratch, tile_ranges) {
                 Ok(t) => break t,
                 Err(TiffError::NeedPrefix(n)) if n <= TIFF_MAX_PREFIX.min(obj.size) && n > want => {
-                    let more = self.cache.read_units(obj, &[want..n], want..n).await.ok()?;
+                    let more = self.read_prefix_unit(obj, want..n).await?;
                     prefix.append(more);
                     want = n;
                 }
@@ -102,5 +103,12 @@ impl Fs {
         let units = units(&tiles, leader, obj.size);
         self.cache.insert_units(obj, &units, 0, &prefix).await;
         Some(Arc::new(units))
+    }
+
+    /// `range` read as a unit of its own (cached in memory and on disk, so a later open or
+    /// mount needs no request to plan the file).
+    async fn read_prefix_unit(&self, obj: &ObjectRef, range: Range<u64>) -> Option<Rope> {
+        let unit = std::slice::from_ref(&range);
+        self.cache.read_units(obj, unit, range.clone()).await.ok()
     }
 }
