@@ -350,3 +350,39 @@ fn a_512_window_of_a_cog_transfers_at_most_1_1x_its_tiles() {
         "{bytes} bytes for {tiles} bytes of tiles: {s}"
     );
 }
+
+#[test]
+fn prefetch_of_a_zarr_subset_warms_the_cache_for_the_next_mount() {
+    let server = Server::garage();
+    let prefix = unique_prefix("prefetch");
+    let data = demo_dataset();
+    let store = "conus404_daily.zarr";
+    put_tree(&server, &data.join(store), &format!("{prefix}/{store}"));
+    let local = xr_subset(&data.join(store));
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    {
+        let m = mount(&proxy, &prefix, cache.path());
+        let out = common::run_ok(
+            common::geomount()
+                .arg("prefetch")
+                .arg(m.join(store))
+                .args(["--vars", "T2", "--time", "0..4", "--jobs", "4"]),
+        );
+        let out = String::from_utf8(out.stdout).unwrap();
+        // The 20 metadata documents .zmetadata names, the coordinates time, x and y (one chunk
+        // each), and T2's four chunks at time chunk 0.
+        assert!(out.contains("prefetched 27 files"), "{out}");
+        assert!(out.contains("0 failed"), "{out}");
+    }
+    proxy.reset();
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    assert_eq!(xr_subset(&m.join(store)), local);
+    let s = proxy.stats();
+    println!("xarray subset after prefetch and remount: {s}");
+    // Only the store's metadata probe (zarr.json, .zmetadata) goes to the server.
+    assert_eq!(proxy.count("list"), 0, "{s}");
+    assert!(gets(&proxy) <= 2, "{s}");
+    assert!(m.stat("disk_hits") >= 4, "{}", m.stats());
+}

@@ -32,6 +32,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 use crate::config::{MountConfig, Source};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
+use crate::store::ObjectInfo;
 use crate::store::build::endpoint_display;
 
 const MAGIC: &[u8; 8] = b"GMBLOCK1";
@@ -141,6 +142,49 @@ impl DiskCache {
 
     /// The block's bytes if a valid entry of exactly `len` bytes exists. Blocking I/O.
     pub fn get(&self, id: &BlockId, len: usize) -> Option<Bytes> {
+        self.lookup(id, Some(len))
+    }
+
+    /// Records an object's attributes (for lookups that would otherwise need a request).
+    pub fn put_attr(&self, key: &str, info: &ObjectInfo) {
+        let Some(etag) = &info.etag else { return };
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let doc = serde_json::json!({
+            "size": info.size,
+            "etag": etag,
+            "mtime": secs(info.mtime),
+            "saved": secs(SystemTime::now()),
+        });
+        let id = attr_id(key);
+        // An older record is replaced: remove it from the index so `put` writes anew.
+        self.forget(&Self::name(&self.identity(&id)));
+        self.put(&id, &Rope::from(doc.to_string().into_bytes()));
+    }
+
+    /// The attributes recorded for `key` less than `max_age` ago.
+    pub fn get_attr(&self, key: &str, max_age: std::time::Duration) -> Option<ObjectInfo> {
+        let bytes = self.lookup(&attr_id(key), None)?;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let at = |f: &str| -> Option<SystemTime> {
+            let secs = doc[f].as_f64()?.max(0.0);
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+        };
+        let saved = at("saved")?;
+        if saved.elapsed().map_or(true, |age| age >= max_age) {
+            return None;
+        }
+        Some(ObjectInfo {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            size: doc["size"].as_u64()?,
+            mtime: at("mtime")?,
+            etag: Some(doc["etag"].as_str()?.to_string()),
+        })
+    }
+
+    fn lookup(&self, id: &BlockId, len: Option<usize>) -> Option<Bytes> {
         let identity = self.identity(id);
         let name = Self::name(&identity);
         if !self.index.lock().entries.contains_key(&name) {
@@ -296,6 +340,16 @@ impl DiskCache {
     }
 }
 
+/// The entry holding an object's attributes: no ETag is known before reading it.
+fn attr_id(key: &str) -> BlockId<'_> {
+    BlockId {
+        key,
+        etag: "\0attributes",
+        index: 0,
+        end: 0,
+    }
+}
+
 /// Creates `dir` (and parents) and makes it mode 0700.
 fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
@@ -331,13 +385,13 @@ fn scan(dir: &Path) -> Result<Vec<(String, u64, SystemTime)>> {
 
 /// Reads and checks one entry. `Ok(None)`: no such file; `Err`: the file is not a valid entry
 /// for this identity and length.
-fn read_entry(path: &Path, ident: u64, len: usize) -> Result<Option<Bytes>, String> {
+fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Bytes>, String> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot open: {e}")),
     };
-    let mut buf = Vec::with_capacity(HEADER + len);
+    let mut buf = Vec::with_capacity(HEADER + len.unwrap_or(0));
     f.read_to_end(&mut buf)
         .map_err(|e| format!("cannot read: {e}"))?;
     if buf.len() < HEADER {
@@ -351,6 +405,7 @@ fn read_entry(path: &Path, ident: u64, len: usize) -> Result<Option<Bytes>, Stri
         return Err("written for another block".into());
     }
     let stored = word(1);
+    let len = len.unwrap_or(stored as usize);
     if stored != len as u64 || buf.len() != HEADER + len {
         return Err(format!(
             "length {} (header says {stored}), block is {len} bytes",

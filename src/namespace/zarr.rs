@@ -68,10 +68,25 @@ impl Namespace {
         None
     }
 
-    /// One GET for the whole object: its attributes, and its bytes for the cache.
+    /// One GET for the whole object: its attributes, and its bytes for the cache. Attributes
+    /// recorded on disk less than the TTL ago (by this mount or an earlier one) need no request:
+    /// the bytes then come from the block cache.
     async fn fetch_whole(&self, parent: u64, path: &str) -> Result<NodeInfo, FsError> {
+        if let Some(d) = self.attr_cache.clone() {
+            let (key, ttl) = (path.to_string(), self.ttl);
+            if let Ok(Some(info)) = tokio::task::spawn_blocking(move || d.get_attr(&key, ttl)).await
+            {
+                return Ok(self.record_file(parent, path.to_string(), &info, None));
+            }
+        }
         match self.backend.get_object(path).await {
-            Ok((info, bytes)) => Ok(self.record_file(parent, path.to_string(), &info, Some(bytes))),
+            Ok((info, bytes)) => {
+                if let Some(d) = self.attr_cache.clone() {
+                    let (key, i) = (path.to_string(), info.clone());
+                    let _ = tokio::task::spawn_blocking(move || d.put_attr(&key, &i)).await;
+                }
+                Ok(self.record_file(parent, path.to_string(), &info, Some(bytes)))
+            }
             Err(FsError::NotFound) => Err(self.remember_missing(path.to_string())),
             Err(e) => Err(e),
         }
