@@ -209,10 +209,8 @@ pub fn run(args: PrefetchArgs) -> Result<()> {
         for _ in 0..args.jobs {
             s.spawn(|| {
                 let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let Some(f) = queue.lock().map(|mut q| q.pop()).unwrap_or(None) else {
-                        break;
-                    };
+                // The guard is consumed by `map`: the queue is not locked while a file is read.
+                while let Some(f) = queue.lock().map(|mut q| q.pop()).unwrap_or(None) {
                     match read_all(&f, &mut buf) {
                         Ok(n) => {
                             bytes.fetch_add(n, Relaxed);
