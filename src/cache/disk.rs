@@ -438,24 +438,22 @@ pub fn default_dir() -> Result<PathBuf> {
     Ok(base.join("geomount").join("blocks"))
 }
 
-/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`. The scope is
-/// the endpoint and the source, so two buckets (or endpoints) never share blocks.
+/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
+/// sources (a copy on the same disks would gain nothing). The scope is the endpoint and the
+/// source, so two buckets (or endpoints) never share blocks.
 pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Arc<DiskCache>>> {
-    if cfg.cache_disk == 0 {
+    if cfg.cache_disk == 0 || matches!(cfg.source, Source::Local { .. }) {
         return Ok(None);
     }
     let dir = match &cfg.cache_dir {
         Some(d) => d.clone(),
         None => default_dir()?,
     };
-    let scope = match &cfg.source {
-        Source::S3 { .. } => format!(
-            "{} {}",
-            endpoint_display(&cfg.s3),
-            cfg.source.display_name()
-        ),
-        Source::Local { .. } => cfg.source.display_name(),
-    };
+    let scope = format!(
+        "{} {}",
+        endpoint_display(&cfg.s3),
+        cfg.source.display_name()
+    );
     DiskCache::open(&dir, cfg.cache_disk, &scope, metrics)
         .map(Some)
         .context("--cache-dir (pass --cache-disk 0 to mount without a disk cache)")
@@ -623,5 +621,30 @@ mod tests {
         assert_eq!(c.metrics.disk_corrupt.load(Relaxed), 0);
         assert!(tmp.path().join("unrelated.txt").exists());
         assert_eq!(dir_stats(tmp.path()).unwrap(), DirStats::default());
+    }
+
+    #[test]
+    fn attributes_are_kept_for_their_age_limit_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(tmp.path(), 1 << 20, "s", Arc::default()).unwrap();
+        let info = ObjectInfo {
+            name: "0.0".into(),
+            size: 1234,
+            mtime: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000),
+            etag: Some("\"abc\"".into()),
+        };
+        c.put_attr("s.zarr/T2/0.0", &info);
+        let hour = std::time::Duration::from_secs(3600);
+        let again = DiskCache::open(tmp.path(), 1 << 20, "s", Arc::default()).unwrap();
+        assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(info.clone()));
+        assert_eq!(
+            again.get_attr("s.zarr/T2/0.0", std::time::Duration::ZERO),
+            None
+        );
+        assert_eq!(again.get_attr("s.zarr/T2/0.1", hour), None);
+        // A newer record replaces the old one.
+        let newer = ObjectInfo { size: 99, ..info };
+        again.put_attr("s.zarr/T2/0.0", &newer);
+        assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(newer));
     }
 }
