@@ -40,6 +40,12 @@ impl Namespace {
         None
     }
 
+    /// The shard layout of `path`, when it is a shard of a sharded Zarr v3 array.
+    pub fn zarr_shard(&self, path: &str) -> Option<crate::plan::zarr::Shard> {
+        let (layout, rel) = self.zarr_store_of(path)?;
+        layout.shard_of(&rel)
+    }
+
     /// Settles `path` from Zarr metadata when it can; `None` means "look it up as usual".
     pub(super) async fn lookup_zarr(
         &self,
