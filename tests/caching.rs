@@ -386,3 +386,68 @@ fn prefetch_of_a_zarr_subset_warms_the_cache_for_the_next_mount() {
     assert!(gets(&proxy) <= 2, "{s}");
     assert!(m.stat("disk_hits") >= 4, "{}", m.stats());
 }
+
+const WRITE_SHARDED: &str = r#"
+import sys, zarr, numpy as np
+g = zarr.open_group(sys.argv[1], mode="w", zarr_format=3)
+a = g.create_array("a", shape=(1000, 1000), chunks=(100, 100), shards=(500, 500), dtype="f4",
+                   dimension_names=["y", "x"])
+a[:] = np.random.default_rng(7).random((1000, 1000), dtype="f4")
+zarr.consolidate_metadata(sys.argv[1])
+"#;
+
+/// Reads inner chunk (1, 1) of shard `a/c/1/0` through its index, as a reader with byte-range
+/// access does (zarr-python's own local store reads a shard from the chunk to its end), and
+/// checks it against zarr-python's values of that region.
+const READ_INNER_CHUNK: &str = r#"
+import sys, os, json, struct, warnings, zarr, numpy as np, numcodecs
+warnings.simplefilter("ignore")
+store, local = sys.argv[1], sys.argv[2]
+path = os.path.join(store, "a", "c", "1", "0")
+fd = os.open(path, os.O_RDONLY)
+size = os.fstat(fd).st_size
+index = os.pread(fd, 25 * 16 + 4, size - (25 * 16 + 4))
+off, n = struct.unpack_from("<QQ", index, 16 * (1 * 5 + 1))
+raw = numcodecs.Zstd().decode(os.pread(fd, n, off))
+os.close(fd)
+got = np.frombuffer(raw, dtype="<f4").reshape(100, 100)
+want = zarr.open_consolidated(local, mode="r")["a"][600:700, 100:200]
+print(json.dumps({"equal": bool((got == want).all()), "chunk": n}))
+"#;
+
+#[test]
+fn one_inner_chunk_of_a_zarr_v3_shard_is_read_without_the_shard() {
+    let server = Server::garage();
+    let prefix = unique_prefix("shard");
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("sh.zarr");
+    common::run_ok(common::python().args(["-c", WRITE_SHARDED]).arg(&local));
+    put_tree(&server, &local, &format!("{prefix}/sh.zarr"));
+    let shard = std::fs::metadata(local.join("a/c/1/0")).unwrap().len();
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let out = common::run_ok(
+        common::python()
+            .args(["-c", READ_INNER_CHUNK])
+            .arg(m.join("sh.zarr"))
+            .arg(&local),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["equal"], true, "{v}");
+    let chunk = v["chunk"].as_u64().unwrap();
+    let s = proxy.stats();
+    println!("one inner chunk of a {shard}-byte shard through the proxy: {s}");
+    assert_eq!(proxy.count("list"), 0, "{s}");
+    // Metadata (root zarr.json with the consolidated metadata; .zmetadata is a 404 whose XML
+    // error body counts too), then the shard's index (404 bytes) and the one inner chunk of 25,
+    // not the shard.
+    let metadata = std::fs::metadata(local.join("zarr.json")).unwrap().len();
+    let bytes = proxy.count("bytes_out");
+    let floor = metadata + 404 + chunk;
+    assert!(
+        (floor..floor + 1024).contains(&bytes),
+        "{bytes} bytes, floor {floor}, shard {shard}: {s}"
+    );
+}
