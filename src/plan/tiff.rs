@@ -137,7 +137,7 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
                 o.into_iter()
                     .zip(c)
                     .filter(|&(_, c)| c > 0)
-                    .map(|(o, c)| o..o + c),
+                    .map(|(o, c)| o..o.saturating_add(c)),
             ),
             _ => {
                 return Err(TiffError::Invalid(
