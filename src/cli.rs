@@ -45,6 +45,8 @@ pub enum Command {
         #[command(flatten)]
         opts: MountOptions,
     },
+    /// Warm a mount's caches for a file, folder or Zarr subset by reading it through the mount.
+    Prefetch(crate::cache::prefetch::PrefetchArgs),
     /// Show or clear the persistent block cache.
     Cache {
         #[command(subcommand)]
@@ -511,6 +513,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Cache { action } => crate::cache::cli::run(action),
+        Command::Prefetch(args) => crate::cache::prefetch::run(args),
         Command::GenerateAssets { dir } => generate_assets(&dir),
     }
 }

@@ -106,6 +106,7 @@ impl Fs {
 
     /// Adds the persistent disk tier below the memory block cache.
     pub fn with_disk(mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) -> Self {
+        self.ns.set_attr_cache(disk.clone());
         self.cache = self.cache.with_disk(disk);
         self
     }

@@ -32,6 +32,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 use crate::config::{MountConfig, Source};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
+use crate::store::ObjectInfo;
 use crate::store::build::endpoint_display;
 
 const MAGIC: &[u8; 8] = b"GMBLOCK1";
@@ -141,6 +142,49 @@ impl DiskCache {
 
     /// The block's bytes if a valid entry of exactly `len` bytes exists. Blocking I/O.
     pub fn get(&self, id: &BlockId, len: usize) -> Option<Bytes> {
+        self.lookup(id, Some(len))
+    }
+
+    /// Records an object's attributes (for lookups that would otherwise need a request).
+    pub fn put_attr(&self, key: &str, info: &ObjectInfo) {
+        let Some(etag) = &info.etag else { return };
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let doc = serde_json::json!({
+            "size": info.size,
+            "etag": etag,
+            "mtime": secs(info.mtime),
+            "saved": secs(SystemTime::now()),
+        });
+        let id = attr_id(key);
+        // An older record is replaced: remove it from the index so `put` writes anew.
+        self.forget(&Self::name(&self.identity(&id)));
+        self.put(&id, &Rope::from(doc.to_string().into_bytes()));
+    }
+
+    /// The attributes recorded for `key` less than `max_age` ago.
+    pub fn get_attr(&self, key: &str, max_age: std::time::Duration) -> Option<ObjectInfo> {
+        let bytes = self.lookup(&attr_id(key), None)?;
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let at = |f: &str| -> Option<SystemTime> {
+            let secs = doc[f].as_f64()?.max(0.0);
+            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+        };
+        let saved = at("saved")?;
+        if saved.elapsed().map_or(true, |age| age >= max_age) {
+            return None;
+        }
+        Some(ObjectInfo {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            size: doc["size"].as_u64()?,
+            mtime: at("mtime")?,
+            etag: Some(doc["etag"].as_str()?.to_string()),
+        })
+    }
+
+    fn lookup(&self, id: &BlockId, len: Option<usize>) -> Option<Bytes> {
         let identity = self.identity(id);
         let name = Self::name(&identity);
         if !self.index.lock().entries.contains_key(&name) {
@@ -296,6 +340,16 @@ impl DiskCache {
     }
 }
 
+/// The entry holding an object's attributes: no ETag is known before reading it.
+fn attr_id(key: &str) -> BlockId<'_> {
+    BlockId {
+        key,
+        etag: "\0attributes",
+        index: 0,
+        end: 0,
+    }
+}
+
 /// Creates `dir` (and parents) and makes it mode 0700.
 fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
@@ -331,13 +385,13 @@ fn scan(dir: &Path) -> Result<Vec<(String, u64, SystemTime)>> {
 
 /// Reads and checks one entry. `Ok(None)`: no such file; `Err`: the file is not a valid entry
 /// for this identity and length.
-fn read_entry(path: &Path, ident: u64, len: usize) -> Result<Option<Bytes>, String> {
+fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Bytes>, String> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot open: {e}")),
     };
-    let mut buf = Vec::with_capacity(HEADER + len);
+    let mut buf = Vec::with_capacity(HEADER + len.unwrap_or(0));
     f.read_to_end(&mut buf)
         .map_err(|e| format!("cannot read: {e}"))?;
     if buf.len() < HEADER {
@@ -351,6 +405,7 @@ fn read_entry(path: &Path, ident: u64, len: usize) -> Result<Option<Bytes>, Stri
         return Err("written for another block".into());
     }
     let stored = word(1);
+    let len = len.unwrap_or(stored as usize);
     if stored != len as u64 || buf.len() != HEADER + len {
         return Err(format!(
             "length {} (header says {stored}), block is {len} bytes",
@@ -383,10 +438,11 @@ pub fn default_dir() -> Result<PathBuf> {
     Ok(base.join("geomount").join("blocks"))
 }
 
-/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`. The scope is
-/// the endpoint and the source, so two buckets (or endpoints) never share blocks.
+/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
+/// sources (a copy on the same disks would gain nothing). The scope is the endpoint and the
+/// source, so two buckets (or endpoints) never share blocks.
 pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Arc<DiskCache>>> {
-    if cfg.cache_disk == 0 {
+    if cfg.cache_disk == 0 || matches!(cfg.source, Source::Local { .. }) {
         return Ok(None);
     }
     let dir = match &cfg.cache_dir {
@@ -394,12 +450,6 @@ pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option
         None => default_dir()?,
     };
     let scope = match &cfg.source {
-        Source::S3 { .. } => format!(
-            "{} {}",
-            endpoint_display(&cfg.s3),
-            cfg.source.display_name()
-        ),
-        Source::Local { .. } => cfg.source.display_name(),
         // Keys of a tree start with the source's name; the scope names every source's place.
         Source::Tree(sources) => sources
             .iter()
@@ -413,6 +463,11 @@ pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option
             })
             .collect::<Vec<_>>()
             .join(";"),
+        _ => format!(
+            "{} {}",
+            endpoint_display(&cfg.s3),
+            cfg.source.display_name()
+        ),
     };
     DiskCache::open(&dir, cfg.cache_disk, &scope, metrics)
         .map(Some)
@@ -581,5 +636,30 @@ mod tests {
         assert_eq!(c.metrics.disk_corrupt.load(Relaxed), 0);
         assert!(tmp.path().join("unrelated.txt").exists());
         assert_eq!(dir_stats(tmp.path()).unwrap(), DirStats::default());
+    }
+
+    #[test]
+    fn attributes_are_kept_for_their_age_limit_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(tmp.path(), 1 << 20, "s", Arc::default()).unwrap();
+        let info = ObjectInfo {
+            name: "0.0".into(),
+            size: 1234,
+            mtime: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000),
+            etag: Some("\"abc\"".into()),
+        };
+        c.put_attr("s.zarr/T2/0.0", &info);
+        let hour = std::time::Duration::from_secs(3600);
+        let again = DiskCache::open(tmp.path(), 1 << 20, "s", Arc::default()).unwrap();
+        assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(info.clone()));
+        assert_eq!(
+            again.get_attr("s.zarr/T2/0.0", std::time::Duration::ZERO),
+            None
+        );
+        assert_eq!(again.get_attr("s.zarr/T2/0.1", hour), None);
+        // A newer record replaces the old one.
+        let newer = ObjectInfo { size: 99, ..info };
+        again.put_attr("s.zarr/T2/0.0", &newer);
+        assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(newer));
     }
 }

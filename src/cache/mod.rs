@@ -3,3 +3,4 @@
 pub mod block;
 pub mod cli;
 pub mod disk;
+pub mod prefetch;

@@ -1,6 +1,7 @@
 //! Read plans chosen at open, by file name and magic bytes: a GRIB2 file with a `.idx` sidecar
 //! is read by whole messages; a TIFF (classic or BigTIFF, tiled or stripped) by whole tiles,
-//! from IFDs parsed once at open with one or two small ranged reads. Other files use the
+//! from IFDs parsed once at open with one or two small ranged reads; a Zarr v3 shard by its
+//! inner chunks, from the shard index. Other files use the
 //! generic block path (Zarr chunks are already fetched whole at lookup by the namespace).
 
 use std::ops::Range;
@@ -11,6 +12,8 @@ use crate::cache::block::ObjectRef;
 use crate::namespace::{NodeInfo, NodeKind};
 use crate::plan::grib::{is_grib_name, messages_from_idx};
 use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
+use crate::plan::zarr::Shard;
+use crate::rope::Rope;
 
 /// Larger inventories are not read (a real one is tens of KiB).
 const MAX_IDX_BYTES: u64 = 16 << 20;
@@ -70,6 +73,9 @@ impl Fs {
         if name.ends_with(".tif") || name.ends_with(".tiff") {
             return self.tiff_plan(obj).await;
         }
+        if let Some(shard) = self.ns.zarr_shard(&info.path) {
+            return self.shard_plan(obj, shard).await;
+        }
         self.grib_plan(info, obj.size).await
     }
 
@@ -78,13 +84,13 @@ impl Fs {
     async fn tiff_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
         let mut want = TIFF_FIRST_READ.min(obj.size);
         // Read as units of their own, so a later open (or mount) finds them cached.
-        let mut prefix = self.cache.read_units(obj, &[0..want], 0..want).await.ok()?;
+        let mut prefix = self.read_prefix_unit(obj, 0..want).await?;
         let mut scratch = Vec::new();
         let tiles = loop {
             match prefix.with_contiguous(&mut scratch, tile_ranges) {
                 Ok(t) => break t,
                 Err(TiffError::NeedPrefix(n)) if n <= TIFF_MAX_PREFIX.min(obj.size) && n > want => {
-                    let more = self.cache.read_units(obj, &[want..n], want..n).await.ok()?;
+                    let more = self.read_prefix_unit(obj, want..n).await?;
                     prefix.append(more);
                     want = n;
                 }
@@ -102,5 +108,34 @@ impl Fs {
         let units = units(&tiles, leader, obj.size);
         self.cache.insert_units(obj, &units, 0, &prefix).await;
         Some(Arc::new(units))
+    }
+
+    /// Inner-chunk units of a Zarr v3 shard, from its index (read as a unit of its own): a read
+    /// of one inner chunk fetches that chunk, not the shard.
+    async fn shard_plan(&self, obj: &ObjectRef, shard: Shard) -> Option<Arc<Vec<Range<u64>>>> {
+        let len = shard.index_len();
+        if len > obj.size {
+            return None;
+        }
+        let at = if shard.index_at_end {
+            obj.size - len
+        } else {
+            0
+        };
+        let index = self.read_prefix_unit(obj, at..at + len).await?;
+        let mut scratch = Vec::new();
+        let mut ranges =
+            index.with_contiguous(&mut scratch, |b| shard.chunk_ranges(b, obj.size))?;
+        // The index is a unit of its own too, so no chunk's unit runs into it.
+        ranges.push(at..at + len);
+        ranges.sort_by_key(|r| r.start);
+        Some(Arc::new(units(&ranges, 0, obj.size)))
+    }
+
+    /// `range` read as a unit of its own (cached in memory and on disk, so a later open or
+    /// mount needs no request to plan the file).
+    async fn read_prefix_unit(&self, obj: &ObjectRef, range: Range<u64>) -> Option<Rope> {
+        let unit = std::slice::from_ref(&range);
+        self.cache.read_units(obj, unit, range.clone()).await.ok()
     }
 }

@@ -816,3 +816,36 @@ async fn a_grib_file_with_an_idx_is_read_by_whole_messages_only() {
     assert_eq!(&got.to_bytes()[..], &data[10..20]);
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 + 5);
 }
+
+#[tokio::test]
+async fn a_zarr_v3_shard_is_read_by_its_inner_chunks() {
+    let meta = serde_json::json!({
+        "zarr_format": 3, "node_type": "group",
+        "consolidated_metadata": {"kind": "inline", "must_understand": false, "metadata": {
+            "a": {"zarr_format": 3, "node_type": "array", "shape": [20],
+                  "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [20]}},
+                  "codecs": [{"name": "sharding_indexed",
+                              "configuration": {"chunk_shape": [5]}}]}
+        }}
+    });
+    let env = Env::new(LONG).await;
+    env.put("s.zarr/zarr.json", &serde_json::to_vec(&meta).unwrap())
+        .await;
+    // Four inner chunks of 1000 bytes, then the index (offset, length) x 4 and a CRC32C.
+    let mut shard = bytes(4000, 5);
+    for i in 0..4u64 {
+        shard.extend_from_slice(&(i * 1000).to_le_bytes());
+        shard.extend_from_slice(&1000u64.to_le_bytes());
+    }
+    shard.extend_from_slice(&[0; 4]);
+    env.put("s.zarr/a/c/0", &shard).await;
+    let (attr, opened) = env.open("s.zarr/a/c/0").await;
+    assert_eq!(attr.size, 4068);
+    assert!(opened.direct_io);
+    let before = env.metrics.bytes_fetched.load(Relaxed);
+    let got = env.fs.read(opened.fh, 2000, 1000).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &shard[2000..3000]);
+    // Only that inner chunk was fetched, not the shard.
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, 1000);
+    assert_eq!(env.metrics.list_requests.load(Relaxed), 0);
+}

@@ -82,6 +82,8 @@ pub struct Namespace {
     tables: RwLock<Tables>,
     /// Zarr stores with consolidated metadata, by store path: lookups inside need no LIST.
     zarr_stores: RwLock<HashMap<String, Arc<ZarrLayout>>>,
+    /// Attributes of whole-fetched objects kept on disk, trusted for the TTL (even across mounts).
+    attr_cache: Option<Arc<crate::cache::disk::DiskCache>>,
 }
 
 fn join(parent: &str, name: &str) -> String {
@@ -136,7 +138,13 @@ impl Namespace {
             metrics,
             tables: RwLock::new(t),
             zarr_stores: RwLock::default(),
+            attr_cache: None,
         }
+    }
+
+    /// Keeps attributes of whole-fetched objects (Zarr chunks) in the disk cache too.
+    pub fn set_attr_cache(&mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) {
+        self.attr_cache = disk;
     }
 
     pub fn ttl(&self) -> Duration {

@@ -40,6 +40,12 @@ impl Namespace {
         None
     }
 
+    /// The shard layout of `path`, when it is a shard of a sharded Zarr v3 array.
+    pub fn zarr_shard(&self, path: &str) -> Option<crate::plan::zarr::Shard> {
+        let (layout, rel) = self.zarr_store_of(path)?;
+        layout.shard_of(&rel)
+    }
+
     /// Settles `path` from Zarr metadata when it can; `None` means "look it up as usual".
     pub(super) async fn lookup_zarr(
         &self,
@@ -68,10 +74,25 @@ impl Namespace {
         None
     }
 
-    /// One GET for the whole object: its attributes, and its bytes for the cache.
+    /// One GET for the whole object: its attributes, and its bytes for the cache. Attributes
+    /// recorded on disk less than the TTL ago (by this mount or an earlier one) need no request:
+    /// the bytes then come from the block cache.
     async fn fetch_whole(&self, parent: u64, path: &str) -> Result<NodeInfo, FsError> {
+        if let Some(d) = self.attr_cache.clone() {
+            let (key, ttl) = (path.to_string(), self.ttl);
+            if let Ok(Some(info)) = tokio::task::spawn_blocking(move || d.get_attr(&key, ttl)).await
+            {
+                return Ok(self.record_file(parent, path.to_string(), &info, None));
+            }
+        }
         match self.backend.get_object(path).await {
-            Ok((info, bytes)) => Ok(self.record_file(parent, path.to_string(), &info, Some(bytes))),
+            Ok((info, bytes)) => {
+                if let Some(d) = self.attr_cache.clone() {
+                    let (key, i) = (path.to_string(), info.clone());
+                    let _ = tokio::task::spawn_blocking(move || d.put_attr(&key, &i)).await;
+                }
+                Ok(self.record_file(parent, path.to_string(), &info, Some(bytes)))
+            }
             Err(FsError::NotFound) => Err(self.remember_missing(path.to_string())),
             Err(e) => Err(e),
         }

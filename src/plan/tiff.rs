@@ -137,7 +137,7 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
                 o.into_iter()
                     .zip(c)
                     .filter(|&(_, c)| c > 0)
-                    .map(|(o, c)| o..o + c),
+                    .map(|(o, c)| o..o.saturating_add(c)),
             ),
             _ => {
                 return Err(TiffError::Invalid(
@@ -230,5 +230,27 @@ mod tests {
         let mut looped = b"II*\0\x08\0\0\0\x00\0".to_vec();
         looped.extend_from_slice(&8u32.to_le_bytes());
         assert!(tile_ranges(&looped).is_err());
+    }
+
+    #[test]
+    fn random_bytes_after_a_valid_header_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        for n in 0..2000 {
+            let mut b = vec![0u8; 8 + n % 300];
+            rng.fill(&mut b[..]);
+            let header: &[u8] = match n % 4 {
+                0 => b"II*\0",
+                1 => b"MM\0*",
+                2 => b"II+\0",
+                _ => b"MM\0+",
+            };
+            b[..4].copy_from_slice(header);
+            if n % 2 == 0 {
+                // A first IFD inside the buffer, so entries get parsed.
+                b[4..8].copy_from_slice(&8u32.to_le_bytes());
+            }
+            let _ = tile_ranges(&b);
+        }
     }
 }

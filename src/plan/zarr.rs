@@ -42,7 +42,46 @@ struct Array {
     /// Number of chunks along each dimension.
     grid: Vec<u64>,
     style: KeyStyle,
-    sharded: bool,
+    /// Set for v3 arrays with the `sharding_indexed` codec: each chunk object is a shard.
+    shard: Option<Shard>,
+}
+
+/// How a v3 shard is laid out: `chunks` inner chunks, indexed by 16-byte (offset, length)
+/// entries plus a 4-byte CRC32C, at the end (default) or the start of the shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub chunks: u64,
+    pub index_at_end: bool,
+}
+
+impl Shard {
+    /// Bytes of the index (with its CRC32C; other index codecs are not planned).
+    pub fn index_len(&self) -> u64 {
+        self.chunks * 16 + 4
+    }
+
+    /// The byte ranges of the inner chunks present, from the index bytes (little endian
+    /// offset/length pairs, all ones for an absent chunk), or `None` if they do not fit `size`.
+    pub fn chunk_ranges(&self, index: &[u8], size: u64) -> Option<Vec<std::ops::Range<u64>>> {
+        if index.len() as u64 != self.index_len() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for e in index[..index.len() - 4].chunks_exact(16) {
+            let off = u64::from_le_bytes(e[..8].try_into().ok()?);
+            let len = u64::from_le_bytes(e[8..].try_into().ok()?);
+            if off == u64::MAX && len == u64::MAX {
+                continue;
+            }
+            let end = off.checked_add(len)?;
+            if end > size {
+                return None;
+            }
+            out.push(off..end);
+        }
+        out.sort_by_key(|r| r.start);
+        Some(out)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,7 +140,7 @@ impl ZarrLayout {
                     Array {
                         grid: g,
                         style: KeyStyle::Plain(sep),
-                        sharded: false,
+                        shard: None,
                     },
                 );
             }
@@ -158,19 +197,36 @@ impl ZarrLayout {
             (_, Some(".")) => KeyStyle::Prefixed('.'),
             _ => KeyStyle::Prefixed('/'),
         };
-        let sharded = meta
+        let sharding = meta
             .get("codecs")
             .and_then(Value::as_array)
-            .is_some_and(|c| {
+            .and_then(|c| {
                 c.iter()
-                    .any(|c| c.get("name").and_then(Value::as_str) == Some("sharding_indexed"))
-            });
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some("sharding_indexed"))
+            })
+            .and_then(|c| c.get("configuration"));
+        let shard = match sharding {
+            None => None,
+            Some(conf) => {
+                let inner = conf.get("chunk_shape").and_then(Value::as_array);
+                // Inner chunks per shard; 0 (unknown) means the shard is read unplanned.
+                let chunks = inner
+                    .and_then(|inner| grid(chunk_shape, inner))
+                    .map_or(0, |g| g.iter().product());
+                let index_at_end =
+                    conf.get("index_location").and_then(Value::as_str) != Some("start");
+                Some(Shard {
+                    chunks,
+                    index_at_end,
+                })
+            }
+        };
         self.arrays.insert(
             path.to_string(),
             Array {
                 grid: grid(shape, chunk_shape)?,
                 style,
-                sharded,
+                shard,
             },
         );
         Some(())
@@ -183,6 +239,21 @@ impl ZarrLayout {
             self.nodes.insert(p.to_string());
             if p.is_empty() {
                 break;
+            }
+            p = parent_and_name(p).0;
+        }
+    }
+
+    /// The shard layout of `rel`, when it is a shard of a sharded array.
+    pub fn shard_of(&self, rel: &str) -> Option<Shard> {
+        let (parent, _) = parent_and_name(rel);
+        let mut p = parent;
+        loop {
+            if let Some(a) = self.arrays.get(p) {
+                return a.shard.filter(|s| s.chunks > 0);
+            }
+            if p.is_empty() {
+                return None;
             }
             p = parent_and_name(p).0;
         }
@@ -268,7 +339,7 @@ impl Array {
 
     fn chunk(&self) -> ZarrEntry {
         ZarrEntry::Chunk {
-            whole: !self.sharded,
+            whole: self.shard.is_none(),
         }
     }
 }
@@ -338,7 +409,7 @@ mod tests {
                 "g": {"zarr_format": 3, "node_type": "group"},
                 "g/s": {"zarr_format": 3, "node_type": "array", "shape": [100],
                       "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [50]}},
-                      "codecs": [{"name": "sharding_indexed", "configuration": {}}]}
+                      "codecs": [{"name": "sharding_indexed", "configuration": {"chunk_shape": [10]}}]}
             }}
         });
         let l = ZarrLayout::from_v3(&serde_json::to_vec(&doc).unwrap()).unwrap();
@@ -356,6 +427,33 @@ mod tests {
         ] {
             assert_eq!(l.classify(p), want, "{p}");
         }
+        let shard = l.shard_of("g/s/c/1").unwrap();
+        assert_eq!(
+            shard,
+            Shard {
+                chunks: 5,
+                index_at_end: true
+            }
+        );
+        assert_eq!(l.shard_of("a/c/1/1"), None);
+        let mut index = Vec::new();
+        for (off, len) in [
+            (0u64, 10u64),
+            (u64::MAX, u64::MAX),
+            (30, 5),
+            (10, 20),
+            (35, 1),
+        ] {
+            index.extend_from_slice(&off.to_le_bytes());
+            index.extend_from_slice(&len.to_le_bytes());
+        }
+        index.extend_from_slice(&[0; 4]);
+        assert_eq!(
+            shard.chunk_ranges(&index, 200),
+            Some(vec![0..10, 10..30, 30..35, 35..36])
+        );
+        assert_eq!(shard.chunk_ranges(&index, 30), None);
+        assert_eq!(shard.chunk_ranges(&index[1..], 200), None);
         assert!(ZarrLayout::from_v3(br#"{"zarr_format": 3, "node_type": "group"}"#).is_none());
         assert!(ZarrLayout::from_v2(b"not json").is_none());
     }
