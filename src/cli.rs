@@ -114,6 +114,9 @@ pub struct MountOptions {
     /// Write logs here (background mounts otherwise log nowhere once ready).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Do not show converted views (NAME.grib2.zarr/, NAME.grib2.cog/) beside GRIB2 files.
+    #[arg(long)]
+    pub no_convert: bool,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -157,6 +160,7 @@ impl MountOptions {
             cache_memory,
             request_timeout,
             threads: self.threads,
+            convert: !self.no_convert,
         })
     }
 }

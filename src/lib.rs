@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod daemon;
 pub mod demo;
 pub mod error;
