@@ -31,7 +31,7 @@ fn validator_script() -> PathBuf {
 /// The HRRR sample's views: Zarr values equal eccodes, xarray and GDAL open the Zarr, the COGs
 /// are valid COGs georeferenced as GDAL reads the GRIB2, with the Zarr's values.
 #[test]
-fn hrrr_views_match_eccodes_and_gdal() {
+fn grib_views_of_hrrr_match_eccodes_and_gdal() {
     let server = Server::garage();
     let prefix = unique_prefix("convert-hrrr");
     let src = fixtures().join(GRIB);
@@ -80,7 +80,7 @@ fn hrrr_views_match_eccodes_and_gdal() {
         assert!(info.contains("LAYOUT=COG"), "{info}");
         assert!(info.contains("COMPRESSION=DEFLATE"), "{info}");
         let v = stdout_of(
-            Command::new("python3")
+            Command::new("/usr/bin/python3")
                 .arg(&validator)
                 .arg("--full-check=yes")
                 .arg(&tif),
@@ -88,7 +88,7 @@ fn hrrr_views_match_eccodes_and_gdal() {
         assert!(v.contains("is a valid cloud optimized GeoTIFF"), "{v}");
         // GDAL's reading of the COG against its reading of the GRIB2 and against the Zarr dump.
         let out = stdout_of(
-            Command::new("python3")
+            Command::new("/usr/bin/python3")
                 .arg(script("cog_vs_grib_gdal.py"))
                 .arg(&tif)
                 .arg(&src)
@@ -104,13 +104,14 @@ fn hrrr_views_match_eccodes_and_gdal() {
         "ZARR:\"{}\":/APCP_surface_0_12_hour_acc_fcst",
         zarr.display()
     )));
-    assert!(zinfo.contains("Lambert_Conformal_Conic"), "{zinfo}");
+    assert!(zinfo.contains("Lambert Conic Conformal (2SP)"), "{zinfo}");
+    assert!(zinfo.contains("6371229"), "HRRR's sphere: {zinfo}");
     assert!(zinfo.contains("Size is 1799, 1059"), "{zinfo}");
 }
 
 /// A damaged message gives EIO for its own views only; the mount keeps serving.
 #[test]
-fn corrupt_grib_message_gives_eio_for_that_view_only() {
+fn grib_corrupt_message_gives_eio_for_that_view_only() {
     let server = Server::garage();
     let prefix = unique_prefix("convert-bad");
     let mut bad = std::fs::read(fixtures().join(GRIB)).unwrap();

@@ -16,7 +16,8 @@
 //! (Predictor = 3), DEFLATE (Compression = 8). Every tile's zlib stream is exactly
 //! [`deflate::slot_len`] bytes (padded inside the stream, see [`super::deflate`]), so all
 //! offsets and byte counts follow from the raster's shape: `getattr` and the header need no
-//! pixels, and a tile is compressed when a read reaches it. Overviews are 2x2 means ignoring
+//! pixels, and a tile is compressed when a read reaches it. Files written whole use
+//! [`write_compact`] instead: same layout, each byte count the stream's own length. Overviews are 2x2 means ignoring
 //! nodata, made until both dimensions fit in one tile (GDAL's rule).
 
 use std::ops::Range;
@@ -106,28 +107,27 @@ pub struct CogLayout {
     levels: Vec<Level>,
     /// Everything before the first tile's leader.
     header: Vec<u8>,
-    /// zlib stream length of every tile.
-    slot: usize,
-    /// Leader offset of the first tile of each level.
-    level_start: Vec<u64>,
+    /// Per level, per tile: offset of the leader and length of the zlib stream.
+    tiles: Vec<Vec<(u64, u32)>>,
     size: u64,
     nodata: f32,
 }
 
-/// Bytes per tile in the file: leader, stream, trailer.
-fn tile_stride(slot: usize) -> u64 {
-    (4 + slot + 4) as u64
-}
-
 impl CogLayout {
+    /// The layout of a COG whose tiles are made lazily: every tile stream fills a fixed slot.
     pub fn new(spec: &CogSpec) -> Result<Self> {
+        let levels = level_shapes(spec.width, spec.height);
+        let slot = deflate::slot_len(TILE * TILE * 4) as u32;
+        let lens = levels.iter().map(|l| vec![slot; l.tiles()]).collect();
+        Self::with_lengths(spec, levels, lens)
+    }
+
+    /// The layout for tile streams of the given lengths (per level, per tile).
+    fn with_lengths(spec: &CogSpec, levels: Vec<Level>, lens: Vec<Vec<u32>>) -> Result<Self> {
         ensure!(
             spec.width > 0 && spec.height > 0,
             "cannot write an empty raster as a COG"
         );
-        let levels = level_shapes(spec.width, spec.height);
-        let slot = deflate::slot_len(TILE * TILE * 4);
-        let stride = tile_stride(slot);
         let nodata_text = if spec.nodata.is_nan() {
             "nan".to_string()
         } else {
@@ -135,7 +135,6 @@ impl CogLayout {
         };
         let mut ifds: Vec<Vec<Entry>> = Vec::with_capacity(levels.len());
         for (l, r) in levels.iter().enumerate() {
-            let n = r.tiles();
             let mut e = vec![
                 Entry::longs(254, &[u32::from(l > 0)]), // NewSubfileType: 1 = reduced image
                 Entry::longs(256, &[r.width as u32]),
@@ -148,8 +147,8 @@ impl CogLayout {
                 Entry::shorts(317, &[3]),  // Predictor = floating point
                 Entry::shorts(322, &[TILE as u16]),
                 Entry::shorts(323, &[TILE as u16]),
-                Entry::longs(TAG_TILE_OFFSETS, &vec![0; n]),
-                Entry::longs(TAG_TILE_BYTE_COUNTS, &vec![slot as u32; n]),
+                Entry::longs(TAG_TILE_OFFSETS, &vec![0; r.tiles()]),
+                Entry::longs(TAG_TILE_BYTE_COUNTS, &lens[l]),
                 Entry::shorts(339, &[3]), // SampleFormat = IEEE float
                 Entry::ascii(42113, &nodata_text), // GDAL_NODATA
             ];
@@ -173,12 +172,14 @@ impl CogLayout {
             GHOST_BODY.len()
         );
         let plan = IfdLayout::plan(&ifds, 8 + ghost.len());
-        // Tiles: smallest overview first; offsets point past the 4-byte leader.
-        let mut level_start = vec![0u64; levels.len()];
+        // Tiles: smallest overview first; each is leader (4), stream, trailer (4).
+        let mut tiles: Vec<Vec<(u64, u32)>> = vec![Vec::new(); levels.len()];
         let mut pos = plan.end as u64;
         for l in (0..levels.len()).rev() {
-            level_start[l] = pos;
-            pos += stride * levels[l].tiles() as u64;
+            for &len in &lens[l] {
+                tiles[l].push((pos, len));
+                pos += 4 + u64::from(len) + 4;
+            }
         }
         let size = pos;
         ensure!(
@@ -189,9 +190,7 @@ impl CogLayout {
         );
         for (l, e) in ifds.iter_mut().enumerate() {
             if let Some(entry) = e.iter_mut().find(|x| x.tag == TAG_TILE_OFFSETS) {
-                let offsets: Vec<u32> = (0..levels[l].tiles() as u64)
-                    .map(|t| (level_start[l] + t * stride + 4) as u32)
-                    .collect();
+                let offsets: Vec<u32> = tiles[l].iter().map(|&(o, _)| (o + 4) as u32).collect();
                 *entry = Entry::longs(TAG_TILE_OFFSETS, &offsets);
             }
         }
@@ -204,8 +203,7 @@ impl CogLayout {
         Ok(Self {
             levels,
             header,
-            slot,
-            level_start,
+            tiles,
             size,
             nodata: spec.nodata,
         })
@@ -218,16 +216,12 @@ impl CogLayout {
 
     /// The tiles (level, index) whose bytes overlap `range`, in file order.
     pub fn tiles_in(&self, range: Range<u64>) -> Vec<(usize, usize)> {
-        let stride = tile_stride(self.slot);
         let mut out = Vec::new();
-        for (l, level) in self.levels.iter().enumerate().rev() {
-            let start = self.level_start[l];
-            let end = start + stride * level.tiles() as u64;
-            let (a, b) = (range.start.max(start), range.end.min(end));
-            if a < b {
-                let first = ((a - start) / stride) as usize;
-                let last = ((b - 1 - start) / stride) as usize;
-                out.extend((first..=last).map(|t| (l, t)));
+        for l in (0..self.levels.len()).rev() {
+            for (t, &(off, len)) in self.tiles[l].iter().enumerate() {
+                if off < range.end && range.start < off + u64::from(len) + 8 {
+                    out.push((l, t));
+                }
             }
         }
         out
@@ -247,9 +241,9 @@ impl CogLayout {
         if start < header_len {
             out.extend_from_slice(&self.header[start as usize..end.min(header_len) as usize]);
         }
-        let stride = tile_stride(self.slot);
         for (l, t) in self.tiles_in(start..end) {
-            let tile_start = self.level_start[l] + t as u64 * stride;
+            let (tile_start, len) = self.tiles[l][t];
+            let stride = u64::from(len) + 8;
             let bytes = tile(l, t)?;
             ensure!(bytes.len() as u64 == stride, "tile of the wrong size");
             let a = start.max(tile_start) - tile_start;
@@ -260,7 +254,7 @@ impl CogLayout {
         Ok(out)
     }
 
-    /// Leader, zlib stream and trailer of tile `index` of `level`, from the pyramid.
+    /// Leader, zlib stream (filling its slot) and trailer of tile `index` of `level`.
     pub fn tile_bytes(&self, pyramid: &[Raster], level: usize, index: usize) -> Result<Vec<u8>> {
         let r = pyramid
             .get(level)
@@ -269,21 +263,56 @@ impl CogLayout {
             })
             .ok_or_else(|| anyhow::anyhow!("pyramid does not match the COG layout"))?;
         let tiles_x = self.levels[level].tiles_x();
-        let z = encode_tile(r, index % tiles_x, index / tiles_x, self.nodata);
-        ensure!(z.len() == self.slot, "tile stream of the wrong size");
-        let mut out = Vec::with_capacity(z.len() + 8);
-        out.extend_from_slice(&(z.len() as u32).to_le_bytes());
-        out.extend_from_slice(&z);
-        out.extend_from_slice(&z[z.len() - 4..]);
-        Ok(out)
+        let z = deflate::zlib_exact(
+            &predicted_tile(r, index % tiles_x, index / tiles_x, self.nodata),
+            DEFLATE_LEVEL,
+        );
+        ensure!(
+            z.len() == self.tiles[level][index].1 as usize,
+            "tile stream of the wrong size"
+        );
+        Ok(framed(&z))
     }
+}
 
-    /// Every byte of the file (for small files written whole, e.g. the demo's).
-    pub fn to_vec(&self, pyramid: &[Raster]) -> Result<Vec<u8>> {
-        self.read(0..self.size, |l, t| {
-            self.tile_bytes(pyramid, l, t).map(bytes::Bytes::from)
-        })
+/// A tile stream with its 4-byte size leader and last-4-bytes trailer.
+fn framed(z: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(z.len() + 8);
+    out.extend_from_slice(&(z.len() as u32).to_le_bytes());
+    out.extend_from_slice(z);
+    out.extend_from_slice(&z[z.len().saturating_sub(4)..]);
+    out
+}
+
+/// A whole COG written at once (e.g. the demo's) with every tile compressed at `level` and no
+/// slack: each byte count is the stream's own length.
+pub fn write_compact(spec: &CogSpec, pyramid: &[Raster], level: u32) -> Result<Vec<u8>> {
+    let levels = level_shapes(spec.width, spec.height);
+    let mut streams: Vec<Vec<Vec<u8>>> = Vec::with_capacity(levels.len());
+    for (l, shape) in levels.iter().enumerate() {
+        let r = pyramid
+            .get(l)
+            .filter(|r| r.width == shape.width && r.height == shape.height)
+            .ok_or_else(|| anyhow::anyhow!("pyramid does not match the COG layout"))?;
+        let tiles_x = shape.tiles_x();
+        let mut level_streams = Vec::with_capacity(shape.tiles());
+        for t in 0..shape.tiles() {
+            let raw = predicted_tile(r, t % tiles_x, t / tiles_x, spec.nodata);
+            let mut enc =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+            std::io::Write::write_all(&mut enc, &raw)?;
+            level_streams.push(enc.finish()?);
+        }
+        streams.push(level_streams);
     }
+    let lens = streams
+        .iter()
+        .map(|l| l.iter().map(|z| z.len() as u32).collect())
+        .collect();
+    let layout = CogLayout::with_lengths(spec, levels, lens)?;
+    layout.read(0..layout.size, |l, t| {
+        Ok(bytes::Bytes::from(framed(&streams[l][t])))
+    })
 }
 
 /// Full resolution plus overviews (2x2 means ignoring nodata and NaN) down to one tile.
@@ -327,10 +356,10 @@ fn downsample_average(r: &Raster, nodata: f32) -> Raster {
     }
 }
 
-/// Compresses tile (`tx`, `ty`) of `r`: pad with nodata, apply the TIFF floating-point
-/// predictor per row (bytes split into planes, most significant first, then byte-wise
-/// horizontal differencing across the whole row), then zlib to the fixed slot length.
-fn encode_tile(r: &Raster, tx: usize, ty: usize, nodata: f32) -> Vec<u8> {
+/// Tile (`tx`, `ty`) of `r` ready to compress: padded with nodata, then the TIFF
+/// floating-point predictor per row (bytes split into planes, most significant first, then
+/// byte-wise horizontal differencing across the whole row).
+fn predicted_tile(r: &Raster, tx: usize, ty: usize, nodata: f32) -> Vec<u8> {
     let row_bytes = TILE * 4;
     let mut buf = vec![0u8; TILE * row_bytes];
     for (row, line) in buf.chunks_exact_mut(row_bytes).enumerate() {
@@ -350,7 +379,7 @@ fn encode_tile(r: &Raster, tx: usize, ty: usize, nodata: f32) -> Vec<u8> {
             line[k] = line[k].wrapping_sub(line[k - 1]);
         }
     }
-    deflate::zlib_exact(&buf, DEFLATE_LEVEL)
+    buf
 }
 
 #[cfg(test)]

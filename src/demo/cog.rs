@@ -5,11 +5,13 @@ use anyhow::Result;
 
 use super::Output;
 use super::zarr::{Conus404, DX, NX, NY};
-use crate::convert::cog::{CogLayout, CogSpec, GeoRef, Raster, pyramid};
+use crate::convert::cog::{CogSpec, GeoRef, Raster, pyramid, write_compact};
 use crate::convert::crs::{Crs, Earth};
 
 /// GDAL_NODATA of the demo COG.
 pub(crate) const NODATA: f32 = -9999.0;
+/// zlib level of the demo COG's tiles (GDAL's default DEFLATE level).
+const DEFLATE_LEVEL: u32 = 6;
 /// The demo COG upsamples the 4 km grid by this factor (500 m pixels).
 const UPSAMPLE: usize = 8;
 
@@ -50,7 +52,7 @@ pub(crate) fn write_demo_cog(c: &Conus404, out: &mut Output, rel: &str) -> Resul
         nodata: NODATA,
         gdal_metadata: Some(metadata.to_string()),
     };
-    let bytes = CogLayout::new(&spec)?.to_vec(&pyramid(full, NODATA))?;
+    let bytes = write_compact(&spec, &pyramid(full, NODATA), DEFLATE_LEVEL)?;
     if let Some((dir, _)) = rel.rsplit_once('/') {
         out.mkdir(dir)?;
     }

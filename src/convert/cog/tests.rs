@@ -122,9 +122,45 @@ fn cog_has_gdal_layout_and_round_trips() {
     let dims: Vec<(usize, usize)> = levels.iter().map(|l| (l.width, l.height)).collect();
     assert_eq!(dims, vec![(1300, 700), (650, 350), (325, 175)]);
     let layout = CogLayout::new(&spec(w, h)).expect("layout");
-    let b = layout.to_vec(&levels).expect("build");
+    let b = layout
+        .read(0..layout.size(), |l, t| {
+            layout.tile_bytes(&levels, l, t).map(bytes::Bytes::from)
+        })
+        .expect("build");
     assert_eq!(b.len() as u64, layout.size());
+    let compact = write_compact(&spec(w, h), &levels, 6).expect("compact");
+    assert!(
+        compact.len() < b.len() / 2,
+        "compact COG is {} bytes",
+        compact.len()
+    );
+    check_structure(&compact, &levels, &dims);
+    let first_data = check_structure(&b, &levels, &dims);
 
+    // Any window read equals the same bytes of the whole file, and only needs its tiles.
+    for (a, z) in [
+        (0u64, 16_384u64),
+        (5000, 3_000_000),
+        (b.len() as u64 - 10, b.len() as u64 + 5),
+    ] {
+        let mut asked = Vec::new();
+        let part = layout
+            .read(a..z, |l, t| {
+                asked.push((l, t));
+                layout.tile_bytes(&levels, l, t).map(bytes::Bytes::from)
+            })
+            .expect("read");
+        let z = z.min(b.len() as u64);
+        assert_eq!(part, b[a as usize..z as usize]);
+        assert_eq!(asked, layout.tiles_in(a..z));
+    }
+    // The header alone needs no tile.
+    assert!(layout.tiles_in(0..first_data - 4).is_empty());
+}
+
+/// Checks GDAL's COG layout and that every tile decodes to the pyramid's pixels; returns the
+/// offset of the first tile's data.
+fn check_structure(b: &[u8], levels: &[Raster], dims: &[(usize, usize)]) -> u64 {
     // Header and ghost block, byte for byte as GDAL writes them.
     assert_eq!(&b[..4], b"II*\0");
     let ghost = format!("GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\n{GHOST_BODY}");
@@ -193,29 +229,7 @@ fn cog_has_gdal_layout_and_round_trips() {
     let nodata = &main.iter().find(|e| e.0 == 42113).expect("nodata").3;
     assert_eq!(nodata.as_slice(), b"-9999\0");
 
-    // Any window read equals the same bytes of the whole file, and only needs its tiles.
-    for (a, z) in [
-        (0u64, 16_384u64),
-        (5000, 3_000_000),
-        (b.len() as u64 - 10, b.len() as u64 + 5),
-    ] {
-        let mut asked = Vec::new();
-        let part = layout
-            .read(a..z, |l, t| {
-                asked.push((l, t));
-                layout.tile_bytes(&levels, l, t).map(bytes::Bytes::from)
-            })
-            .expect("read");
-        let z = z.min(b.len() as u64);
-        assert_eq!(part, b[a as usize..z as usize]);
-        assert_eq!(asked, layout.tiles_in(a..z));
-    }
-    // The header alone needs no tile.
-    assert!(
-        layout
-            .tiles_in(0..first_data_by_level[2] as u64 - 4)
-            .is_empty()
-    );
+    first_data_by_level[2] as u64
 }
 
 #[test]
