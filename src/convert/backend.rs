@@ -85,13 +85,16 @@ fn fail(what: &str, e: anyhow::Error) -> FsError {
     FsError::Convert(format!("{what}: {e:#}"))
 }
 
+/// Latitudes and longitudes of a grid's points.
+type LatLon = (Vec<f64>, Vec<f64>);
+
 #[derive(Debug)]
 pub struct Convert<B> {
     inner: B,
     views: Cache<String, Arc<Views>>,
     fields: Cache<String, Arc<Vec<f32>>>,
     pyramids: Cache<String, Arc<Vec<Raster>>>,
-    latlon: Cache<String, Arc<(Vec<f64>, Vec<f64>)>>,
+    latlon: Cache<String, Arc<LatLon>>,
     tiles: Cache<String, Bytes>,
 }
 
@@ -117,7 +120,7 @@ impl<B: Backend> Convert<B> {
                 .build(),
             latlon: Cache::builder()
                 .max_capacity(CACHE_BYTES)
-                .weigher(|_, v: &Arc<(Vec<f64>, Vec<f64>)>| weigh((v.0.len() + v.1.len()) * 8))
+                .weigher(|_, v: &Arc<LatLon>| weigh((v.0.len() + v.1.len()) * 8))
                 .build(),
             tiles: Cache::builder()
                 .max_capacity(CACHE_BYTES / 4)
@@ -406,7 +409,7 @@ impl<B: Backend> Convert<B> {
         Ok(whole.slice(start..end))
     }
 
-    fn tree<'a>(views: &'a Views, kind: Kind) -> &'a std::collections::BTreeMap<String, VFile> {
+    fn tree(views: &Views, kind: Kind) -> &std::collections::BTreeMap<String, VFile> {
         match kind {
             Kind::Zarr => &views.zarr,
             Kind::Cog => &views.cog,

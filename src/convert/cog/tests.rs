@@ -166,13 +166,13 @@ fn check_structure(b: &[u8], levels: &[Raster], dims: &[(usize, usize)]) -> u64 
     let ghost = format!("GDAL_STRUCTURAL_METADATA_SIZE=000140 bytes\n{GHOST_BODY}");
     assert_eq!(GHOST_BODY.len(), 140);
     assert_eq!(&b[8..8 + ghost.len()], ghost.as_bytes());
-    let first_ifd = u32_at(&b, 4) as usize;
+    let first_ifd = u32_at(b, 4) as usize;
     assert_eq!(first_ifd, (8 + ghost.len()).next_multiple_of(2));
 
     let mut ifds = Vec::new();
     let mut off = first_ifd;
     while off != 0 {
-        let (entries, next) = read_ifd(&b, off);
+        let (entries, next) = read_ifd(b, off);
         let tags: Vec<u16> = entries.iter().map(|e| e.0).collect();
         assert!(tags.windows(2).all(|w| w[0] < w[1]), "tags not sorted");
         ifds.push((off, entries));
@@ -201,7 +201,7 @@ fn check_structure(b: &[u8], levels: &[Raster], dims: &[(usize, usize)]) -> u64 
         for (tile, (&o, &n)) in offsets.iter().zip(&counts).enumerate() {
             let (o, n) = (o as usize, n as usize);
             assert!(o >= 4 && o + n + 4 <= b.len(), "tile out of bounds");
-            assert_eq!(u32_at(&b, o - 4) as usize, n, "leader");
+            assert_eq!(u32_at(b, o - 4) as usize, n, "leader");
             assert_eq!(b[o + n - 4..o + n], b[o + n..o + n + 4], "trailer");
             let px = decode_tile(&b[o..o + n]);
             let r = &levels[l];
