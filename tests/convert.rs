@@ -129,3 +129,94 @@ fn grib_corrupt_message_gives_eio_for_that_view_only() {
     assert!(std::fs::read(zarr.join(".zmetadata")).is_ok());
     assert!(std::fs::read(m.join("bad.grib2")).is_ok());
 }
+
+/// The COG writer's GeoKeys for each supported grid read back in GDAL as the intended CRS.
+#[test]
+fn grib_cog_writer_geokeys_read_back_in_gdal() {
+    use geomount::convert::cog::{CogSpec, GeoRef, Raster, pyramid, write_compact};
+    use geomount::convert::crs::{Crs, Earth};
+    let sphere = Earth {
+        a: 6_371_229.0,
+        b: 6_371_229.0,
+    };
+    let wgs84 = Earth {
+        a: 6_378_137.0,
+        b: 6_356_752.314_245,
+    };
+    let cases = [
+        (
+            Crs::Geographic { earth: wgs84 },
+            vec!["+proj=longlat", "+ellps=WGS84"],
+        ),
+        (
+            Crs::LambertConformal {
+                earth: sphere,
+                lat1: 38.5,
+                lat2: 38.5,
+                lat0: 38.5,
+                lon0: -97.5,
+            },
+            vec![
+                "+proj=lcc",
+                "+lat_1=38.5",
+                "+lat_0=38.5",
+                "+lon_0=-97.5",
+                "+R=6371229",
+            ],
+        ),
+        (
+            Crs::PolarStereographic {
+                earth: sphere,
+                lat_ts: 60.0,
+                lon0: -105.0,
+            },
+            vec!["+proj=stere", "+lat_0=90", "+lat_ts=60", "+lon_0=-105"],
+        ),
+        (
+            Crs::Mercator {
+                earth: sphere,
+                lat_ts: 20.0,
+                lon0: -60.0,
+            },
+            vec!["+proj=merc", "+lat_ts=20", "+lon_0=-60"],
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, h) = (700, 300);
+    let full = Raster {
+        width: w,
+        height: h,
+        data: (0..w * h).map(|k| (k % 97) as f32).collect(),
+    };
+    for (k, (crs, want)) in cases.iter().enumerate() {
+        let spec = CogSpec {
+            width: w,
+            height: h,
+            geo: GeoRef {
+                west: -100.0,
+                north: 50.0,
+                dx: 0.1,
+                dy: 0.1,
+            },
+            crs: *crs,
+            nodata: -9999.0,
+            gdal_metadata: None,
+        };
+        let path = tmp.path().join(format!("crs{k}.tif"));
+        std::fs::write(
+            &path,
+            write_compact(&spec, &pyramid(full.clone(), -9999.0), 6).unwrap(),
+        )
+        .unwrap();
+        let proj4 = stdout_of(Command::new("/usr/bin/python3").arg("-c").arg(format!(
+            "from osgeo import gdal; gdal.UseExceptions(); \
+             print(gdal.Open('{}').GetSpatialRef().ExportToProj4())",
+            path.display()
+        )));
+        for token in want {
+            assert!(proj4.contains(token), "{crs:?}: {token} not in {proj4}");
+        }
+        let info = stdout_of(Command::new("gdalinfo").arg(&path));
+        assert!(info.contains("LAYOUT=COG"), "{info}");
+    }
+}
