@@ -150,6 +150,7 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
     section0_len(head)?;
     let mut pos = 16;
     let mut msg = head[..16].to_vec();
+    let mut interval_end = None;
     loop {
         ensure!(
             pos + 5 <= head.len(),
@@ -168,6 +169,9 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
             pos + len <= head.len(),
             "GRIB section {num} longer than the bytes read"
         );
+        if num == 4 {
+            interval_end = statistical_end(&head[pos..pos + len]);
+        }
         msg.extend_from_slice(&head[pos..pos + len]);
         pos += len;
     }
@@ -195,10 +199,12 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
         GridDefinitionTemplateValues::Template30(g) => lambert_grid(&g)?,
         _ => bail!("this GRIB2 grid template is not supported (only 3.30 Lambert conformal)"),
     };
-    let valid_time = sub
-        .temporal_info()
-        .forecast_time_target
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    // An accumulation or other statistic is valid at the end of its interval.
+    let valid_time = interval_end.or_else(|| {
+        sub.temporal_info()
+            .forecast_time_target
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    });
     Ok(Header {
         valid_time,
         discipline,
@@ -207,6 +213,22 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
         reference_time,
         grid,
     })
+}
+
+/// The end of the overall time interval of product template 4.8 (octets 35-41 of section 4),
+/// ISO 8601 UTC; `None` for other templates.
+fn statistical_end(sect4: &[u8]) -> Option<String> {
+    let template = u16::from_be_bytes(sect4.get(7..9)?.try_into().ok()?);
+    let t = sect4.get(34..41).filter(|_| template == 8)?;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        u16::from_be_bytes([t[0], t[1]]),
+        t[2],
+        t[3],
+        t[4],
+        t[5],
+        t[6]
+    ))
 }
 
 fn lambert_grid(g: &grib::def::grib2::template::Template3_30) -> Result<Grid> {
@@ -351,6 +373,8 @@ mod tests {
         let h = parse_header(&bytes[..HEAD_BYTES as usize]).unwrap();
         assert_eq!((h.discipline, h.category, h.number), (0, 1, 8));
         assert_eq!(h.reference_time, "2020-12-14T00:00:00Z");
+        // The 0-12 h accumulation is valid at its end.
+        assert_eq!(h.valid_time.as_deref(), Some("2020-12-14T12:00:00Z"));
         assert_eq!((h.grid.nx, h.grid.ny), (1799, 1059));
         assert!((h.grid.dx - 3000.0).abs() < 1e-6 && h.grid.dy > 0.0);
         let v = decode(&bytes[..len]).unwrap();
