@@ -128,6 +128,12 @@ impl CogLayout {
             spec.width > 0 && spec.height > 0,
             "cannot write an empty raster as a COG"
         );
+        ensure!(
+            (spec.width as u64) * (spec.height as u64) < 1 << 30,
+            "a {}x{} raster is too large for a classic TIFF COG",
+            spec.width,
+            spec.height
+        );
         let nodata_text = if spec.nodata.is_nan() {
             "nan".to_string()
         } else {

@@ -243,6 +243,13 @@ fn lambert_grid(g: &grib::def::grib2::template::Template3_30) -> Result<Grid> {
         "scanning mode {:#010b} is not supported",
         mode.0
     );
+    let points = u64::from(g.ni) * u64::from(g.nj);
+    ensure!(
+        points > 0 && points < 1 << 30,
+        "grid of {}x{} points is empty or too large",
+        g.ni,
+        g.nj
+    );
     let crs = Crs::LambertConformal {
         earth: Earth { a, b },
         lat1: f64::from(g.latin1) * deg,
