@@ -162,6 +162,9 @@ pub struct MountOptions {
     /// Write logs here (background mounts otherwise log nowhere once ready).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Do not show converted views (NAME.grib2.zarr/, NAME.grib2.cog/) beside GRIB2 files.
+    #[arg(long)]
+    pub no_convert: bool,
 }
 
 pub(crate) fn env_nonempty(name: &str) -> Option<String> {
@@ -207,6 +210,7 @@ impl MountOptions {
             cache_disk: parse_size(&self.cache_disk).context("--cache-disk")?,
             request_timeout,
             threads: self.threads,
+            convert: !self.no_convert,
         })
     }
 }

@@ -150,6 +150,8 @@ pub struct MountConfig {
     pub request_timeout: Duration,
     /// FUSE worker threads.
     pub threads: usize,
+    /// Serve converted views of GRIB2 files ([`crate::convert`]).
+    pub convert: bool,
 }
 
 /// Parses sizes like `512MiB`, `2GiB`, `1.5G`, `4096`.

@@ -155,11 +155,13 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
     let swappable = Arc::new(Swappable::new(build_backend(&cfg)?));
-    let backend: Arc<dyn Backend> = Arc::new(Metered::new(
-        swappable.clone(),
-        metrics.clone(),
-        cfg.request_timeout,
-    ));
+    let metered = Metered::new(swappable.clone(), metrics.clone(), cfg.request_timeout);
+    // Converted views outside Metered: each request they make is counted and bounded.
+    let backend: Arc<dyn Backend> = if cfg.convert {
+        Arc::new(crate::convert::backend::Convert::new(metered))
+    } else {
+        Arc::new(metered)
+    };
     rt.block_on(check_access(backend.as_ref(), &cfg))?;
 
     let fs = Arc::new(

@@ -29,6 +29,8 @@ pub enum FsError {
     InvalidArgument(String),
     #[error("no such attribute")]
     NoAttribute,
+    #[error("converted view failed: {0}")]
+    Convert(String),
 }
 
 impl FsError {
@@ -45,6 +47,7 @@ impl FsError {
             FsError::BadHandle => libc::EBADF,
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NoAttribute => libc::ENODATA,
+            FsError::Convert(_) => libc::EIO,
         }
     }
 

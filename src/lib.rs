@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod config_file;
+pub mod convert;
 pub mod credentials;
 pub mod daemon;
 pub mod demo;

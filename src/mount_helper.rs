@@ -50,6 +50,7 @@ const SWITCHES: &[(&str, &str)] = &[
     ("force_path_style", "--force-path-style"),
     ("no_sign_request", "--no-sign-request"),
     ("noexec", "--noexec"),
+    ("no_convert", "--no-convert"),
 ];
 
 /// `-o` options with a value (`name=value`), and the `geomount mount` flag each becomes.

@@ -1,0 +1,165 @@
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+
+use super::*;
+use crate::store::object::{Lister, ObjectBackend};
+
+const FIXTURE: &str = "../shared/fixtures/hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
+const NAME: &str = "hrrr.grib2";
+const CELLS: u64 = 1799 * 1059;
+
+/// A local-folder backend holding the HRRR fixture (with its `.idx` when `idx`), and a copy
+/// with a damaged second message and no `.idx`.
+fn backend(idx: bool) -> (tempfile::TempDir, Convert<ObjectBackend>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bytes = std::fs::read(FIXTURE).expect("fixture");
+    std::fs::write(dir.path().join(NAME), &bytes).unwrap();
+    if idx {
+        std::fs::copy(
+            format!("{FIXTURE}.idx"),
+            dir.path().join(format!("{NAME}.idx")),
+        )
+        .unwrap();
+    }
+    // Message 2 (the last) loses its end marker: its length still reads, its data does not.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(b"XXXX");
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/bad.grib2"), &bad).unwrap();
+    let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let inner = ObjectBackend::new(Arc::new(store), String::new(), Lister::Generic);
+    (dir, Convert::new(inner))
+}
+
+async fn read(b: &Convert<ObjectBackend>, key: &str) -> Result<Vec<u8>, FsError> {
+    let info = b.head(key).await?;
+    let rope = b.get_range(key, 0..info.size, info.etag.as_deref()).await?;
+    Ok(rope.to_bytes().to_vec())
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn view_paths_split_at_the_view_segment() {
+    let vp = parse_vpath("a/b/x.grib2.zarr/T/.zarray").unwrap();
+    assert_eq!(
+        (vp.source.as_str(), vp.kind, vp.rest.as_str()),
+        ("a/b/x.grib2", Kind::Zarr, "T/.zarray")
+    );
+    let vp = parse_vpath("x.grb2.cog/").unwrap();
+    assert_eq!(
+        (vp.source.as_str(), vp.kind, vp.rest.as_str()),
+        ("x.grb2", Kind::Cog, "")
+    );
+    assert_eq!(parse_vpath("data.zarr/x/.zarray"), None);
+    assert_eq!(parse_vpath("x.grib2"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grib_views_list_and_serve_eccodes_values() {
+    let (_dir, b) = backend(true);
+    let root = b.list("").await.unwrap();
+    for d in ["hrrr.grib2.zarr", "hrrr.grib2.cog"] {
+        assert!(root.dirs.iter().any(|x| x == d), "{:?}", root.dirs);
+    }
+    let z = b.list("hrrr.grib2.zarr/").await.unwrap();
+    let files: Vec<&str> = z.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(files, vec![".zattrs", ".zgroup", ".zmetadata"]);
+    let a1 = "APCP_surface_0_12_hour_acc_fcst";
+    let a2 = "APCP_surface_11_12_hour_acc_fcst";
+    for d in [a1, a2, "x", "y", "latitude", "longitude", "crs"] {
+        assert!(z.dirs.iter().any(|x| x == d), "{d} in {:?}", z.dirs);
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&read(&b, "hrrr.grib2.zarr/.zmetadata").await.unwrap()).unwrap();
+    let zarray = &meta["metadata"][format!("{a1}/.zarray")];
+    assert_eq!(zarray["shape"], serde_json::json!([1059, 1799]));
+    let attrs = &meta["metadata"][format!("{a1}/.zattrs")];
+    assert_eq!(attrs["units"], "kg m-2");
+    assert_eq!(attrs["_ARRAY_DIMENSIONS"], serde_json::json!(["y", "x"]));
+
+    // Values: eccodes' reference statistics (fixtures/README.md) within 1e-5 relative.
+    for (name, mean, max) in [(a1, 1.624704, 135.36), (a2, 0.152094, 42.122)] {
+        let v = f32s(
+            &read(&b, &format!("hrrr.grib2.zarr/{name}/0.0"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(v.len() as u64, CELLS);
+        let m = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        assert!((m - mean).abs() / mean < 1e-5, "{name} mean {m}");
+        let mx = v.iter().cloned().fold(f32::MIN, f32::max);
+        assert!((f64::from(mx) - max).abs() / max < 1e-4, "{name} max {mx}");
+    }
+
+    // The COG's size is known from the listing; its header needs no decoding.
+    let c = b.list("hrrr.grib2.cog/").await.unwrap();
+    let tif = c
+        .files
+        .iter()
+        .find(|f| f.name == format!("{a1}.tif"))
+        .expect("tif listed");
+    let head = b
+        .get_range(&format!("hrrr.grib2.cog/{a1}.tif"), 0..16, None)
+        .await
+        .unwrap();
+    assert_eq!(&head.to_bytes()[..4], b"II*\0");
+    assert_eq!(
+        tif.size,
+        b.head(&format!("hrrr.grib2.cog/{a1}.tif"))
+            .await
+            .unwrap()
+            .size
+    );
+    b.fields.run_pending_tasks().await;
+    assert_eq!(b.fields.entry_count(), 2, "only the two zarr reads decoded");
+
+    // A wrong ETag is stale, a missing name is not found.
+    let err = b
+        .get_range(&format!("hrrr.grib2.cog/{a1}.tif"), 0..16, Some("nope"))
+        .await;
+    assert!(matches!(err, Err(FsError::Stale { .. })));
+    assert!(matches!(
+        b.head("hrrr.grib2.zarr/nothing/.zarray").await,
+        Err(FsError::NotFound)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_message_fails_only_its_own_views() {
+    let (_dir, b) = backend(false);
+    // No .idx: messages found from section 0 lengths, names from the codes.
+    let z = b.list("sub/bad.grib2.zarr/").await.unwrap();
+    let names: Vec<&str> = z
+        .dirs
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| s.starts_with("var_"))
+        .collect();
+    assert_eq!(names, vec!["var_d0_c1_n8_1", "var_d0_c1_n8_2"]);
+    let good = read(&b, "sub/bad.grib2.zarr/var_d0_c1_n8_1/0.0")
+        .await
+        .unwrap();
+    assert_eq!(good.len() as u64, CELLS * 4);
+    let err = read(&b, "sub/bad.grib2.zarr/var_d0_c1_n8_2/0.0")
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    let err = read(&b, "sub/bad.grib2.cog/var_d0_c1_n8_2.tif")
+        .await
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    // The rest still serves.
+    assert!(
+        read(&b, "sub/bad.grib2.cog/var_d0_c1_n8_1.tif")
+            .await
+            .is_ok()
+    );
+    assert!(read(&b, "hrrr.grib2").await.is_ok());
+}

@@ -1,0 +1,10 @@
+//! On-demand conversions served as virtual files: the COG writer and the grids it
+//! georeferences. Nothing here does I/O.
+
+pub mod backend;
+pub mod cog;
+pub mod crs;
+mod deflate;
+pub mod grib;
+pub mod grib_view;
+mod tiff;

@@ -1,0 +1,222 @@
+//! Converted views through a real FUSE mount of Garage, checked with real clients: eccodes and
+//! xarray (lab venv), GDAL (Debian python3-gdal: Zarr driver, GRIB driver, COG validator).
+#![cfg(feature = "lab-tests")]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Mount, Server, fixtures, python, run_ok, unique_prefix};
+
+const GRIB: &str = "hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
+const NAME: &str = "hrrr.t00z.wrfsfcf12.grib2";
+
+fn script(name: &str) -> PathBuf {
+    common::project_root().join("tests/convert").join(name)
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
+}
+
+fn validator_script() -> PathBuf {
+    let out = stdout_of(Command::new("dpkg").args(["-L", "python3-gdal"]));
+    out.lines()
+        .find(|l| l.ends_with("/validate_cloud_optimized_geotiff.py"))
+        .map(PathBuf::from)
+        .expect("python3-gdal ships validate_cloud_optimized_geotiff.py")
+}
+
+/// The HRRR sample's views: Zarr values equal eccodes, xarray and GDAL open the Zarr, the COGs
+/// are valid COGs georeferenced as GDAL reads the GRIB2, with the Zarr's values.
+#[test]
+fn grib_views_of_hrrr_match_eccodes_and_gdal() {
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-hrrr");
+    let src = fixtures().join(GRIB);
+    server.put(&format!("{prefix}/{NAME}"), std::fs::read(&src).unwrap());
+    server.put(
+        &format!("{prefix}/{NAME}.idx"),
+        std::fs::read(src.with_extension("grib2.idx")).unwrap(),
+    );
+    let m = Mount::s3(&server, &prefix, &[]);
+    let zarr = m.join(&format!("{NAME}.zarr"));
+    let cogdir = m.join(&format!("{NAME}.cog"));
+    let mut names: Vec<String> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            NAME.to_string(),
+            format!("{NAME}.cog"),
+            format!("{NAME}.idx"),
+            format!("{NAME}.zarr")
+        ]
+    );
+
+    // eccodes vs the Zarr view through xarray (consolidated), also dumps arrays for GDAL.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout_of(
+        python()
+            .arg(script("zarr_vs_eccodes.py"))
+            .arg(&zarr)
+            .arg(&src)
+            .arg(tmp.path()),
+    );
+    eprintln!("{out}");
+    assert!(out.contains("arrays 2"), "{out}");
+
+    let validator = validator_script();
+    for var in [
+        "APCP_surface_0_12_hour_acc_fcst",
+        "APCP_surface_11_12_hour_acc_fcst",
+    ] {
+        let tif = cogdir.join(format!("{var}.tif"));
+        let info = stdout_of(Command::new("gdalinfo").arg(&tif));
+        assert!(info.contains("LAYOUT=COG"), "{info}");
+        assert!(info.contains("COMPRESSION=DEFLATE"), "{info}");
+        let v = stdout_of(
+            Command::new("/usr/bin/python3")
+                .arg(&validator)
+                .arg("--full-check=yes")
+                .arg(&tif),
+        );
+        assert!(v.contains("is a valid cloud optimized GeoTIFF"), "{v}");
+        // GDAL's reading of the COG against its reading of the GRIB2 and against the Zarr dump.
+        let out = stdout_of(
+            Command::new("/usr/bin/python3")
+                .arg(script("cog_vs_grib_gdal.py"))
+                .arg(&tif)
+                .arg(&src)
+                .arg(tmp.path().join(format!("{var}.npy")))
+                .arg(var),
+        );
+        eprintln!("{out}");
+        assert!(out.contains("ok"), "{out}");
+    }
+
+    // GDAL's Zarr driver opens the view with the Lambert conformal CRS.
+    let zinfo = stdout_of(Command::new("gdalinfo").arg(format!(
+        "ZARR:\"{}\":/APCP_surface_0_12_hour_acc_fcst",
+        zarr.display()
+    )));
+    assert!(zinfo.contains("Lambert Conic Conformal (2SP)"), "{zinfo}");
+    assert!(zinfo.contains("6371229"), "HRRR's sphere: {zinfo}");
+    assert!(zinfo.contains("Size is 1799, 1059"), "{zinfo}");
+}
+
+/// A damaged message gives EIO for its own views only; the mount keeps serving.
+#[test]
+fn grib_corrupt_message_gives_eio_for_that_view_only() {
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-bad");
+    let mut bad = std::fs::read(fixtures().join(GRIB)).unwrap();
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(b"XXXX"); // message 2 loses its 7777 end marker
+    server.put(&format!("{prefix}/bad.grib2"), bad);
+    let m = Mount::s3(&server, &prefix, &[]);
+    let zarr = m.join("bad.grib2.zarr");
+    let good = std::fs::read(zarr.join("var_d0_c1_n8_1/0.0")).unwrap();
+    assert_eq!(good.len(), 1799 * 1059 * 4);
+    let err = std::fs::read(zarr.join("var_d0_c1_n8_2/0.0")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let err = std::fs::read(m.join("bad.grib2.cog/var_d0_c1_n8_2.tif")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(std::fs::read(zarr.join(".zmetadata")).is_ok());
+    assert!(std::fs::read(m.join("bad.grib2")).is_ok());
+}
+
+/// The COG writer's GeoKeys for each supported grid read back in GDAL as the intended CRS.
+#[test]
+fn grib_cog_writer_geokeys_read_back_in_gdal() {
+    use geomount::convert::cog::{CogSpec, GeoRef, Raster, pyramid, write_compact};
+    use geomount::convert::crs::{Crs, Earth};
+    let sphere = Earth {
+        a: 6_371_229.0,
+        b: 6_371_229.0,
+    };
+    let wgs84 = Earth {
+        a: 6_378_137.0,
+        b: 6_356_752.314_245,
+    };
+    let cases = [
+        (
+            Crs::Geographic { earth: wgs84 },
+            vec!["+proj=longlat", "+ellps=WGS84"],
+        ),
+        (
+            Crs::LambertConformal {
+                earth: sphere,
+                lat1: 38.5,
+                lat2: 38.5,
+                lat0: 38.5,
+                lon0: -97.5,
+            },
+            vec![
+                "+proj=lcc",
+                "+lat_1=38.5",
+                "+lat_0=38.5",
+                "+lon_0=-97.5",
+                "+R=6371229",
+            ],
+        ),
+        (
+            Crs::PolarStereographic {
+                earth: sphere,
+                lat_ts: 60.0,
+                lon0: -105.0,
+            },
+            vec!["+proj=stere", "+lat_0=90", "+lat_ts=60", "+lon_0=-105"],
+        ),
+        (
+            Crs::Mercator {
+                earth: sphere,
+                lat_ts: 20.0,
+                lon0: -60.0,
+            },
+            vec!["+proj=merc", "+lat_ts=20", "+lon_0=-60"],
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, h) = (700, 300);
+    let full = Raster {
+        width: w,
+        height: h,
+        data: (0..w * h).map(|k| (k % 97) as f32).collect(),
+    };
+    for (k, (crs, want)) in cases.iter().enumerate() {
+        let spec = CogSpec {
+            width: w,
+            height: h,
+            geo: GeoRef {
+                west: -100.0,
+                north: 50.0,
+                dx: 0.1,
+                dy: 0.1,
+            },
+            crs: *crs,
+            nodata: -9999.0,
+            gdal_metadata: None,
+        };
+        let path = tmp.path().join(format!("crs{k}.tif"));
+        std::fs::write(
+            &path,
+            write_compact(&spec, &pyramid(full.clone(), -9999.0), 6).unwrap(),
+        )
+        .unwrap();
+        let proj4 = stdout_of(Command::new("/usr/bin/python3").arg("-c").arg(format!(
+            "from osgeo import gdal; gdal.UseExceptions(); \
+             print(gdal.Open('{}').GetSpatialRef().ExportToProj4())",
+            path.display()
+        )));
+        for token in want {
+            assert!(proj4.contains(token), "{crs:?}: {token} not in {proj4}");
+        }
+        let info = stdout_of(Command::new("gdalinfo").arg(&path));
+        assert!(info.contains("LAYOUT=COG"), "{info}");
+    }
+}
