@@ -6,23 +6,37 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-lab/install.sh
-
-# A lab of our own, so concurrent runs never share servers.
 run_dir=$(mktemp -d /tmp/geomount-test.XXXXXX)
-export LAB_STATE=$run_dir/lab
+build_pid=
 cleanup() {
-  lab/lab.sh stop || true
+  [[ -z $build_pid ]] || kill "$build_pid" 2>/dev/null || true
+  [[ ! -f $run_dir/lab/.geomount-lab ]] || LAB_STATE=$run_dir/lab lab/lab.sh stop || true
   rm -rf "$run_dir"
 }
 trap cleanup EXIT INT TERM
+
+# The project builds while the lab installs: on a fresh machine both are long compiles with
+# serial stretches, and they use separate target dirs, so overlapping them fills both cores.
+cargo build --features lab-tests --all-targets >"$run_dir/build.log" 2>&1 &
+build_pid=$!
+lab/install.sh
+if ! wait "$build_pid"; then
+  build_pid=
+  cat "$run_dir/build.log" >&2
+  echo "test: cargo build failed" >&2
+  exit 1
+fi
+build_pid=
+tail -n 1 "$run_dir/build.log"
+
+# A lab of our own, so concurrent runs never share servers.
+export LAB_STATE=$run_dir/lab
 env_file=$(lab/lab.sh start)
 set -a
 # shellcheck disable=SC1090
 source "$env_file"
 set +a
 
-cargo build --features lab-tests --all-targets
 # Mount-heavy tests run two at a time: the machine has 2 cores.
 cargo test --features lab-tests -- --test-threads="${TEST_THREADS:-2}" "$@"
 
