@@ -8,3 +8,4 @@ mod deflate;
 pub mod grib;
 pub mod grib_view;
 mod tiff;
+pub mod zarr_cog;
