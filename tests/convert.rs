@@ -289,8 +289,28 @@ fn zarr_time_steps_as_cogs_match_zarr_python() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    let want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+    let mut want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+    want.push("preview.png".into());
     assert_eq!(files, want);
+
+    // The quicklook of the first step: the 350x150 overview above a 32-row legend; the
+    // south-west corner (NaN in the store) is grey, the rest viridis.
+    let png = cogdir.join("T2/preview.png");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(bytes.len() as u64, std::fs::metadata(&png).unwrap().len());
+    let px = stdout_of(Command::new("/usr/bin/python3").arg("-c").arg(format!(
+        "from osgeo import gdal; gdal.UseExceptions(); d = gdal.Open('{}'); \
+         print(d.GetDriver().ShortName, d.RasterXSize, d.RasterYSize, d.RasterCount, \
+         [int(d.GetRasterBand(b).ReadAsArray()[149, 0]) for b in (1, 2, 3)], \
+         [int(d.GetRasterBand(b).ReadAsArray()[0, 100]) for b in (1, 2, 3)])",
+        png.display()
+    )));
+    assert!(px.starts_with("PNG 350 182 3 [200, 200, 200]"), "{px}");
+    let north_west = px.trim_end().rsplit_once('[').map(|(_, p)| p);
+    assert!(
+        !matches!(north_west, Some("200, 200, 200]" | "255, 255, 255]") | None),
+        "a data pixel is coloured: {px}"
+    );
 
     let validator = validator_script();
     for label in &labels {

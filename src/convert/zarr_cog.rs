@@ -248,11 +248,18 @@ pub struct Step {
     flip_x: bool,
 }
 
+/// A file of the view: a step's COG, or the preview of a step (an array's first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZFile {
+    Cog(usize),
+    Preview(usize),
+}
+
 /// The COG view of one store.
 #[derive(Debug, Default)]
 pub struct CogViews {
-    /// Paths relative to `STORE.zarr.cog/` (files only), to an index into `steps`.
-    pub files: BTreeMap<String, usize>,
+    /// Paths relative to `STORE.zarr.cog/` (files only).
+    pub files: BTreeMap<String, ZFile>,
     pub steps: Vec<Step>,
     pub cogs: Vec<CogLayout>,
 }
@@ -328,8 +335,14 @@ impl CogViews {
                     .collect();
                 parts.join("_")
             };
+            if flat == 0 {
+                self.files.insert(
+                    format!("{path}/preview.png"),
+                    ZFile::Preview(self.steps.len()),
+                );
+            }
             self.files
-                .insert(format!("{path}/{label}.tif"), self.steps.len());
+                .insert(format!("{path}/{label}.tif"), ZFile::Cog(self.steps.len()));
             self.steps.push(Step {
                 var: path.to_string(),
                 lead,
@@ -341,8 +354,15 @@ impl CogViews {
         Ok(())
     }
 
-    pub fn size(&self, step: usize) -> u64 {
-        self.cogs[step].size()
+    pub fn size(&self, store: &Store, file: ZFile) -> u64 {
+        match file {
+            ZFile::Cog(k) => self.cogs[k].size(),
+            ZFile::Preview(k) => {
+                let (w, h) = store.plane(&self.steps[k].var).unwrap_or((1, 1));
+                let (w, h) = super::cog::smallest_level(w, h);
+                super::preview::size(w, h)
+            }
+        }
     }
 }
 

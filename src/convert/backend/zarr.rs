@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{Convert, cache_key, fail};
 use crate::convert::cog::{CogLayout, Raster};
-use crate::convert::zarr_cog::{CogViews, Store, step_raster};
+use crate::convert::zarr_cog::{CogViews, Store, ZFile, step_raster};
 use crate::error::FsError;
 use crate::store::{Backend, Listing, ObjectInfo};
 
@@ -189,7 +189,7 @@ impl<B: Backend> Convert<B> {
         let (info, views) = self.zarr_views(&zp.store).await?;
         let mut listing = Listing::default();
         let mut any = false;
-        for (path, &k) in &views.cogs.files {
+        for (path, &file) in &views.cogs.files {
             let Some(below) = path.strip_prefix(zp.rest.as_str()) else {
                 continue;
             };
@@ -198,7 +198,7 @@ impl<B: Backend> Convert<B> {
                 Some((d, _)) => listing.dirs.push(d.to_string()),
                 None => listing.files.push(ObjectInfo {
                     name: below.to_string(),
-                    size: views.cogs.size(k),
+                    size: views.cogs.size(&views.store, file),
                     mtime: info.mtime,
                     etag: etag(&info),
                 }),
@@ -212,10 +212,10 @@ impl<B: Backend> Convert<B> {
 
     pub(super) async fn zarr_head(&self, key: &str, zp: &ZPath) -> Result<ObjectInfo, FsError> {
         let (info, views) = self.zarr_views(&zp.store).await?;
-        let &k = views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)?;
+        let &file = views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)?;
         Ok(ObjectInfo {
             name: key.rsplit('/').next().unwrap_or(key).to_string(),
-            size: views.cogs.size(k),
+            size: views.cogs.size(&views.store, file),
             mtime: info.mtime,
             etag: etag(&info),
         })
@@ -235,7 +235,19 @@ impl<B: Backend> Convert<B> {
                 expected: expected.to_string(),
             });
         }
-        let &k = views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)?;
+        let k = match views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)? {
+            ZFile::Cog(k) => *k,
+            ZFile::Preview(k) => {
+                let pyramid = self.step_pyramid(&zp.store, &info, &views, *k).await?;
+                let png = match pyramid.last() {
+                    Some(r) => crate::convert::preview::render(r),
+                    None => Vec::new(),
+                };
+                let end = range.end.min(png.len() as u64) as usize;
+                let start = (range.start as usize).min(end);
+                return Ok(Bytes::from(png).slice(start..end));
+            }
+        };
         let tile_key = format!(
             "{}\0z{k}",
             cache_key(&format!("{}/.zmetadata", zp.store), info.etag.as_deref())
