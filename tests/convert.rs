@@ -99,6 +99,13 @@ fn grib_views_of_hrrr_match_eccodes_and_gdal() {
         assert!(out.contains("ok"), "{out}");
     }
 
+    // The quicklooks of the first message: its 450x265 overview above the legend.
+    for dir in [&cogdir, &zarr] {
+        let info = stdout_of(Command::new("gdalinfo").arg(dir.join("preview.png")));
+        assert!(info.contains("Driver: PNG/"), "{info}");
+        assert!(info.contains("Size is 450, 297"), "{info}");
+    }
+
     // GDAL's Zarr driver opens the view with the Lambert conformal CRS.
     let zinfo = stdout_of(Command::new("gdalinfo").arg(format!(
         "ZARR:\"{}\":/APCP_surface_0_12_hour_acc_fcst",

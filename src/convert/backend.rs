@@ -420,6 +420,10 @@ impl<B: Backend> Convert<B> {
                 Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
             }
             Content::CrsValue => Bytes::from_static(&[0, 0, 0, 0]),
+            Content::Preview(k) => {
+                let pyr = self.pyramid(source, info, views, *k).await?;
+                Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
+            }
         };
         let end = range.end.min(whole.len() as u64) as usize;
         let start = (range.start as usize).min(end);
