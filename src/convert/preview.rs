@@ -74,7 +74,7 @@ pub fn size(width: usize, height: usize) -> u64 {
 }
 
 fn label(v: f32) -> String {
-    if v.is_finite() && v.abs() >= 0.01 && v.abs() < 1e5 {
+    if v == 0.0 || (v.is_finite() && v.abs() >= 0.01 && v.abs() < 1e5) {
         format!("{v:.2}")
     } else {
         format!("{v:.2e}")
