@@ -244,6 +244,8 @@ impl Store {
 pub struct Step {
     pub var: String,
     pub lead: Vec<usize>,
+    /// Index into [`CogViews::layouts`].
+    pub layout: usize,
     flip_y: bool,
     flip_x: bool,
 }
@@ -261,7 +263,8 @@ pub struct CogViews {
     /// Paths relative to `STORE.zarr.cog/` (files only).
     pub files: BTreeMap<String, ZFile>,
     pub steps: Vec<Step>,
-    pub cogs: Vec<CogLayout>,
+    /// One layout per array: all steps of an array share it (a store may have many steps).
+    pub layouts: Vec<CogLayout>,
 }
 
 impl CogViews {
@@ -318,6 +321,8 @@ impl CogViews {
             })
             .collect();
         let name = path.rsplit('/').next().unwrap_or(path);
+        let layout = self.layouts.len();
+        self.layouts.push(CogLayout::new(&spec)?);
         for flat in 0..count {
             let mut lead = vec![0; lead_shape.len()];
             let mut rem = flat;
@@ -346,17 +351,17 @@ impl CogViews {
             self.steps.push(Step {
                 var: path.to_string(),
                 lead,
+                layout,
                 flip_y,
                 flip_x,
             });
-            self.cogs.push(CogLayout::new(&spec)?);
         }
         Ok(())
     }
 
     pub fn size(&self, store: &Store, file: ZFile) -> u64 {
         match file {
-            ZFile::Cog(k) => self.cogs[k].size(),
+            ZFile::Cog(k) => self.layouts[self.steps[k].layout].size(),
             ZFile::Preview(k) => {
                 let (w, h) = store.plane(&self.steps[k].var).unwrap_or((1, 1));
                 let (w, h) = super::cog::smallest_level(w, h);

@@ -59,7 +59,7 @@ pub(super) fn parse_zpath(path: &str) -> Option<ZPath> {
 }
 
 fn layout(v: &ZarrViews, k: usize) -> &CogLayout {
-    &v.cogs.cogs[k]
+    &v.cogs.layouts[v.cogs.steps[k].layout]
 }
 
 fn etag(info: &ObjectInfo) -> Option<String> {

@@ -125,3 +125,49 @@ fn lambert_grid_mapping_is_read() {
         }
     );
 }
+
+#[test]
+fn views_name_steps_by_time_and_share_one_layout() {
+    let zmeta = json!({"zarr_consolidated_format": 1, "metadata": {
+        ".zgroup": {"zarr_format": 2},
+        "T2/.zarray": {"shape": [2, 3, 4], "chunks": [1, 3, 4], "dtype": "<f4", "order": "C",
+            "filters": null, "compressor": null, "fill_value": "NaN", "zarr_format": 2},
+        "T2/.zattrs": {"_ARRAY_DIMENSIONS": ["time", "y", "x"], "grid_mapping": "crs"},
+        "crs/.zarray": {"shape": [], "chunks": [], "dtype": "<i4", "order": "C",
+            "filters": null, "compressor": null, "fill_value": 0, "zarr_format": 2},
+        "crs/.zattrs": {"_ARRAY_DIMENSIONS": [], "grid_mapping_name": "latitude_longitude"},
+        "lat2d/.zarray": {"shape": [3, 4], "chunks": [3, 4], "dtype": "<f8", "order": "C",
+            "filters": null, "compressor": null, "fill_value": "NaN", "zarr_format": 2},
+        "lat2d/.zattrs": {"_ARRAY_DIMENSIONS": ["south_north", "west_east"]},
+    }});
+    let mut doc = zmeta;
+    for (name, len) in [("time", 2), ("y", 3), ("x", 4)] {
+        doc["metadata"][format!("{name}/.zarray")] = json!({"shape": [len], "chunks": [len],
+            "dtype": "<i8", "order": "C", "filters": null, "compressor": null,
+            "fill_value": null, "zarr_format": 2});
+        doc["metadata"][format!("{name}/.zattrs")] = json!({"_ARRAY_DIMENSIONS": [name]});
+    }
+    doc["metadata"]["time/.zattrs"]["units"] = json!("hours since 2000-01-01");
+    let store = Store::from_zmetadata(doc.to_string().as_bytes()).unwrap();
+    assert_eq!(store.coords_needed(), vec!["time", "x", "y"]);
+    let coords: BTreeMap<String, Vec<f64>> = [
+        ("time".to_string(), vec![0.0, 6.0]),
+        ("y".to_string(), vec![50.0, 49.0, 48.0]),
+        ("x".to_string(), vec![0.0, 1.0, 2.0, 3.0]),
+    ]
+    .into_iter()
+    .collect();
+    let views = CogViews::new(&store, &coords);
+    let files: Vec<&str> = views.files.keys().map(String::as_str).collect();
+    assert_eq!(
+        files,
+        [
+            "T2/2000-01-01T0000.tif",
+            "T2/2000-01-01T0600.tif",
+            "T2/preview.png"
+        ]
+    );
+    assert_eq!(views.layouts.len(), 1);
+    assert_eq!(views.steps[1].lead, vec![1]);
+    assert!(!views.steps[1].flip_y, "y already descends");
+}
