@@ -99,6 +99,13 @@ fn grib_views_of_hrrr_match_eccodes_and_gdal() {
         assert!(out.contains("ok"), "{out}");
     }
 
+    // The quicklooks of the first message: its 450x265 overview above the legend.
+    for dir in [&cogdir, &zarr] {
+        let info = stdout_of(Command::new("gdalinfo").arg(dir.join("preview.png")));
+        assert!(info.contains("Driver: PNG/"), "{info}");
+        assert!(info.contains("Size is 450, 297"), "{info}");
+    }
+
     // GDAL's Zarr driver opens the view with the Lambert conformal CRS.
     let zinfo = stdout_of(Command::new("gdalinfo").arg(format!(
         "ZARR:\"{}\":/APCP_surface_0_12_hour_acc_fcst",
@@ -219,4 +226,131 @@ fn grib_cog_writer_geokeys_read_back_in_gdal() {
         let info = stdout_of(Command::new("gdalinfo").arg(&path));
         assert!(info.contains("LAYOUT=COG"), "{info}");
     }
+}
+
+/// Uploads every file below `dir` under `prefix/name/`.
+fn put_tree(server: &Server, prefix: &str, dir: &std::path::Path, name: &str) {
+    let mut items = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                items.push((format!("{prefix}/{name}/{rel}"), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    server.put_many(items);
+}
+
+/// An xarray-written CF store's time steps as COGs: valid COGs, each equal to the zarr-python
+/// slice flipped north-up, on the Lambert conformal grid of its `crs` variable; a corrupt chunk
+/// gives EIO for its own step only.
+#[test]
+fn zarr_time_steps_as_cogs_match_zarr_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout_of(python().arg(script("zarr_store_write.py")).arg(tmp.path()));
+    let labels: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("labels "))
+        .expect("labels")
+        .split(' ')
+        .collect();
+    assert_eq!(labels, ["1979-10-01", "1979-10-02", "1979-10-03"]);
+    let corner: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("corner "))
+        .expect("corner")
+        .split(' ')
+        .collect();
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-zarr");
+    let store = tmp.path().join("store.zarr");
+    put_tree(&server, &prefix, &store, "store.zarr");
+    // The same store with step 2's first chunk damaged.
+    put_tree(&server, &prefix, &store, "bad.zarr");
+    server.put(&format!("{prefix}/bad.zarr/T2/1.0.0"), b"not zlib".to_vec());
+    let m = Mount::s3(&server, &prefix, &[]);
+
+    let mut names: Vec<String> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["bad.zarr", "bad.zarr.cog", "store.zarr", "store.zarr.cog"]
+    );
+    let cogdir = m.join("store.zarr.cog");
+    let mut vars: Vec<String> = std::fs::read_dir(&cogdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    vars.sort();
+    assert_eq!(vars, ["T2"], "only the georeferenced array");
+    let mut files: Vec<String> = std::fs::read_dir(cogdir.join("T2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+    want.push("preview.png".into());
+    assert_eq!(files, want);
+
+    // The quicklook of the first step: the 350x150 overview above a 32-row legend; the
+    // south-west corner (NaN in the store) is grey, the rest viridis.
+    let png = cogdir.join("T2/preview.png");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(bytes.len() as u64, std::fs::metadata(&png).unwrap().len());
+    let px = stdout_of(Command::new("/usr/bin/python3").arg("-c").arg(format!(
+        "from osgeo import gdal; gdal.UseExceptions(); d = gdal.Open('{}'); \
+         print(d.GetDriver().ShortName, d.RasterXSize, d.RasterYSize, d.RasterCount, \
+         [int(d.GetRasterBand(b).ReadAsArray()[149, 0]) for b in (1, 2, 3)], \
+         [int(d.GetRasterBand(b).ReadAsArray()[0, 100]) for b in (1, 2, 3)])",
+        png.display()
+    )));
+    assert!(px.starts_with("PNG 350 182 3 [200, 200, 200]"), "{px}");
+    let north_west = px.trim_end().rsplit_once('[').map(|(_, p)| p);
+    assert!(
+        !matches!(north_west, Some("200, 200, 200]" | "255, 255, 255]") | None),
+        "a data pixel is coloured: {px}"
+    );
+
+    let validator = validator_script();
+    for label in &labels {
+        let tif = cogdir.join(format!("T2/{label}.tif"));
+        let info = stdout_of(Command::new("gdalinfo").arg(&tif));
+        assert!(info.contains("LAYOUT=COG"), "{info}");
+        assert!(info.contains("Size is 700, 300"), "{info}");
+        let v = stdout_of(
+            Command::new("/usr/bin/python3")
+                .arg(&validator)
+                .arg("--full-check=yes")
+                .arg(&tif),
+        );
+        assert!(v.contains("is a valid cloud optimized GeoTIFF"), "{v}");
+        let out = stdout_of(
+            Command::new("/usr/bin/python3")
+                .arg(script("zarr_cog_vs_slice.py"))
+                .arg(&tif)
+                .arg(tmp.path().join(format!("T2_{label}.npy")))
+                .args(&corner)
+                .arg("4000"),
+        );
+        assert!(out.contains(" ok "), "{out}");
+    }
+
+    let bad = m.join("bad.zarr.cog/T2");
+    let err = std::fs::read(bad.join("1979-10-02.tif")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let good = std::fs::read(bad.join("1979-10-01.tif")).unwrap();
+    assert_eq!(
+        good.len() as u64,
+        std::fs::metadata(bad.join("1979-10-01.tif")).unwrap().len()
+    );
+    assert!(std::fs::read(m.join("bad.zarr/T2/1.0.0")).is_ok());
+    assert!(std::fs::read(cogdir.join("T2/1979-10-02.tif")).is_ok());
 }

@@ -85,6 +85,10 @@ fn fail(what: &str, e: anyhow::Error) -> FsError {
     FsError::Convert(format!("{what}: {e:#}"))
 }
 
+fn grib_layout(v: &Views, k: usize) -> &super::cog::CogLayout {
+    &v.cogs[k]
+}
+
 /// Latitudes and longitudes of a grid's points.
 type LatLon = (Vec<f64>, Vec<f64>);
 
@@ -96,6 +100,7 @@ pub struct Convert<B> {
     pyramids: Cache<String, Arc<Vec<Raster>>>,
     latlon: Cache<String, Arc<LatLon>>,
     tiles: Cache<String, Bytes>,
+    zarr_views: Cache<String, Arc<zarr::ZarrViews>>,
 }
 
 /// Bytes budget of each decoded-data cache.
@@ -126,6 +131,7 @@ impl<B: Backend> Convert<B> {
                 .max_capacity(CACHE_BYTES / 4)
                 .weigher(|_, v: &Bytes| weigh(v.len()))
                 .build(),
+            zarr_views: Cache::new(64),
         }
     }
 
@@ -324,43 +330,48 @@ impl<B: Backend> Convert<B> {
             .map_err(|e: Arc<FsError>| (*e).clone())
     }
 
-    async fn cog_range(
+    /// Bytes `range` of a lazily made COG: compresses (and caches under `key`) only the tiles
+    /// the range reaches, building the pyramid only if there is one.
+    #[allow(clippy::too_many_arguments)]
+    async fn lazy_cog<T: Send + Sync + 'static>(
         &self,
-        source: &str,
-        info: &ObjectInfo,
-        views: &Arc<Views>,
+        what: &str,
+        key: &str,
+        owner: Arc<T>,
+        layout: fn(&T, usize) -> &super::cog::CogLayout,
         k: usize,
+        pyramid: impl std::future::Future<Output = Result<Arc<Vec<Raster>>, FsError>>,
         range: Range<u64>,
     ) -> Result<Bytes, FsError> {
-        let layout = &views.cogs[k];
-        let wanted = layout.tiles_in(range.clone());
+        let wanted = layout(&owner, k).tiles_in(range.clone());
         let mut tiles = std::collections::HashMap::new();
         if !wanted.is_empty() {
-            let pyr = self.pyramid(source, info, views, k).await?;
+            let pyr = pyramid.await?;
             for (l, t) in wanted {
-                let key = format!("{}\0{k}\0{l}\0{t}", cache_key(source, info.etag.as_deref()));
                 let bytes = self
                     .tiles
-                    .try_get_with(key, async {
+                    .try_get_with(format!("{key}\0{l}\0{t}"), async {
                         // Tile compression is CPU work, kept off the async workers.
-                        let (levels, views) = (pyr.clone(), views.clone());
-                        tokio::task::spawn_blocking(move || views.cogs[k].tile_bytes(&levels, l, t))
-                            .await
-                            .map_err(|e| fail(source, anyhow!("tile task: {e}")))?
-                            .map(Bytes::from)
-                            .map_err(|e| fail(source, e))
+                        let (levels, owner) = (pyr.clone(), owner.clone());
+                        tokio::task::spawn_blocking(move || {
+                            layout(&owner, k).tile_bytes(&levels, l, t)
+                        })
+                        .await
+                        .map_err(|e| fail(what, anyhow!("tile task: {e}")))?
+                        .map(Bytes::from)
+                        .map_err(|e| fail(what, e))
                     })
                     .await
                     .map_err(|e: Arc<FsError>| (*e).clone())?;
                 tiles.insert((l, t), bytes);
             }
         }
-        layout
+        layout(&owner, k)
             .read(range, |l, t| {
                 tiles.get(&(l, t)).cloned().context("tile not prepared")
             })
             .map(Bytes::from)
-            .map_err(|e| fail(source, e))
+            .map_err(|e| fail(what, e))
     }
 
     /// Bytes of one virtual file (the part `range` of it).
@@ -375,7 +386,13 @@ impl<B: Backend> Convert<B> {
         let source = vp.source.as_str();
         let whole: Bytes = match &file.content {
             Content::Json(text) => Bytes::from(text.clone()),
-            Content::Cog(k) => return self.cog_range(source, info, views, *k, range).await,
+            Content::Cog(k) => {
+                let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
+                let pyramid = self.pyramid(source, info, views, *k);
+                return self
+                    .lazy_cog(source, &key, views.clone(), grib_layout, *k, pyramid, range)
+                    .await;
+            }
             Content::Field(k) => {
                 let v = self.field(source, info, views, *k).await?;
                 Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
@@ -403,6 +420,10 @@ impl<B: Backend> Convert<B> {
                 Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
             }
             Content::CrsValue => Bytes::from_static(&[0, 0, 0, 0]),
+            Content::Preview(k) => {
+                let pyr = self.pyramid(source, info, views, *k).await?;
+                Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
+            }
         };
         let end = range.end.min(whole.len() as u64) as usize;
         let start = (range.start as usize).min(end);
@@ -424,9 +445,12 @@ impl<B: Backend> Convert<B> {
 #[async_trait]
 impl<B: Backend> Backend for Convert<B> {
     async fn list(&self, dir: &str) -> Result<Listing, FsError> {
+        if let Some(zp) = zarr::parse_zpath(dir) {
+            return self.zarr_list(dir, &zp).await;
+        }
         let Some(vp) = parse_vpath(dir) else {
             let mut listing = self.inner.list(dir).await?;
-            let mut extra = Vec::new();
+            let mut extra = self.zarr_cog_dirs(dir, &listing).await;
             for f in &listing.files {
                 if is_grib(&f.name) {
                     for kind in [Kind::Zarr, Kind::Cog] {
@@ -466,6 +490,9 @@ impl<B: Backend> Backend for Convert<B> {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectInfo, FsError> {
+        if let Some(zp) = zarr::parse_zpath(key) {
+            return self.zarr_head(key, &zp).await;
+        }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.head(key).await;
         };
@@ -487,6 +514,9 @@ impl<B: Backend> Backend for Convert<B> {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Rope, FsError> {
+        if let Some(zp) = zarr::parse_zpath(key) {
+            return Ok(Rope::from(self.zarr_range(&zp, range, etag).await?));
+        }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.get_range(key, range, etag).await;
         };
@@ -506,7 +536,7 @@ impl<B: Backend> Backend for Convert<B> {
     }
 
     async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
-        if parse_vpath(key).is_none() {
+        if parse_vpath(key).is_none() && zarr::parse_zpath(key).is_none() {
             return self.inner.get_object(key).await;
         }
         // A view file's info and bytes come from the decoded views, not from a request each.
@@ -520,3 +550,4 @@ impl<B: Backend> Backend for Convert<B> {
 
 #[cfg(test)]
 mod tests;
+mod zarr;

@@ -101,6 +101,15 @@ fn level_shapes(width: usize, height: usize) -> Vec<Level> {
     levels
 }
 
+/// Width and height of the smallest overview of a `width` x `height` raster (the last level
+/// [`pyramid`] makes).
+pub fn smallest_level(width: usize, height: usize) -> (usize, usize) {
+    let l = level_shapes(width, height)
+        .pop()
+        .unwrap_or(Level { width, height });
+    (l.width, l.height)
+}
+
 /// The byte layout of one COG: its header bytes and where each tile goes.
 #[derive(Debug)]
 pub struct CogLayout {

@@ -228,3 +228,72 @@ impl Crs {
         m
     }
 }
+
+/// The CRS a CF grid-mapping variable's attributes describe: `lambert_conformal_conic`,
+/// `polar_stereographic`, `mercator` and `latitude_longitude`, with false easting/northing
+/// zero. The earth comes from `semi_major_axis` with `semi_minor_axis` or
+/// `inverse_flattening`, or from `earth_radius`; WGS 84 when none is given.
+pub fn from_cf(attrs: &Map<String, Value>) -> anyhow::Result<Crs> {
+    use anyhow::{Context, bail};
+    let num = |k: &str| -> Option<f64> {
+        match attrs.get(k)? {
+            Value::Array(v) => v.first()?.as_f64(),
+            v => v.as_f64(),
+        }
+    };
+    let need = |k: &str| num(k).with_context(|| format!("grid mapping lacks `{k}`"));
+    let earth = match (
+        num("semi_major_axis"),
+        num("semi_minor_axis"),
+        num("inverse_flattening"),
+        num("earth_radius"),
+    ) {
+        (Some(a), Some(b), _, _) => Earth { a, b },
+        (Some(a), None, Some(f), _) if f != 0.0 => Earth { a, b: a - a / f },
+        (Some(a), None, _, _) | (None, _, _, Some(a)) => Earth { a, b: a },
+        _ => Earth {
+            a: 6_378_137.0,
+            b: 6_356_752.314_245_179,
+        },
+    };
+    for k in ["false_easting", "false_northing"] {
+        if num(k).is_some_and(|v| v != 0.0) {
+            bail!("grid mapping has a non-zero `{k}`, which is not supported");
+        }
+    }
+    let name = attrs
+        .get("grid_mapping_name")
+        .and_then(Value::as_str)
+        .context("grid mapping lacks `grid_mapping_name`")?;
+    Ok(match name {
+        "latitude_longitude" => Crs::Geographic { earth },
+        "lambert_conformal_conic" => {
+            let parallels: Vec<f64> = match attrs.get("standard_parallel") {
+                Some(Value::Array(v)) => v.iter().filter_map(Value::as_f64).collect(),
+                Some(v) => v.as_f64().into_iter().collect(),
+                None => vec![],
+            };
+            let lat1 = *parallels
+                .first()
+                .context("grid mapping lacks `standard_parallel`")?;
+            Crs::LambertConformal {
+                earth,
+                lat1,
+                lat2: parallels.get(1).copied().unwrap_or(lat1),
+                lat0: need("latitude_of_projection_origin")?,
+                lon0: need("longitude_of_central_meridian")?,
+            }
+        }
+        "polar_stereographic" => Crs::PolarStereographic {
+            earth,
+            lat_ts: need("standard_parallel")?,
+            lon0: need("straight_vertical_longitude_from_pole")?,
+        },
+        "mercator" => Crs::Mercator {
+            earth,
+            lat_ts: num("standard_parallel").unwrap_or(0.0),
+            lon0: need("longitude_of_projection_origin")?,
+        },
+        other => bail!("grid mapping `{other}` is not supported"),
+    })
+}

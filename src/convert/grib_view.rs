@@ -34,6 +34,8 @@ pub enum Content {
     CrsValue,
     /// The COG of message `msg`.
     Cog(usize),
+    /// The quicklook PNG of message `msg`.
+    Preview(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +246,15 @@ impl Views {
                 content: Content::Json(text),
             },
         );
+        if let Some(m) = messages.first() {
+            let (w, h) = super::cog::smallest_level(m.header.grid.nx, m.header.grid.ny);
+            let preview = VFile {
+                size: super::preview::size(w, h),
+                content: Content::Preview(0),
+            };
+            zarr.insert("preview.png".into(), preview.clone());
+            cog.insert("preview.png".into(), preview);
+        }
         Ok(Self {
             messages,
             zarr,

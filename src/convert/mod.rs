@@ -7,4 +7,6 @@ pub mod crs;
 mod deflate;
 pub mod grib;
 pub mod grib_view;
+pub mod preview;
 mod tiff;
+pub mod zarr_cog;

@@ -70,7 +70,13 @@ async fn grib_views_list_and_serve_eccodes_values() {
     }
     let z = b.list("hrrr.grib2.zarr/").await.unwrap();
     let files: Vec<&str> = z.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(files, vec![".zattrs", ".zgroup", ".zmetadata"]);
+    assert_eq!(
+        files,
+        vec![".zattrs", ".zgroup", ".zmetadata", "preview.png"]
+    );
+    let png = read(&b, "hrrr.grib2.cog/preview.png").await.unwrap();
+    let size = b.head("hrrr.grib2.cog/preview.png").await.unwrap().size;
+    assert_eq!((png.len() as u64, &png[1..4]), (size, &b"PNG"[..]));
     let a1 = "APCP_surface_0_12_hour_acc_fcst";
     let a2 = "APCP_surface_11_12_hour_acc_fcst";
     for d in [a1, a2, "x", "y", "latitude", "longitude", "crs"] {

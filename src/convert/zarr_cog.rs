@@ -1,0 +1,604 @@
+//! Zarr v2 time steps as COGs: which arrays of a consolidated store (`.zmetadata`) get COGs,
+//! how their files are named, and how one 2-D slice is assembled from decoded chunks.
+//! Nothing here does I/O; [`super::backend`] fetches the chunks named here.
+//!
+//! An array gets COGs when its last two dimensions (`_ARRAY_DIMENSIONS`) are `y`, `x` or it
+//! has a CF `grid_mapping` attribute, and both of those dimensions have 1-D coordinate
+//! arrays. One COG per index of the leading dimensions: `VAR/LABEL.tif`, the label the CF
+//! time (`1979-10-01`, `1979-10-01T0300` when sub-daily) of a decodable leading time axis,
+//! the index otherwise (leading dimensions joined by `_`); a 2-D array gives `VAR/VAR.tif`.
+//!
+//! Supported chunk encodings: C order, no filters, compressor none, `zlib` or `gzip`, dtypes
+//! float32/64 and (u)int8..64 of either byte order. Anything else is refused with an error
+//! naming the array and the codec (EIO for that file). Hand-written because the `zarrs` crate
+//! needs a filesystem or its own store traits and pulls a large codec tree; the codecs
+//! xarray/zarr write by default with `zlib` are a few lines over `flate2`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::{Context, Result, bail, ensure};
+use chrono::{Duration, NaiveDate, NaiveDateTime, Timelike};
+use serde_json::{Map, Value};
+
+use super::cog::{CogLayout, CogSpec, GeoRef, Raster};
+use super::crs::{Crs, Earth, from_cf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    None,
+    Zlib,
+    Gzip,
+}
+
+/// Element type: kind (`f`, `i`, `u`), size in bytes, little endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Dtype {
+    kind: u8,
+    size: usize,
+    le: bool,
+}
+
+/// One array's `.zarray` and `.zattrs`.
+#[derive(Clone, Debug)]
+pub struct ArrayMeta {
+    shape: Vec<usize>,
+    chunks: Vec<usize>,
+    dtype: Dtype,
+    codec: Result<Codec, String>,
+    fill: f64,
+    sep: char,
+    dims: Vec<String>,
+    attrs: Map<String, Value>,
+}
+
+/// The arrays of a store, by path (`T2`, `group/T2`).
+#[derive(Debug, Default)]
+pub struct Store {
+    pub arrays: BTreeMap<String, ArrayMeta>,
+}
+
+fn parse_dtype(s: &str) -> Result<Dtype> {
+    let b = s.as_bytes();
+    ensure!(b.len() >= 3, "dtype `{s}` is not supported");
+    let size: usize = s[2..].parse().ok().context("bad dtype size")?;
+    let le = b[0] != b'>';
+    ensure!(
+        matches!((b[1], size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
+        "dtype `{s}` is not supported (float32/64 and integers are)"
+    );
+    Ok(Dtype {
+        kind: b[1],
+        size,
+        le,
+    })
+}
+
+fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
+    let ints = |k: &str| -> Result<Vec<usize>> {
+        zarray[k]
+            .as_array()
+            .with_context(|| format!("`{k}` missing"))?
+            .iter()
+            .map(|v| v.as_u64().map(|v| v as usize).context("not an integer"))
+            .collect()
+    };
+    let shape = ints("shape")?;
+    let chunks = ints("chunks")?;
+    ensure!(
+        shape.len() == chunks.len() && chunks.iter().all(|&c| c > 0),
+        "shape and chunks disagree"
+    );
+    let dtype = parse_dtype(zarray["dtype"].as_str().context("`dtype` missing")?)?;
+    let codec = if zarray["order"].as_str() != Some("C") {
+        Err("order F".to_string())
+    } else if !zarray["filters"].is_null() {
+        Err(format!("filters {}", zarray["filters"]))
+    } else {
+        match zarray["compressor"]["id"].as_str() {
+            _ if zarray["compressor"].is_null() => Ok(Codec::None),
+            Some("zlib") => Ok(Codec::Zlib),
+            Some("gzip") => Ok(Codec::Gzip),
+            _ => Err(format!("compressor {}", zarray["compressor"])),
+        }
+    };
+    let fill = match &zarray["fill_value"] {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) if s == "Infinity" => f64::INFINITY,
+        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    };
+    let sep = if zarray["dimension_separator"].as_str() == Some("/") {
+        '/'
+    } else {
+        '.'
+    };
+    let attrs = attrs
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let dims = attrs
+        .get("_ARRAY_DIMENSIONS")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ArrayMeta {
+        shape,
+        chunks,
+        dtype,
+        codec,
+        fill,
+        sep,
+        dims,
+        attrs,
+    })
+}
+
+impl Store {
+    /// The arrays listed in a v2 `.zmetadata`; an array whose `.zarray` cannot be read is
+    /// left out (it cannot be converted), the rest stay.
+    pub fn from_zmetadata(bytes: &[u8]) -> Result<Self> {
+        let doc: Value = serde_json::from_slice(bytes).context("`.zmetadata` is not JSON")?;
+        let meta = doc["metadata"]
+            .as_object()
+            .context("`.zmetadata` has no `metadata` object")?;
+        let mut arrays = BTreeMap::new();
+        for (k, v) in meta {
+            let Some(path) = k.strip_suffix(".zarray") else {
+                continue;
+            };
+            let path = path.trim_end_matches('/');
+            let attrs = meta.get(&format!(
+                "{}.zattrs",
+                k.strip_suffix(".zarray").unwrap_or("")
+            ));
+            match parse_array(v, attrs) {
+                Ok(a) => {
+                    arrays.insert(path.to_string(), a);
+                }
+                Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
+            }
+        }
+        Ok(Self { arrays })
+    }
+
+    /// The coordinate array of dimension `dim` for array `var` (a sibling in its group).
+    fn coord_path(var: &str, dim: &str) -> String {
+        match var.rsplit_once('/') {
+            Some((group, _)) => format!("{group}/{dim}"),
+            None => dim.to_string(),
+        }
+    }
+
+    /// Arrays that get COGs, with the paths of their y and x coordinate arrays.
+    fn candidates(&self) -> Vec<(&String, &ArrayMeta, String, String)> {
+        let mut out = Vec::new();
+        for (path, a) in &self.arrays {
+            let n = a.dims.len();
+            if n < 2 || n != a.shape.len() {
+                continue;
+            }
+            let (yd, xd) = (&a.dims[n - 2], &a.dims[n - 1]);
+            if !((yd == "y" && xd == "x") || a.attrs.contains_key("grid_mapping")) {
+                continue;
+            }
+            let (yp, xp) = (Self::coord_path(path, yd), Self::coord_path(path, xd));
+            let is_1d = |p: &str, len: usize| {
+                self.arrays
+                    .get(p)
+                    .is_some_and(|c| c.shape.len() == 1 && c.shape[0] == len)
+            };
+            if is_1d(&yp, a.shape[n - 2]) && is_1d(&xp, a.shape[n - 1]) {
+                out.push((path, a, yp, xp));
+            }
+        }
+        out
+    }
+
+    /// The 1-D arrays whose values naming and georeferencing need: coordinates of the y/x
+    /// and leading dimensions of every candidate.
+    pub fn coords_needed(&self) -> Vec<String> {
+        let mut need = std::collections::BTreeSet::new();
+        for (path, a, yp, xp) in self.candidates() {
+            need.insert(yp);
+            need.insert(xp);
+            for d in &a.dims[..a.dims.len() - 2] {
+                let p = Self::coord_path(path, d);
+                if self.arrays.get(&p).is_some_and(|c| c.shape.len() == 1) {
+                    need.insert(p);
+                }
+            }
+        }
+        need.into_iter().collect()
+    }
+
+    /// The CRS of an array: its `grid_mapping` variable, else a sibling `crs` variable, else
+    /// geographic WGS 84 when its dimensions are latitude/longitude.
+    fn crs_of(&self, path: &str, a: &ArrayMeta) -> Result<Crs> {
+        let gm = a.attrs.get("grid_mapping").and_then(Value::as_str);
+        let gm_path = Self::coord_path(path, gm.unwrap_or("crs"));
+        if let Some(c) = self.arrays.get(&gm_path) {
+            return from_cf(&c.attrs).with_context(|| format!("grid mapping `{gm_path}`"));
+        }
+        let n = a.dims.len();
+        let geographic = a.dims[n - 2].starts_with("lat") && a.dims[n - 1].starts_with("lon");
+        ensure!(
+            gm.is_none() && geographic,
+            "no grid mapping variable `{gm_path}`"
+        );
+        Ok(Crs::Geographic {
+            earth: Earth {
+                a: 6_378_137.0,
+                b: 6_356_752.314_245_179,
+            },
+        })
+    }
+}
+
+/// One COG: an array and the index of its leading dimensions.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub var: String,
+    pub lead: Vec<usize>,
+    /// Index into [`CogViews::layouts`].
+    pub layout: usize,
+    flip_y: bool,
+    flip_x: bool,
+}
+
+/// A file of the view: a step's COG, or the preview of a step (an array's first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZFile {
+    Cog(usize),
+    Preview(usize),
+}
+
+/// The COG view of one store.
+#[derive(Debug, Default)]
+pub struct CogViews {
+    /// Paths relative to `STORE.zarr.cog/` (files only).
+    pub files: BTreeMap<String, ZFile>,
+    pub steps: Vec<Step>,
+    /// One layout per array: all steps of an array share it (a store may have many steps).
+    pub layouts: Vec<CogLayout>,
+}
+
+impl CogViews {
+    /// The views of `store`, given the values of the arrays [`Store::coords_needed`] names.
+    /// An array that cannot be georeferenced is left out (logged), not an error.
+    pub fn new(store: &Store, coords: &BTreeMap<String, Vec<f64>>) -> Self {
+        let mut views = Self::default();
+        for (path, a, yp, xp) in store.candidates() {
+            if let Err(e) = views.add(store, path, a, &coords[&yp], &coords[&xp], coords) {
+                tracing::warn!("zarr array {path}: no COGs: {e:#}");
+            }
+        }
+        views
+    }
+
+    fn add(
+        &mut self,
+        store: &Store,
+        path: &str,
+        a: &ArrayMeta,
+        y: &[f64],
+        x: &[f64],
+        coords: &BTreeMap<String, Vec<f64>>,
+    ) -> Result<()> {
+        let crs = store.crs_of(path, a)?;
+        let (geo, flip_y, flip_x) = georef(y, x)?;
+        let n = a.shape.len();
+        let spec = CogSpec {
+            width: a.shape[n - 1],
+            height: a.shape[n - 2],
+            geo,
+            crs,
+            nodata: f32::NAN,
+            gdal_metadata: None,
+        };
+        let lead_shape = &a.shape[..n - 2];
+        let count: usize = lead_shape.iter().product();
+        if count == 0 {
+            return Ok(());
+        }
+        // Per leading dimension: decoded time labels, or indices.
+        let labels: Vec<Vec<String>> = a.dims[..n - 2]
+            .iter()
+            .zip(lead_shape)
+            .map(|(d, &len)| {
+                let p = Store::coord_path(path, d);
+                store
+                    .arrays
+                    .get(&p)
+                    .zip(coords.get(&p))
+                    .and_then(|(c, v)| time_labels(v, &c.attrs))
+                    .filter(|l| l.len() == len)
+                    .unwrap_or_else(|| (0..len).map(|i| i.to_string()).collect())
+            })
+            .collect();
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let layout = self.layouts.len();
+        self.layouts.push(CogLayout::new(&spec)?);
+        for flat in 0..count {
+            let mut lead = vec![0; lead_shape.len()];
+            let mut rem = flat;
+            for d in (0..lead_shape.len()).rev() {
+                lead[d] = rem % lead_shape[d];
+                rem /= lead_shape[d];
+            }
+            let label = if lead.is_empty() {
+                name.to_string()
+            } else {
+                let parts: Vec<&str> = lead
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &i)| labels[d][i].as_str())
+                    .collect();
+                parts.join("_")
+            };
+            if flat == 0 {
+                self.files.insert(
+                    format!("{path}/preview.png"),
+                    ZFile::Preview(self.steps.len()),
+                );
+            }
+            self.files
+                .insert(format!("{path}/{label}.tif"), ZFile::Cog(self.steps.len()));
+            self.steps.push(Step {
+                var: path.to_string(),
+                lead,
+                layout,
+                flip_y,
+                flip_x,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn size(&self, store: &Store, file: ZFile) -> u64 {
+        match file {
+            ZFile::Cog(k) => self.layouts[self.steps[k].layout].size(),
+            ZFile::Preview(k) => {
+                let (w, h) = store.plane(&self.steps[k].var).unwrap_or((1, 1));
+                let (w, h) = super::cog::smallest_level(w, h);
+                super::preview::size(w, h)
+            }
+        }
+    }
+}
+
+/// North-up georeferencing from pixel-centre coordinates (evenly spaced), and whether rows
+/// (columns) must be flipped to run north to south (west to east).
+fn georef(y: &[f64], x: &[f64]) -> Result<(GeoRef, bool, bool)> {
+    let step = |v: &[f64], what: &str| -> Result<f64> {
+        let d = if v.len() > 1 { v[1] - v[0] } else { 1.0 };
+        ensure!(
+            d.is_finite() && d != 0.0,
+            "{what} coordinates are not spaced"
+        );
+        let span = v[v.len() - 1] - v[0];
+        let expect = d * (v.len() - 1) as f64;
+        ensure!(
+            (span - expect).abs() <= d.abs() * 1e-3,
+            "{what} coordinates are not evenly spaced"
+        );
+        Ok(d)
+    };
+    let (dy, dx) = (step(y, "y")?, step(x, "x")?);
+    let north = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let west = x.iter().cloned().fold(f64::INFINITY, f64::min);
+    Ok((
+        GeoRef {
+            west: west - dx.abs() / 2.0,
+            north: north + dy.abs() / 2.0,
+            dx: dx.abs(),
+            dy: dy.abs(),
+        },
+        dy > 0.0,
+        dx < 0.0,
+    ))
+}
+
+/// Labels of a CF time coordinate (`<unit> since <date>`, standard/gregorian/proleptic
+/// calendars), `None` when it does not decode. Dates alone when all are at midnight.
+fn time_labels(values: &[f64], attrs: &Map<String, Value>) -> Option<Vec<String>> {
+    let units = attrs.get("units")?.as_str()?;
+    let calendar = attrs
+        .get("calendar")
+        .and_then(Value::as_str)
+        .unwrap_or("standard");
+    if !matches!(calendar, "standard" | "gregorian" | "proleptic_gregorian") {
+        return None;
+    }
+    let (unit, since) = units.split_once(" since ")?;
+    let secs = match unit.trim() {
+        "days" | "day" | "d" => 86_400.0,
+        "hours" | "hour" | "h" => 3_600.0,
+        "minutes" | "minute" | "min" => 60.0,
+        "seconds" | "second" | "s" => 1.0,
+        _ => return None,
+    };
+    let since = since.trim().trim_end_matches('Z').trim_end_matches(" UTC");
+    let origin = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(since, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(since, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)
+    })?;
+    let times: Vec<NaiveDateTime> = values
+        .iter()
+        .map(|&v| {
+            let s = v * secs;
+            (s.is_finite() && s.abs() < 1e13)
+                .then(|| origin.checked_add_signed(Duration::seconds(s.round() as i64)))
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    let daily = times.iter().all(|t| t.num_seconds_from_midnight() == 0);
+    let fmt = if daily { "%Y-%m-%d" } else { "%Y-%m-%dT%H%M" };
+    let labels: Vec<String> = times.iter().map(|t| t.format(fmt).to_string()).collect();
+    let unique: std::collections::HashSet<&String> = labels.iter().collect();
+    (unique.len() == labels.len()).then_some(labels)
+}
+
+impl ArrayMeta {
+    /// Chunk grid coordinates holding the slab at `lead` (indices of all but the last `k`
+    /// dimensions) with its last `k` dimensions whole.
+    pub fn slab_chunks(&self, lead: &[usize], k: usize) -> Vec<Vec<usize>> {
+        let n = self.shape.len();
+        let mut out = vec![lead.iter().zip(&self.chunks).map(|(i, c)| i / c).collect()];
+        for d in n - k..n {
+            let count = self.shape[d].div_ceil(self.chunks[d]);
+            out = out
+                .into_iter()
+                .flat_map(|base: Vec<usize>| {
+                    (0..count).map(move |c| {
+                        let mut v = base.clone();
+                        v.push(c);
+                        v
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    /// The key of a chunk, relative to the store.
+    pub fn chunk_key(&self, var: &str, coord: &[usize]) -> String {
+        let parts: Vec<String> = coord.iter().map(usize::to_string).collect();
+        format!("{var}/{}", parts.join(&self.sep.to_string()))
+    }
+
+    /// Elements in one chunk.
+    fn chunk_len(&self) -> usize {
+        self.chunks.iter().product()
+    }
+
+    /// A chunk's elements as f64, C order, decompressed and byte-swapped.
+    pub fn decode_chunk(&self, raw: &[u8]) -> Result<Vec<f64>> {
+        let codec = self
+            .codec
+            .clone()
+            .map_err(|c| anyhow::anyhow!("{c} is not supported (zlib, gzip or none are)"))?;
+        let want = self.chunk_len() * self.dtype.size;
+        let mut bytes = Vec::with_capacity(want);
+        match codec {
+            Codec::None => bytes.extend_from_slice(raw),
+            Codec::Zlib => {
+                flate2::read::ZlibDecoder::new(raw)
+                    .take(want as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .context("zlib stream")?;
+            }
+            Codec::Gzip => {
+                flate2::read::GzDecoder::new(raw)
+                    .take(want as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .context("gzip stream")?;
+            }
+        }
+        if bytes.len() != want {
+            bail!("chunk holds {} bytes, not {want}", bytes.len());
+        }
+        let Dtype { kind, size, le } = self.dtype;
+        Ok(bytes
+            .chunks_exact(size)
+            .map(|b| {
+                let mut a = [0u8; 8];
+                if le {
+                    a[..size].copy_from_slice(b);
+                } else {
+                    a[..size]
+                        .iter_mut()
+                        .zip(b.iter().rev())
+                        .for_each(|(d, s)| *d = *s);
+                }
+                match (kind, size) {
+                    (b'f', 4) => f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+                    (b'f', _) => f64::from_le_bytes(a),
+                    (b'u', _) => u64::from_le_bytes(a) as f64,
+                    _ => {
+                        let shift = 64 - 8 * size as u32;
+                        ((i64::from_le_bytes(a) << shift) >> shift) as f64
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// The slab at `lead` with its last `k` (1 or 2) dimensions whole, from its chunks
+    /// (`None`: never written, the fill value), row-major.
+    pub fn assemble(&self, lead: &[usize], k: usize, chunks: &[Option<Vec<f64>>]) -> Vec<f64> {
+        let n = self.shape.len();
+        let (rows, ch_rows) = if k == 2 {
+            (self.shape[n - 2], self.chunks[n - 2])
+        } else {
+            (1, 1)
+        };
+        let (cols, ch_cols) = (self.shape[n - 1], self.chunks[n - 1]);
+        // Offset of `lead` within its chunk, in elements of the chunk's C order.
+        let mut lead_off = 0;
+        for (d, &i) in lead.iter().enumerate() {
+            lead_off = lead_off * self.chunks[d] + i % self.chunks[d];
+        }
+        let plane = ch_rows * ch_cols;
+        let mut out = vec![self.fill; rows * cols];
+        let per_row = cols.div_ceil(ch_cols);
+        for (ci, chunk) in chunks.iter().enumerate() {
+            let Some(values) = chunk else { continue };
+            let (cr, cc) = (ci / per_row, ci % per_row);
+            for r in 0..ch_rows {
+                let gr = cr * ch_rows + r;
+                if gr >= rows {
+                    break;
+                }
+                let start = lead_off * plane + r * ch_cols;
+                let width = ch_cols.min(cols - cc * ch_cols);
+                let dst = gr * cols + cc * ch_cols;
+                out[dst..dst + width].copy_from_slice(&values[start..start + width]);
+            }
+        }
+        out
+    }
+}
+
+/// A step's slab (rows of `x` values, in the store's order) as a north-up raster.
+pub fn step_raster(step: &Step, width: usize, height: usize, slab: &[f64]) -> Raster {
+    let mut data = Vec::with_capacity(width * height);
+    for r in 0..height {
+        let j = if step.flip_y { height - 1 - r } else { r };
+        let row = &slab[j * width..(j + 1) * width];
+        if step.flip_x {
+            data.extend(row.iter().rev().map(|&v| v as f32));
+        } else {
+            data.extend(row.iter().map(|&v| v as f32));
+        }
+    }
+    Raster {
+        width,
+        height,
+        data,
+    }
+}
+
+impl Store {
+    /// Shape (width, height) of an array's last two dimensions.
+    pub fn plane(&self, var: &str) -> Option<(usize, usize)> {
+        let a = self.arrays.get(var)?;
+        let n = a.shape.len();
+        (n >= 2).then(|| (a.shape[n - 1], a.shape[n - 2]))
+    }
+}
+
+#[cfg(test)]
+mod tests;
