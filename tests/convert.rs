@@ -272,7 +272,7 @@ fn zarr_time_steps_as_cogs_match_zarr_python() {
     put_tree(&server, &prefix, &store, "store.zarr");
     // The same store with step 2's first chunk damaged.
     put_tree(&server, &prefix, &store, "bad.zarr");
-    server.put(&format!("{prefix}/bad.zarr/T2/1.0.0"), b"not zlib".to_vec());
+    server.put(&format!("{prefix}/bad.zarr/T2/1.0.0"), b"not zstd".to_vec());
     let m = Mount::s3(&server, &prefix, &[]);
 
     let mut names: Vec<String> = std::fs::read_dir(m.path())

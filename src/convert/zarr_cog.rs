@@ -8,11 +8,12 @@
 //! time (`1979-10-01`, `1979-10-01T0300` when sub-daily) of a decodable leading time axis,
 //! the index otherwise (leading dimensions joined by `_`); a 2-D array gives `VAR/VAR.tif`.
 //!
-//! Supported chunk encodings: C order, no filters, compressor none, `zlib` or `gzip`, dtypes
+//! Supported chunk encodings: C order, no filters, compressor none, `zlib`, `gzip` or `zstd` (as
+//! CONUS404 is written), dtypes
 //! float32/64 and (u)int8..64 of either byte order. Anything else is refused with an error
 //! naming the array and the codec (EIO for that file). Hand-written because the `zarrs` crate
-//! needs a filesystem or its own store traits and pulls a large codec tree; the codecs
-//! xarray/zarr write by default with `zlib` are a few lines over `flate2`.
+//! needs a filesystem or its own store traits and pulls a large codec tree; each codec here is a
+//! few lines over `flate2` or `zstd`. Not yet: blosc (xarray's default), filters.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -28,6 +29,7 @@ use super::crs::{Crs, Earth, from_cf};
 enum Codec {
     None,
     Zlib,
+    Zstd,
     Gzip,
 }
 
@@ -99,6 +101,7 @@ fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
             _ if zarray["compressor"].is_null() => Ok(Codec::None),
             Some("zlib") => Ok(Codec::Zlib),
             Some("gzip") => Ok(Codec::Gzip),
+            Some("zstd") => Ok(Codec::Zstd),
             _ => Err(format!("compressor {}", zarray["compressor"])),
         }
     };
@@ -489,7 +492,7 @@ impl ArrayMeta {
         let codec = self
             .codec
             .clone()
-            .map_err(|c| anyhow::anyhow!("{c} is not supported (zlib, gzip or none are)"))?;
+            .map_err(|c| anyhow::anyhow!("{c} is not supported (zlib, gzip, zstd or none are)"))?;
         let want = self.chunk_len() * self.dtype.size;
         let mut bytes = Vec::with_capacity(want);
         match codec {
@@ -505,6 +508,13 @@ impl ArrayMeta {
                     .take(want as u64 + 1)
                     .read_to_end(&mut bytes)
                     .context("gzip stream")?;
+            }
+            Codec::Zstd => {
+                zstd::stream::read::Decoder::new(raw)
+                    .context("zstd stream")?
+                    .take(want as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .context("zstd stream")?;
             }
         }
         if bytes.len() != want {

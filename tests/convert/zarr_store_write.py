@@ -1,5 +1,5 @@
 """Writes a CF Zarr v2 store with xarray: T2(time, y, x) on a Lambert conformal grid whose y
-runs south to north, zlib chunks that split the plane unevenly, and a `crs` grid-mapping
+runs south to north, zstd chunks (as CONUS404's) that split the plane unevenly, and a `crs` grid-mapping
 variable. Saves each time step's zarr-python slice as T2_<label>.npy beside the store, and
 prints the labels and the grid's corners (west, north)."""
 import sys
@@ -29,10 +29,10 @@ ds = xr.Dataset(
          "semi_major_axis": 6370000.0, "semi_minor_axis": 6370000.0})},
     coords={"time": times, "y": ("y", y, {"units": "m"}), "x": ("x", x, {"units": "m"})},
 )
-enc = {"T2": {"chunks": (1, 128, 256), "compressors": [numcodecs.Zlib(level=1)]},
+enc = {"T2": {"chunks": (1, 128, 256), "compressors": [numcodecs.Zstd(level=9)]},
        "time": {"units": "days since 1979-10-01", "calendar": "proleptic_gregorian",
                 "dtype": "int64", "compressors": [numcodecs.Zlib(level=1)]},
-       # geomount decodes zlib, gzip and uncompressed chunks (not xarray's default blosc).
+       # geomount decodes zlib, gzip, zstd and uncompressed chunks (not xarray's default blosc).
        "x": {"compressors": [numcodecs.Zlib(level=1)]},
        "y": {"compressors": [numcodecs.Zlib(level=1)]}}
 store = f"{out}/store.zarr"

@@ -51,7 +51,7 @@ fn slab_is_assembled_from_edge_chunks() {
 }
 
 #[test]
-fn chunks_decode_zlib_and_refuse_unknown_codecs() {
+fn chunks_decode_zlib_and_zstd_and_refuse_unknown_codecs() {
     let m = meta(&[1, 1, 2], &[1, 1, 2], json!({"id": "zlib", "level": 1}));
     let raw: Vec<u8> = [1.5f32, -2.0]
         .iter()
@@ -60,6 +60,10 @@ fn chunks_decode_zlib_and_refuse_unknown_codecs() {
     let z = crate::demo::zlib_compress(&raw, 1).unwrap();
     assert_eq!(m.decode_chunk(&z).unwrap(), vec![1.5, -2.0]);
     assert!(m.decode_chunk(&z[..z.len() / 2]).is_err());
+    let zs = meta(&[1, 1, 2], &[1, 1, 2], json!({"id": "zstd", "level": 9}));
+    let z = zstd::encode_all(&raw[..], 9).unwrap();
+    assert_eq!(zs.decode_chunk(&z).unwrap(), vec![1.5, -2.0]);
+    assert!(zs.decode_chunk(&z[..z.len() / 2]).is_err());
     let b = meta(&[1, 1, 2], &[1, 1, 2], json!({"id": "blosc"}));
     let e = b.decode_chunk(&raw).unwrap_err().to_string();
     assert!(e.contains("blosc") && e.contains("not supported"), "{e}");
