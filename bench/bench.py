@@ -127,10 +127,15 @@ class Lab:
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
         if client == "geomount":
             open(log, "w").close()
+            # A fresh, empty persistent block cache per mount: "cold" must not find blocks a
+            # previous cell left on disk (the default dir survives mounts); removed on unmount.
+            cache = os.path.join(self.work, "geomount-cache")
+            shutil.rmtree(cache, ignore_errors=True)
             env.update(AWS_ACCESS_KEY_ID=self.g["GARAGE_KEY_ID"],
                        AWS_SECRET_ACCESS_KEY=self.g["GARAGE_SECRET"])
             subprocess.run([self.geomount, "mount", f"s3://{src}", self.mp, "--endpoint-url",
-                            self.proxy, "--region", self.g["GARAGE_REGION"], "--log-file", log],
+                            self.proxy, "--region", self.g["GARAGE_REGION"], "--log-file", log,
+                            "--cache-dir", cache],
                            env=env, check=True)
             pid = int(open(log).read().split(" pid=")[-1].split()[0])
             self.daemon = (pid, "geomount", None)
@@ -188,6 +193,7 @@ class Lab:
                     continue
                 break
             self.daemon = None
+        shutil.rmtree(os.path.join(self.work, "geomount-cache"), ignore_errors=True)
 
     def stop(self):
         try:

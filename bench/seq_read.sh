@@ -243,9 +243,12 @@ wait_mounted() { # wait_mounted NAME: the mount is up, or die if the daemon exit
 mount_geomount() {
   local log=$WORK/logs/geomount.log
   : >"$log"
+  # A fresh, empty persistent block cache per mount, so a cold run finds nothing on disk.
+  rm -rf "$WORK/geomount-cache"
   AWS_ACCESS_KEY_ID=$GARAGE_KEY_ID AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET \
     "$GEOMOUNT" mount "s3://$BUCKET" "$MP" --endpoint-url "$GARAGE_ENDPOINT" \
-    --region "$GARAGE_REGION" --log-file "$log" "${GEOMOUNT_ARGS[@]}"
+    --region "$GARAGE_REGION" --log-file "$log" \
+    --cache-dir "$WORK/geomount-cache" "${GEOMOUNT_ARGS[@]}"
   CUR_PID=$(grep -o ' pid=[0-9]*' "$log" | tail -n 1 | cut -d= -f2)
   CUR_NAME=geomount
   [[ -n $CUR_PID ]] || die "no pid= in geomount's 'mounted' log line ($log)"

@@ -22,6 +22,8 @@ use crate::store::Backend;
 
 /// Size of one cached block. Reads and prefetch runs are made of whole blocks.
 pub const BLOCK_SIZE: u64 = 1 << 20;
+/// A read of a planned unit starting this close to the unit's start fetches the unit whole.
+const HEAD_SLACK: u64 = 4 << 10;
 
 /// One open object, pinned to the ETag seen at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,14 +225,20 @@ impl BlockCache {
         disk_put(&self.disk, obj, blocks).await;
     }
 
-    /// Caches the units wholly inside `data`, which holds bytes `at..` of `obj`.
+    /// Caches the units wholly inside `data`, which holds bytes `at..` of `obj`, and the head
+    /// of a unit that starts inside it and runs past its end (in memory only), so a reader's
+    /// first read past the parsed prefix needs no request for the bytes already fetched.
     pub async fn insert_units(&self, obj: &ObjectRef, units: &[Range<u64>], at: u64, data: &Rope) {
         let end = at + data.len() as u64;
         let mut fresh = Vec::new();
-        for u in units.iter().filter(|u| u.start >= at && u.end <= end) {
-            let b = data.slice((u.start - at) as usize..(u.end - at) as usize);
-            self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
-            fresh.push(((u.start, u.end), b));
+        for u in units.iter().filter(|u| u.start >= at && u.start < end) {
+            let b = data.slice((u.start - at) as usize..(u.end.min(end) - at) as usize);
+            if u.end <= end {
+                self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
+                fresh.push(((u.start, u.end), b));
+            } else {
+                self.cache.insert(Self::head_key(obj, u), b).await;
+            }
         }
         disk_put(&self.disk, obj, fresh).await;
     }
@@ -278,7 +286,11 @@ impl BlockCache {
             Metrics::inc(counter);
             got.push(b.map(|b| (u.start, b)));
         }
-        let grazed_tail = |u: &Range<u64>| r.start > u.start && r.end > u.end;
+        // A read starting at most `HEAD_SLACK` past a unit's start (or inside its cached head)
+        // reads the unit from its start: a tile after its size leader, a buffered reader's
+        // continuation. The unit is fetched whole (the few bytes before cost nothing).
+        let grazed_tail =
+            |u: &Range<u64>, have: u64| r.start > u.start + have.max(HEAD_SLACK) && r.end > u.end;
         let grazed_head = |u: &Range<u64>| r.start < u.start && r.end < u.end;
         // What to fetch per missing unit, after any head fetched before.
         let mut want: Vec<Range<u64>> = Vec::with_capacity(touched.len());
@@ -289,7 +301,7 @@ impl BlockCache {
                 None => self.cache.get(&Self::head_key(obj, u)).await,
             };
             let have = head.as_ref().map_or(0, |h| h.len() as u64);
-            if grazed_tail(u) {
+            if grazed_tail(u, have) {
                 want.push(r.start..u.end);
                 heads.push(None);
             } else if grazed_head(u) && u.start + have >= r.end {
@@ -652,5 +664,33 @@ mod tests {
         assert_eq!(&got.to_bytes()[..], &data[99_000..101_000]);
         assert_eq!(fetched(), 251_000);
         assert_eq!(metrics.get_requests.load(Relaxed), 4);
+    }
+
+    #[tokio::test]
+    async fn a_read_just_past_a_units_start_fetches_it_whole_and_a_parsed_prefix_serves_heads() {
+        let (cache, obj, data, metrics) = setup(300_000).await;
+        let units = vec![0..1_000, 1_000..100_000, 100_000..200_000, 200_000..300_000];
+        let gets = || metrics.get_requests.load(Relaxed);
+        // The prefix 0..20_000 holds unit 0 whole and unit 1's head.
+        let prefix = Rope::from(data[..20_000].to_vec());
+        cache.insert_units(&obj, &units, 0, &prefix).await;
+        // A buffered reader's first read: served from the prefix, no request.
+        let got = cache.read_units(&obj, &units, 0..16_384).await.unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[..16_384]);
+        assert_eq!(gets(), 0);
+        // A tile read after its 4-byte size leader, running into the next unit: unit 2 whole
+        // (one GET with unit 3's head), then cached.
+        let got = cache
+            .read_units(&obj, &units, 100_004..210_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[100_004..210_000]);
+        assert_eq!(gets(), 1);
+        let got = cache
+            .read_units(&obj, &units, 100_000..200_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[100_000..200_000]);
+        assert_eq!(gets(), 1);
     }
 }

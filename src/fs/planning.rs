@@ -17,8 +17,10 @@ use crate::rope::Rope;
 
 /// Larger inventories are not read (a real one is tens of KiB).
 const MAX_IDX_BYTES: u64 = 16 << 20;
-/// First read of a TIFF: a COG's IFDs usually fit; if not, exactly the missing bytes follow.
-const TIFF_FIRST_READ: u64 = 4 << 10;
+/// First read of a TIFF, as GDAL's /vsis3/ makes it: a COG's IFDs usually fit, with room for a
+/// reader's first buffered read (kept as the head of the first tile's unit); if the IFDs do not
+/// fit, exactly the missing bytes follow.
+const TIFF_FIRST_READ: u64 = 16 << 10;
 /// A TIFF whose IFDs and tile arrays do not fit in this many first bytes is read unplanned.
 const TIFF_MAX_PREFIX: u64 = 4 << 20;
 
