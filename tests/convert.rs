@@ -7,25 +7,13 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Mount, Server, fixtures, python, run_ok, unique_prefix};
+use common::{Mount, Server, assert_valid_cog, fixtures, python, stdout_of, unique_prefix};
 
 const GRIB: &str = "hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
 const NAME: &str = "hrrr.t00z.wrfsfcf12.grib2";
 
 fn script(name: &str) -> PathBuf {
     common::project_root().join("tests/convert").join(name)
-}
-
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
-}
-
-fn validator_script() -> PathBuf {
-    let out = stdout_of(Command::new("dpkg").args(["-L", "python3-gdal"]));
-    out.lines()
-        .find(|l| l.ends_with("/validate_cloud_optimized_geotiff.py"))
-        .map(PathBuf::from)
-        .expect("python3-gdal ships validate_cloud_optimized_geotiff.py")
 }
 
 /// The HRRR sample's views: Zarr values equal eccodes, xarray and GDAL open the Zarr, the COGs
@@ -70,22 +58,13 @@ fn grib_views_of_hrrr_match_eccodes_and_gdal() {
     eprintln!("{out}");
     assert!(out.contains("arrays 2"), "{out}");
 
-    let validator = validator_script();
     for var in [
         "APCP_surface_0_12_hour_acc_fcst",
         "APCP_surface_11_12_hour_acc_fcst",
     ] {
         let tif = cogdir.join(format!("{var}.tif"));
-        let info = stdout_of(Command::new("gdalinfo").arg(&tif));
-        assert!(info.contains("LAYOUT=COG"), "{info}");
+        let info = assert_valid_cog(&tif);
         assert!(info.contains("COMPRESSION=DEFLATE"), "{info}");
-        let v = stdout_of(
-            Command::new("/usr/bin/python3")
-                .arg(&validator)
-                .arg("--full-check=yes")
-                .arg(&tif),
-        );
-        assert!(v.contains("is a valid cloud optimized GeoTIFF"), "{v}");
         // GDAL's reading of the COG against its reading of the GRIB2 and against the Zarr dump.
         let out = stdout_of(
             Command::new("/usr/bin/python3")
@@ -319,19 +298,10 @@ fn zarr_time_steps_as_cogs_match_zarr_python() {
         "a data pixel is coloured: {px}"
     );
 
-    let validator = validator_script();
     for label in &labels {
         let tif = cogdir.join(format!("T2/{label}.tif"));
-        let info = stdout_of(Command::new("gdalinfo").arg(&tif));
-        assert!(info.contains("LAYOUT=COG"), "{info}");
+        let info = assert_valid_cog(&tif);
         assert!(info.contains("Size is 700, 300"), "{info}");
-        let v = stdout_of(
-            Command::new("/usr/bin/python3")
-                .arg(&validator)
-                .arg("--full-check=yes")
-                .arg(&tif),
-        );
-        assert!(v.contains("is a valid cloud optimized GeoTIFF"), "{v}");
         let out = stdout_of(
             Command::new("/usr/bin/python3")
                 .arg(script("zarr_cog_vs_slice.py"))

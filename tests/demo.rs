@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{geomount, python, run_ok, sha256, unmount_until_gone};
+use common::{assert_valid_cog, geomount, python, sha256, stdout_of, unmount_until_gone};
 
 const TIF: &str = "cog/T2_1979-10-01.tif";
 const GRIB: &str = "hrrr/hrrr.t00z.wrfsfcf00.grib2";
@@ -48,10 +48,6 @@ fn demo(cache: &Path, mp: &Path, log: &Path) -> (Unmount, String) {
     (guard, stdout)
 }
 
-fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
-}
-
 #[test]
 fn demo_generates_mounts_and_real_clients_read_it() {
     let tmp = tempfile::Builder::new()
@@ -83,21 +79,8 @@ fn demo_generates_mounts_and_real_clients_read_it() {
     );
 
     // GDAL sees a COG, and GDAL's own validator agrees (reading through the mount).
-    let info = stdout_of(Command::new("gdalinfo").arg(mp.join(TIF)));
-    assert!(info.contains("LAYOUT=COG"), "gdalinfo: {info}");
+    let info = assert_valid_cog(&mp.join(TIF));
     assert!(info.contains("Size is 1280, 960"), "gdalinfo: {info}");
-    let validator = validator_script();
-    let out = stdout_of(
-        Command::new("/usr/bin/python3")
-            .arg(&validator)
-            .arg("--full-check=yes")
-            .arg(mp.join(TIF)),
-    );
-    eprintln!("validator: {out}");
-    assert!(
-        out.contains("is a valid cloud optimized GeoTIFF"),
-        "validator: {out}"
-    );
 
     // The GRIB2 has 3 messages -> 3 GDAL bands.
     let info = stdout_of(Command::new("gdalinfo").arg(mp.join(GRIB)));
@@ -171,14 +154,6 @@ print(json.dumps({"mean": float(t2.mean().values), "min": float(t2.min().values)
     drop(guard2);
     drop(guard);
     assert!(!common::is_mounted(&mp) && !common::is_mounted(&mp2));
-}
-
-fn validator_script() -> PathBuf {
-    let out = stdout_of(Command::new("dpkg").args(["-L", "python3-gdal"]));
-    out.lines()
-        .find(|l| l.ends_with("/validate_cloud_optimized_geotiff.py"))
-        .map(PathBuf::from)
-        .expect("python3-gdal ships validate_cloud_optimized_geotiff.py")
 }
 
 /// The Python one-liner the demo prints under "Try:" runs as printed (a user pastes it).

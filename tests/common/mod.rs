@@ -401,3 +401,32 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+/// A command's stdout; panics with its output if it failed.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
+}
+
+/// Asserts that GDAL reports `tif` as `LAYOUT=COG` and that GDAL's own validator
+/// (`validate_cloud_optimized_geotiff.py` from python3-gdal) passes it with `--full-check`.
+/// Returns `gdalinfo`'s output for further checks.
+pub fn assert_valid_cog(tif: &Path) -> String {
+    let info = stdout_of(Command::new("gdalinfo").arg(tif));
+    assert!(info.contains("LAYOUT=COG"), "gdalinfo {tif:?}: {info}");
+    let listing = stdout_of(Command::new("dpkg").args(["-L", "python3-gdal"]));
+    let validator = listing
+        .lines()
+        .find(|l| l.ends_with("/validate_cloud_optimized_geotiff.py"))
+        .expect("python3-gdal ships validate_cloud_optimized_geotiff.py");
+    let out = stdout_of(
+        Command::new("/usr/bin/python3")
+            .arg(validator)
+            .arg("--full-check=yes")
+            .arg(tif),
+    );
+    assert!(
+        out.contains("is a valid cloud optimized GeoTIFF"),
+        "validator {tif:?}: {out}"
+    );
+    info
+}
