@@ -1,8 +1,15 @@
 //! geomount: mount remote scientific datasets as a read-only local directory tree.
 //!
 //! The path of one read: `fuse` (thin fuser adapter) -> `fs` (operations, no fuser types)
-//! -> `namespace` (inodes, listings, metadata caches) and `reader` (prefetch policy)
-//! -> `cache` (memory block cache) -> `store` (object_store backends with request metrics).
+//! -> `namespace` (inodes, listings, metadata caches; Zarr stores from their consolidated
+//! metadata), `plan` (chunk, tile and message layout of Zarr, TIFF and GRIB2) and `reader`
+//! (prefetch policy) -> `cache` (memory blocks, then the persistent disk cache) -> `convert`
+//! (virtual GRIB2/Zarr views, a `store::Backend` wrapper) -> `store` (object_store backends with
+//! request metrics; `multi` routes a config file's several sources).
+//!
+//! Where a mount's settings come from: `cli` and `config_file` -> `resolve` (presets from
+//! `catalog`, flags, environment, profiles) -> `config::MountConfig`; `credentials` supplies
+//! and refreshes keys (AWS profiles, NASA Earthdata).
 
 pub mod cache;
 pub mod catalog;
