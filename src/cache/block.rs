@@ -20,10 +20,12 @@ use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::Backend;
 
+mod units;
+
+pub use units::Access;
+
 /// Size of one cached block. Reads and prefetch runs are made of whole blocks.
 pub const BLOCK_SIZE: u64 = 1 << 20;
-/// A read of a planned unit starting this close to the unit's start fetches the unit whole.
-const HEAD_SLACK: u64 = 4 << 10;
 
 /// One open object, pinned to the ETag seen at open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +54,17 @@ struct BlockKey {
     index: u64,
     /// 0 for a block; the end of a planned unit.
     end: u64,
-    /// The first bytes of a planned unit only (a head a grazing read fetched).
-    head: bool,
+    /// Which bytes of the block or unit the entry holds.
+    part: Part,
+}
+
+/// A cache entry holds a whole block or unit, or only the first or last bytes of a unit (the
+/// part a grazing read fetched).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Part {
+    Whole,
+    Head,
+    Tail,
 }
 
 type RunFuture = Shared<futures::future::BoxFuture<'static, Result<Rope, FsError>>>;
@@ -111,23 +122,7 @@ impl BlockCache {
             etag: obj.etag.clone(),
             index,
             end: 0,
-            head: false,
-        }
-    }
-
-    /// Key of the cached head (first bytes) of a unit.
-    fn head_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
-        BlockKey {
-            head: true,
-            ..Self::unit_key(obj, unit)
-        }
-    }
-
-    fn unit_key(obj: &ObjectRef, unit: &Range<u64>) -> BlockKey {
-        BlockKey {
-            index: unit.start,
-            end: unit.end,
-            ..Self::key(obj, 0)
+            part: Part::Whole,
         }
     }
 
@@ -223,152 +218,6 @@ impl BlockCache {
             self.cache.insert(Self::key(obj, *i), b.clone()).await;
         }
         disk_put(&self.disk, obj, blocks).await;
-    }
-
-    /// Caches the units wholly inside `data`, which holds bytes `at..` of `obj`, and the head
-    /// of a unit that starts inside it and runs past its end (in memory only), so a reader's
-    /// first read past the parsed prefix needs no request for the bytes already fetched.
-    pub async fn insert_units(&self, obj: &ObjectRef, units: &[Range<u64>], at: u64, data: &Rope) {
-        let end = at + data.len() as u64;
-        let mut fresh = Vec::new();
-        for u in units.iter().filter(|u| u.start >= at && u.start < end) {
-            let b = data.slice((u.start - at) as usize..(u.end.min(end) - at) as usize);
-            if u.end <= end {
-                self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
-                fresh.push(((u.start, u.end), b));
-            } else {
-                self.cache.insert(Self::head_key(obj, u), b).await;
-            }
-        }
-        disk_put(&self.disk, obj, fresh).await;
-    }
-
-    /// Bytes `range` of `obj` served from planned units (sorted, adjacent ranges such as GRIB2
-    /// messages or TIFF tiles). A unit the read lies in, or covers, is fetched whole, once, and
-    /// kept in memory and on disk. A unit the read only grazes (it starts in the unit's tail and
-    /// goes on past it, or ends in the unit's head having started before it: the alignment and
-    /// read-ahead of buffered readers) gets just the bytes asked for, uncached. Adjacent missing
-    /// pieces are fetched with one GET. A read the units do not cover falls back to blocks.
-    pub async fn read_units(
-        &self,
-        obj: &ObjectRef,
-        units: &[Range<u64>],
-        range: Range<u64>,
-    ) -> Result<Rope, FsError> {
-        let end = range.end.min(obj.size);
-        if range.start >= end {
-            return Ok(Rope::default());
-        }
-        let r = range.start..end;
-        let touched = &units[crate::plan::touched(units, r.clone())];
-        let covered = touched.first().is_some_and(|u| u.start <= r.start)
-            && touched.last().is_some_and(|u| u.end >= r.end)
-            && touched.windows(2).all(|w| w[0].end == w[1].start);
-        if !covered {
-            return self.read(obj, r).await;
-        }
-        // Per touched unit: the bytes held (from where), once known.
-        let mut got: Vec<Option<(u64, Rope)>> = Vec::with_capacity(touched.len());
-        for u in touched {
-            let mut b = self.cache.get(&Self::unit_key(obj, u)).await;
-            if b.is_none() {
-                let len = (u.end - u.start) as usize;
-                b = disk_get(&self.disk, obj, (u.start, u.end), len).await;
-                if let Some(b) = &b {
-                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
-                }
-            }
-            let counter = if b.is_some() {
-                &self.metrics.block_hits
-            } else {
-                &self.metrics.block_misses
-            };
-            Metrics::inc(counter);
-            got.push(b.map(|b| (u.start, b)));
-        }
-        // A read starting at most `HEAD_SLACK` past a unit's start (or inside its cached head)
-        // reads the unit from its start: a tile after its size leader, a buffered reader's
-        // continuation. The unit is fetched whole (the few bytes before cost nothing).
-        let grazed_tail =
-            |u: &Range<u64>, have: u64| r.start > u.start + have.max(HEAD_SLACK) && r.end > u.end;
-        let grazed_head = |u: &Range<u64>| r.start < u.start && r.end < u.end;
-        // What to fetch per missing unit, after any head fetched before.
-        let mut want: Vec<Range<u64>> = Vec::with_capacity(touched.len());
-        let mut heads: Vec<Option<Rope>> = Vec::with_capacity(touched.len());
-        for (k, u) in touched.iter().enumerate() {
-            let head = match got[k] {
-                Some(_) => None,
-                None => self.cache.get(&Self::head_key(obj, u)).await,
-            };
-            let have = head.as_ref().map_or(0, |h| h.len() as u64);
-            if grazed_tail(u, have) {
-                want.push(r.start..u.end);
-                heads.push(None);
-            } else if grazed_head(u) && u.start + have >= r.end {
-                got[k] = head.map(|h| (u.start, h));
-                want.push(u.start..u.start);
-                heads.push(None);
-            } else if grazed_head(u) {
-                want.push(u.start + have..r.end);
-                heads.push(head);
-            } else {
-                want.push(u.start + have..u.end);
-                heads.push(head);
-            }
-        }
-        // Runs of adjacent missing pieces, each one GET.
-        let mut i = 0;
-        while i < touched.len() {
-            if got[i].is_some() {
-                i += 1;
-                continue;
-            }
-            let mut j = i;
-            while j + 1 < touched.len() && got[j + 1].is_none() && want[j + 1].start == want[j].end
-            {
-                j += 1;
-            }
-            let span = want[i].start..want[j].end;
-            let len = (span.end - span.start) as usize;
-            tracing::debug!(key = %obj.key, units = j + 1 - i, ?span, "fetching planned units");
-            let all = self
-                .backend
-                .get_range(&obj.key, span.clone(), obj.etag.as_deref())
-                .await?;
-            if all.len() != len {
-                return Err(FsError::Remote(format!(
-                    "short read of '{}': wanted {len} bytes, server sent {}",
-                    obj.key,
-                    all.len()
-                )));
-            }
-            let mut whole = Vec::new();
-            for k in i..=j {
-                let (u, w) = (&touched[k], &want[k]);
-                let mut b = heads[k].take().unwrap_or_default();
-                b.append(all.slice((w.start - span.start) as usize..(w.end - span.start) as usize));
-                let base = w.end - b.len() as u64;
-                if base == u.start && w.end == u.end {
-                    self.cache.insert(Self::unit_key(obj, u), b.clone()).await;
-                    self.cache.invalidate(&Self::head_key(obj, u)).await;
-                    whole.push(((u.start, u.end), b.clone()));
-                } else if base == u.start {
-                    self.cache.insert(Self::head_key(obj, u), b.clone()).await;
-                }
-                got[k] = Some((base, b));
-            }
-            disk_put(&self.disk, obj, whole).await;
-            i = j + 1;
-        }
-        let mut out = Rope::default();
-        for (base, b) in got.into_iter().flatten() {
-            let from = r.start.max(base);
-            let to = r.end.min(base + b.len() as u64);
-            if from < to {
-                out.append(b.slice((from - base) as usize..(to - base) as usize));
-            }
-        }
-        Ok(out)
     }
 
     /// Starts fetching blocks `first..first+count` with one ranged GET. The blocks are
@@ -634,36 +483,118 @@ mod tests {
         let (cache, obj, data, metrics) = setup(len).await;
         let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
         let fetched = || metrics.bytes_fetched.load(Relaxed);
-        // A read from the middle of unit 1 into unit 2's head: each part only, one GET.
+        let gets = || metrics.get_requests.load(Relaxed);
+        // A read covering unit 1 and grazing unit 2's head: unit 1 whole, that head only.
         let got = cache
-            .read_units(&obj, &units, 150_000..205_000)
+            .read_units(&obj, &units, 100_000..205_000)
             .await
             .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[150_000..205_000]);
-        assert_eq!(fetched(), 55_000);
-        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        assert_eq!(&got.to_bytes()[..], &data[100_000..205_000]);
+        assert_eq!((fetched(), gets()), (105_000, 1));
         // A read inside unit 2 fetches the rest of it (its head is kept), and then it is cached.
         let got = cache
             .read_units(&obj, &units, 205_000..210_000)
             .await
             .unwrap();
         assert_eq!(&got.to_bytes()[..], &data[205_000..210_000]);
-        assert_eq!(fetched(), 150_000);
-        // A read covering units 1 and 2: unit 1 whole, unit 2 from the cache.
+        assert_eq!((fetched(), gets()), (200_000, 2));
         let got = cache
-            .read_units(&obj, &units, 100_000..300_000)
+            .read_units(&obj, &units, 150_000..300_000)
             .await
             .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[100_000..300_000]);
-        assert_eq!(fetched(), 250_000);
-        // A read starting in unit 0's tail: that tail only.
+        assert_eq!(&got.to_bytes()[..], &data[150_000..300_000]);
+        assert_eq!(gets(), 2);
+        // A read starting in unit 0's tail and covering unit 1: that tail only, then kept.
         let got = cache
-            .read_units(&obj, &units, 99_000..101_000)
+            .read_units(&obj, &units, 99_000..200_000)
             .await
             .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[99_000..101_000]);
-        assert_eq!(fetched(), 251_000);
-        assert_eq!(metrics.get_requests.load(Relaxed), 4);
+        assert_eq!(&got.to_bytes()[..], &data[99_000..200_000]);
+        assert_eq!((fetched(), gets()), (201_000, 3));
+        let got = cache
+            .read_units(&obj, &units, 99_500..150_000)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[99_500..150_000]);
+        assert_eq!(gets(), 3, "a kept tail serves a later read of it");
+    }
+
+    #[tokio::test]
+    async fn a_buffered_readers_grazes_cost_no_extra_request() {
+        // GDAL through stdio: a seek aligned down into the previous tile's tail, the tile, and
+        // a continuation that runs into the next tile's head.
+        let (cache, obj, data, metrics) = setup(300_000).await;
+        let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
+        let gets = || metrics.get_requests.load(Relaxed);
+        let fetched = || metrics.bytes_fetched.load(Relaxed);
+        // After a seek, from unit 0's tail into unit 1's head: unit 1 is fetched whole.
+        let got = cache
+            .read_planned(&obj, &units, 98_304..106_496, Access::Seek)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[98_304..106_496]);
+        assert_eq!((gets(), fetched()), (1, 101_696));
+        let got = cache
+            .read_planned(&obj, &units, 106_496..196_608, Access::Continue)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[106_496..196_608]);
+        // Continuing into unit 2's head: cut short at unit 2, no request.
+        let got = cache
+            .read_planned(&obj, &units, 196_608..204_800, Access::Continue)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[196_608..200_000]);
+        assert_eq!(gets(), 1);
+        // The reader goes on from there: unit 2 whole.
+        let got = cache
+            .read_planned(&obj, &units, 200_000..204_800, Access::Continue)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[200_000..204_800]);
+        assert_eq!((gets(), fetched()), (2, 201_696));
+        // The same reads again (a warm pass) need nothing, and are not cut short.
+        let got = cache
+            .read_planned(&obj, &units, 196_608..204_800, Access::Continue)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[196_608..204_800]);
+        let got = cache
+            .read_planned(&obj, &units, 98_304..106_496, Access::Seek)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[98_304..106_496]);
+        assert_eq!(gets(), 2);
+    }
+
+    #[tokio::test]
+    async fn small_random_reads_fetch_aligned_pieces_and_keep_them() {
+        let len = 4 * BLOCK_SIZE as usize;
+        let (cache, obj, data, metrics) = setup(len).await;
+        let fetched = || metrics.bytes_fetched.load(Relaxed);
+        let at = BLOCK_SIZE + 70_000;
+        let got = cache
+            .read_pieces(&obj, at..at + 4_096, 16_384)
+            .await
+            .unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[at as usize..at as usize + 4_096]);
+        assert_eq!(fetched(), 16_384);
+        // Straddling two pieces: the held one serves, the other is fetched.
+        let got = cache
+            .read_pieces(&obj, at + 10_000..at + 16_000, 16_384)
+            .await
+            .unwrap();
+        assert_eq!(
+            &got.to_bytes()[..],
+            &data[at as usize + 10_000..at as usize + 16_000]
+        );
+        assert_eq!(fetched(), 2 * 16_384);
+        assert_eq!(metrics.get_requests.load(Relaxed), 2);
+        // Held blocks serve as they are.
+        cache.read(&obj, 0..10).await.unwrap();
+        let got = cache.read_pieces(&obj, 500..600, 16_384).await.unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[500..600]);
+        assert_eq!(metrics.get_requests.load(Relaxed), 3);
     }
 
     #[tokio::test]

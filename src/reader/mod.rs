@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-use crate::cache::block::{BLOCK_SIZE, BlockCache, ObjectRef};
+use crate::cache::block::{Access, BLOCK_SIZE, BlockCache, ObjectRef};
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -25,6 +25,21 @@ pub const MAX_FORWARD_SKIP: u64 = 2 * BLOCK_SIZE;
 /// requests arrive slightly out of order).
 pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
 
+/// Smallest piece a random read is served from.
+pub const MIN_PIECE: u64 = 16 << 10;
+
+/// The piece size for a random read of `len` bytes after pieces of `prev`: a quarter of the
+/// read rounded up to a power of two, so an unaligned read fetches at most a quarter more than
+/// it asks; never below [`MIN_PIECE`] (so nearby small reads share a piece) nor below half the
+/// previous size (one odd small read does not undo what the reader's usual size taught). At
+/// least [`BLOCK_SIZE`] means blocks.
+fn learned_piece(prev: u64, len: u64) -> u64 {
+    (len.div_ceil(4).next_power_of_two())
+        .max(MIN_PIECE)
+        .max(prev / 2)
+        .min(BLOCK_SIZE)
+}
+
 #[derive(Debug, Default)]
 struct SeqState {
     /// Furthest byte read so far + 1.
@@ -33,6 +48,9 @@ struct SeqState {
     /// Blocks below this index have been requested by prefetch.
     prefetched_until: u64,
     last_block: Option<u64>,
+    /// Size of the pieces a random read is served from, learned from the reader's random
+    /// reads (0 before the first).
+    piece: u64,
 }
 
 /// Shared by all readers of a mount: the prefetch budget in blocks.
@@ -67,6 +85,8 @@ pub struct FileReader {
     budget: PrefetchBudget,
     metrics: Arc<Metrics>,
     state: Mutex<SeqState>,
+    /// End of the previous read of a planned file (a read starting there continues it).
+    planned_end: Mutex<u64>,
     /// Planned units (e.g. GRIB2 messages): reads fetch the units they touch, whole, and
     /// nothing else (no window prefetch).
     units: Option<Arc<Vec<std::ops::Range<u64>>>>,
@@ -88,6 +108,7 @@ impl FileReader {
                 window: INITIAL_WINDOW,
                 ..Default::default()
             }),
+            planned_end: Mutex::new(u64::MAX),
             units: None,
         }
     }
@@ -109,21 +130,38 @@ impl FileReader {
         }
         Metrics::inc(&self.metrics.fuse_reads);
         if let Some(units) = &self.units {
-            let data = self.cache.read_units(&self.obj, units, offset..end).await?;
+            let access = if std::mem::replace(&mut *self.planned_end.lock(), u64::MAX) == offset {
+                Access::Continue
+            } else {
+                Access::Seek
+            };
+            let data = self
+                .cache
+                .read_planned(&self.obj, units, offset..end, access)
+                .await?;
+            *self.planned_end.lock() = offset + data.len() as u64;
             Metrics::add(&self.metrics.bytes_read, data.len() as u64);
             return Ok(data);
         }
-        for (first, count) in self.plan_prefetch(offset, end) {
+        let (runs, piece) = self.plan_prefetch(offset, end);
+        for (first, count) in runs {
             self.spawn_prefetch(first, count);
         }
-        let data = self.cache.read(&self.obj, offset..end).await?;
+        let data = match piece {
+            Some(piece) => {
+                self.cache
+                    .read_pieces(&self.obj, offset..end, piece)
+                    .await?
+            }
+            None => self.cache.read(&self.obj, offset..end).await?,
+        };
         Metrics::add(&self.metrics.bytes_read, data.len() as u64);
         Ok(data)
     }
 
     /// Updates the sequential state for a read of `offset..end` and returns the block runs to
-    /// prefetch (first block, count).
-    fn plan_prefetch(&self, offset: u64, end: u64) -> Vec<(u64, u64)> {
+    /// prefetch (first block, count), and for a random read the piece size to serve it from.
+    fn plan_prefetch(&self, offset: u64, end: u64) -> (Vec<(u64, u64)>, Option<u64>) {
         let mut st = self.state.lock();
         let sequential =
             offset + MAX_BACKWARD >= st.frontier && offset <= st.frontier + MAX_FORWARD_SKIP;
@@ -139,20 +177,21 @@ impl FileReader {
         st.last_block = Some(block);
         st.frontier = st.frontier.max(end);
         if !sequential {
-            return Vec::new();
+            st.piece = learned_piece(st.piece, end - offset);
+            return (Vec::new(), Some(st.piece).filter(|&p| p < BLOCK_SIZE));
         }
         let want_end = (end + st.window).min(self.obj.size).div_ceil(BLOCK_SIZE);
         let reader_block = end.div_ceil(BLOCK_SIZE);
         let from = st.prefetched_until.max(reader_block);
         if from >= want_end {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         // While prefetched data is still ahead of the reader, wait until a whole run can be
         // requested: otherwise a saturated window advances one block per GET.
         let batch = MAX_RUN_BLOCKS.min((st.window / BLOCK_SIZE).max(1));
         let tail = want_end == self.obj.size.div_ceil(BLOCK_SIZE);
         if from > reader_block && want_end - from < batch && !tail {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let mut runs = Vec::new();
         let mut i = from;
@@ -169,7 +208,7 @@ impl FileReader {
             i += n;
         }
         st.prefetched_until = want_end;
-        runs
+        (runs, None)
     }
 
     fn spawn_prefetch(&self, first: u64, count: u64) {
@@ -247,7 +286,7 @@ mod tests {
         let mut planned: Vec<(u64, u64)> = Vec::new();
         let mut off = 0;
         while off < 100 * BLOCK_SIZE {
-            planned.extend(rd.plan_prefetch(off, off + 128 * 1024));
+            planned.extend(rd.plan_prefetch(off, off + 128 * 1024).0);
             off += 128 * 1024;
         }
         assert_eq!(rd.state.lock().window, MAX_WINDOW);
@@ -313,14 +352,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn random_reads_fetch_only_what_they_touch() {
+    async fn random_reads_fetch_only_pieces_around_them() {
         let (rd, data, metrics) = reader(50 * BLOCK_SIZE).await;
         for off in [30 * BLOCK_SIZE + 7, 10 * BLOCK_SIZE + 99, 45 * BLOCK_SIZE] {
             let got = rd.read(off, 4096).await.unwrap().to_bytes();
             assert_eq!(&got[..], &data[off as usize..off as usize + 4096]);
         }
         assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);
-        assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * BLOCK_SIZE);
+        assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * MIN_PIECE);
+        // 256 KiB reads: 64 KiB pieces, so an unaligned read fetches five.
+        let off = 20 * BLOCK_SIZE + 1000;
+        let got = rd.read(off, 256 << 10).await.unwrap().to_bytes();
+        assert_eq!(&got[..], &data[off as usize..off as usize + (256 << 10)]);
+        assert_eq!(
+            metrics.bytes_fetched.load(Relaxed),
+            3 * MIN_PIECE + 5 * (64 << 10)
+        );
+    }
+
+    #[test]
+    fn piece_sizes_follow_the_readers_random_read_sizes() {
+        assert_eq!(learned_piece(0, 4096), MIN_PIECE);
+        assert_eq!(learned_piece(0, 64 << 10), MIN_PIECE);
+        assert_eq!(learned_piece(0, 1 << 20), 256 << 10);
+        assert_eq!(learned_piece(0, 8 << 20), BLOCK_SIZE);
+        // One small read after large ones halves the piece, not more.
+        assert_eq!(learned_piece(256 << 10, 4096), 128 << 10);
     }
 
     /// A stream eight times the cache budget is fetched exactly once: prefetched blocks are
