@@ -328,8 +328,8 @@ fn zarr_time_steps_as_cogs_match_zarr_python() {
 /// Grid templates 3.0 (0..360 and westward-scanning across 0 degrees), 3.20 and 3.10, written
 /// by eccodes at test time with missing points: the Zarr views equal eccodes (values, NaN where
 /// the bitmap says missing, coordinates), the COGs are valid COGs placed where GDAL places the
-/// source (and where eccodes' coordinates say), with the Zarr's values. A space-view (3.90)
-/// file gives EIO for its views only, with a log line naming the template.
+/// source (and where eccodes' coordinates say), with the Zarr's values. A Gaussian (3.40) and
+/// a space-view (3.90) file give EIO for their views only, with a log line naming the template.
 #[test]
 fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
     let tmp = tempfile::tempdir().unwrap();
@@ -346,9 +346,17 @@ fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
             "llwrap.grib2",
             "ps.grib2",
             "merc.grib2",
+            "gaussian.grib2",
             "spaceview.grib2"
         ]
     );
+    let unsupported = [
+        (
+            "gaussian.grib2",
+            "template 3.40 (Gaussian latitude/longitude)",
+        ),
+        ("spaceview.grib2", "template 3.90 (space view)"),
+    ];
     let server = Server::garage();
     let prefix = unique_prefix("convert-templates");
     for f in &files {
@@ -358,7 +366,10 @@ fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
         );
     }
     let m = Mount::s3(&server, &prefix, &[]);
-    for f in files.iter().filter(|f| **f != "spaceview.grib2") {
+    for f in files
+        .iter()
+        .filter(|f| unsupported.iter().all(|(u, _)| u != *f))
+    {
         let src = tmp.path().join(f);
         let out = stdout_of(
             python()
@@ -392,23 +403,24 @@ fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
         assert!(out.lines().any(|l| l.starts_with("ok ")), "{out}");
     }
 
-    // The unsupported template: EIO for its views, named in the log; the rest still served.
-    let sv = m.join("spaceview.grib2.zarr");
-    let err = std::fs::read(sv.join(".zmetadata")).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    let err = std::fs::read_dir(m.join("spaceview.grib2.cog"))
-        .and_then(|d| d.collect::<Result<Vec<_>, _>>())
-        .unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    let log = std::fs::read_to_string(&m.log).unwrap();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("spaceview.grib2") && l.contains("template 3.90 (space view)")),
-        "{log}"
-    );
-    assert_eq!(
-        std::fs::read(m.join("spaceview.grib2")).unwrap(),
-        std::fs::read(tmp.path().join("spaceview.grib2")).unwrap()
-    );
+    // The unsupported templates: EIO for their views, named in the log; the rest still served.
+    for (f, template) in unsupported {
+        let err = std::fs::read(m.join(&format!("{f}.zarr/.zmetadata"))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        let err = std::fs::read_dir(m.join(&format!("{f}.cog")))
+            .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        let log = std::fs::read_to_string(&m.log).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(f) && l.contains(template))
+            .unwrap_or_else(|| panic!("no log line names {template} for {f}: {log}"));
+        eprintln!("{line}");
+        assert_eq!(
+            std::fs::read(m.join(f)).unwrap(),
+            std::fs::read(tmp.path().join(f)).unwrap()
+        );
+    }
     assert!(std::fs::read(m.join("ll.grib2.zarr/.zmetadata")).is_ok());
 }

@@ -1,7 +1,7 @@
 """Writes small GRIB2 files of several grid templates with eccodes (run at test time):
 ll.grib2 (3.0, 0..360 longitudes, north to south, a bitmap of missing points), llwrap.grib2
 (3.0 crossing 0 degrees, south to north, i scanning west), ps.grib2 (3.20, north polar
-stereographic), merc.grib2 (3.10) and spaceview.grib2 (3.90, unsupported). Prints the names."""
+stereographic), merc.grib2 (3.10), gaussian.grib2 (3.40) and spaceview.grib2 (3.90), both unsupported. Prints the names."""
 import sys
 
 import eccodes as e
@@ -74,6 +74,10 @@ lats, lons = e.codes_get_array(h, "latitudes"), e.codes_get_array(h, "longitudes
 e.codes_set(h, "latitudeOfLastGridPointInDegrees", float(lats[-1]))
 e.codes_set(h, "longitudeOfLastGridPointInDegrees", float(lons[-1]) % 360.0)
 write("merc.grib2", h, field(60, 80, 4))
+
+# 3.40 (Gaussian): latitudes not evenly spaced, refused by geomount.
+h = sample("regular_gg_sfc_grib2")
+write("gaussian.grib2", h, field(e.codes_get(h, "Nj"), e.codes_get(h, "Ni"), 6, False))
 
 # 3.90 (space view): not supported by geomount.
 h = sample("regular_ll_sfc_grib2")
