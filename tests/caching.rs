@@ -288,6 +288,71 @@ fn one_hrrr_field_transfers_at_most_1_02x_its_message() {
     );
 }
 
+/// Message 2 of a GRIB2 file read at `start..end` (argv), decoded by eccodes.
+const GRIB_RANGE: &str = r#"
+import sys, os, json, eccodes
+path, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY)
+buf = os.pread(fd, end - start, start)
+os.close(fd)
+h = eccodes.codes_new_from_message(buf[buf.find(b"GRIB"):])
+vals = eccodes.codes_get_values(h)
+print(json.dumps({"n": len(vals), "mean": float(vals.mean()), "sum": float(vals.sum())}))
+"#;
+
+/// GETs for message 2 of the HRRR sample without `.idx` on a fresh cache: the probes of
+/// messages 1 and 2 at open, then message 2 (after its probe) with the trailing byte, in one.
+const GRIB_NOIDX_GETS: u64 = 3;
+
+/// Without its `.idx`, the HRRR sample is planned from section 0 of each message: one 80-byte
+/// probe per message (the stray byte before message 2 skipped), each a unit of its own, then
+/// reading message 2 fetches message 2 and the trailing byte, nothing of message 1. Its values
+/// equal eccodes' on the local file.
+#[test]
+fn grib_noidx_message_2_transfers_its_message_and_the_probes() {
+    let server = Server::garage();
+    let prefix = unique_prefix("hrrr-noidx");
+    let name = "subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
+    let local = common::fixtures().join("hrrr").join(name);
+    let data = std::fs::read(&local).unwrap();
+    server.put(&format!("{prefix}/{name}"), data.clone());
+    let (start, end) = (887_243_u64, data.len() as u64);
+    let cache = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&server, &[]);
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let run = |path: &Path| {
+        let out = common::run_ok(
+            common::python()
+                .args(["-c", GRIB_RANGE])
+                .arg(path)
+                .arg(start.to_string())
+                .arg(end.to_string()),
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = run(&m.join(name));
+    assert_eq!(v, run(&local), "mount vs local file");
+    assert_eq!(v["n"], 1_905_141);
+    let s = proxy.stats();
+    // Message 2 proper: from its magic (one stray byte after message 1) to its 7777.
+    let message = end - 1 - (start + 1);
+    let probes = 2 * 80;
+    println!("HRRR message 2 without .idx through the proxy: {s}; message {message} bytes");
+    let bytes = proxy.count("bytes_out");
+    assert!(
+        bytes as f64 <= 1.02 * message as f64 + probes as f64,
+        "{bytes} bytes for a {message}-byte message: {s}"
+    );
+    assert!(bytes >= message, "{bytes} < {message}: {s}");
+    assert_eq!(proxy.count("get"), 0, "{s}");
+    assert_eq!(gets(&proxy), GRIB_NOIDX_GETS, "{s}");
+    // A second open plans from the cached probes: no request but the message's.
+    proxy.reset();
+    run(&m.join(name));
+    assert_eq!(gets(&proxy), 0, "all cached: {}", proxy.stats());
+}
+
 /// Bytes and number of the full-resolution tiles a window touches, from GDAL's own block
 /// offsets.
 const TILE_BYTES: &str = r#"

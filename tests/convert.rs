@@ -324,3 +324,103 @@ fn zarr_time_steps_as_cogs_match_zarr_python() {
     assert!(std::fs::read(m.join("bad.zarr/T2/1.0.0")).is_ok());
     assert!(std::fs::read(cogdir.join("T2/1979-10-02.tif")).is_ok());
 }
+
+/// Grid templates 3.0 (0..360 and westward-scanning across 0 degrees), 3.20 and 3.10, written
+/// by eccodes at test time with missing points: the Zarr views equal eccodes (values, NaN where
+/// the bitmap says missing, coordinates), the COGs are valid COGs placed where GDAL places the
+/// source (and where eccodes' coordinates say), with the Zarr's values. A Gaussian (3.40) and
+/// a space-view (3.90) file give EIO for their views only, with a log line naming the template.
+#[test]
+fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let made = stdout_of(
+        python()
+            .arg(script("grib_templates_make.py"))
+            .arg(tmp.path()),
+    );
+    let files: Vec<&str> = made.lines().collect();
+    assert_eq!(
+        files,
+        [
+            "ll.grib2",
+            "llwrap.grib2",
+            "ps.grib2",
+            "merc.grib2",
+            "gaussian.grib2",
+            "spaceview.grib2"
+        ]
+    );
+    let unsupported = [
+        (
+            "gaussian.grib2",
+            "template 3.40 (Gaussian latitude/longitude)",
+        ),
+        ("spaceview.grib2", "template 3.90 (space view)"),
+    ];
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-templates");
+    for f in &files {
+        server.put(
+            &format!("{prefix}/{f}"),
+            std::fs::read(tmp.path().join(f)).unwrap(),
+        );
+    }
+    let m = Mount::s3(&server, &prefix, &[]);
+    for f in files
+        .iter()
+        .filter(|f| unsupported.iter().all(|(u, _)| u != *f))
+    {
+        let src = tmp.path().join(f);
+        let out = stdout_of(
+            python()
+                .arg(script("grib_templates_vs_eccodes.py"))
+                .arg(m.join(&format!("{f}.zarr")))
+                .arg(&src)
+                .arg(tmp.path())
+                .arg(f),
+        );
+        eprintln!("{out}");
+        assert!(out.starts_with("ok "), "{out}");
+        let cogs: Vec<PathBuf> = std::fs::read_dir(m.join(&format!("{f}.cog")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+            .collect();
+        assert_eq!(cogs.len(), 1, "{cogs:?}");
+        assert_valid_cog(&cogs[0]);
+        let mut gdal = Command::new("/usr/bin/python3");
+        gdal.arg(script("grib_templates_cog_gdal.py"))
+            .arg(&cogs[0])
+            .arg(&src)
+            .arg(tmp.path().join(format!("{f}.npy")))
+            .arg(tmp.path().join(format!("{f}.json")));
+        if *f == "llwrap.grib2" {
+            // GDAL 3.6's GRIB driver ignores westward i scanning: eccodes' extent only.
+            gdal.arg("gdal-wrong");
+        }
+        let out = stdout_of(&mut gdal);
+        eprintln!("{out}");
+        assert!(out.lines().any(|l| l.starts_with("ok ")), "{out}");
+    }
+
+    // The unsupported templates: EIO for their views, named in the log; the rest still served.
+    for (f, template) in unsupported {
+        let err = std::fs::read(m.join(&format!("{f}.zarr/.zmetadata"))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        let err = std::fs::read_dir(m.join(&format!("{f}.cog")))
+            .and_then(|d| d.collect::<Result<Vec<_>, _>>())
+            .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        let log = std::fs::read_to_string(&m.log).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains(f) && l.contains(template))
+            .unwrap_or_else(|| panic!("no log line names {template} for {f}: {log}"));
+        eprintln!("{line}");
+        assert_eq!(
+            std::fs::read(m.join(f)).unwrap(),
+            std::fs::read(tmp.path().join(f)).unwrap()
+        );
+    }
+    assert!(std::fs::read(m.join("ll.grib2.zarr/.zmetadata")).is_ok());
+}

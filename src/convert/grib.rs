@@ -1,11 +1,16 @@
 //! GRIB2 messages for the converted views: the `.idx` inventory, each message's metadata read
 //! from its first few KiB, and its values decoded with the `grib` crate.
 //!
-//! Supported grids: template 3.30 (Lambert conformal), which HRRR uses. Other templates are
-//! reported as unsupported for that message's views.
+//! Supported grids (template 3.N): 3.0 regular latitude/longitude, 3.10 Mercator (grid not
+//! turned to the equator), 3.20 polar stereographic (one pole) and 3.30 Lambert conformal,
+//! scanned row by row in either direction along each axis. Missing points (bitmap) decode to
+//! NaN. Other templates (3.1 rotated, 3.40 Gaussian whose latitudes are not evenly spaced, 3.90
+//! space view, ...) and other scanning modes are errors naming the template, which give EIO
+//! for that file's views only. Message layout (section 0) lives in [`crate::plan::grib`].
 
 use anyhow::{Context, Result, bail, ensure};
-use grib::projection::{Lcc, LccParams, Project};
+use grib::def::grib2::template::param_set::{EarthShape, ScaledValue, ScanningMode};
+use grib::projection::{Lcc, LccParams, Merc, MercParams, Project, Stere, StereParams};
 use grib::{Grib2SubmessageDecoder, GridDefinitionTemplateValues};
 
 use super::crs::{Crs, Earth};
@@ -49,31 +54,18 @@ pub fn parse_idx(text: &str) -> Result<Vec<IdxLine>> {
     Ok(out)
 }
 
-/// Bytes that may separate messages (some files pad between them, as wgrib2 tolerates).
-pub const MAX_GAP: usize = 64;
+pub use crate::plan::grib::{MAX_GAP, find_magic, section0_len};
 
-/// Where the `GRIB` magic starts within the first [`MAX_GAP`] bytes of `buf`.
-pub fn find_magic(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).take(MAX_GAP).position(|w| w == b"GRIB")
-}
-
-/// Total length from a message's 16-byte section 0, checking the `GRIB` magic and edition 2.
-pub fn section0_len(head: &[u8]) -> Result<u64> {
-    ensure!(
-        head.len() >= 16 && &head[..4] == b"GRIB",
-        "not a GRIB message (no GRIB magic)"
-    );
-    ensure!(head[7] == 2, "GRIB edition {} is not 2", head[7]);
-    Ok(u64::from_be_bytes(head[8..16].try_into()?))
-}
-
-/// The grid of a message: its shape, CRS and the projection coordinates of its points.
+/// The grid of a message: its shape, CRS and the coordinates of its points.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grid {
     pub nx: usize,
     pub ny: usize,
     pub crs: Crs,
-    /// Projection coordinates (metres) of the first point and signed spacing in scan order.
+    /// Coordinates of the first point and signed spacing in scan order: projection metres, or
+    /// degrees (longitude, latitude) for a geographic grid. A geographic grid keeps the source's
+    /// longitudes (0..360 stays 0..360), shifted by -360 only when all of them are >= 180, so
+    /// that `x` always increases or decreases monotonically.
     pub x0: f64,
     pub y0: f64,
     pub dx: f64,
@@ -88,13 +80,25 @@ impl Grid {
         (0..self.ny).map(|j| self.y0 + self.dy * j as f64).collect()
     }
 
+    /// Whether `x` and `y` are longitude and latitude (template 3.0).
+    pub fn is_geographic(&self) -> bool {
+        matches!(self.crs, Crs::Geographic { .. })
+    }
+
     /// Latitudes and longitudes (degrees) of every point, row-major in scan order.
     pub fn latlon(&self) -> Result<(Vec<f64>, Vec<f64>)> {
-        let proj = self.lcc()?;
         let n = self.nx * self.ny;
         let (mut lat, mut lon) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for y in self.y() {
-            for x in self.x() {
+        let (xs, ys) = (self.x(), self.y());
+        let Some(proj) = self.projection()? else {
+            for y in &ys {
+                lat.extend(std::iter::repeat_n(*y, self.nx));
+                lon.extend(&xs);
+            }
+            return Ok((lat, lon));
+        };
+        for &y in &ys {
+            for &x in &xs {
                 let (l, p) = proj
                     .project(&(x, y), true)
                     .map_err(|e| anyhow::anyhow!("projection: {e}"))?;
@@ -105,25 +109,65 @@ impl Grid {
         Ok((lat, lon))
     }
 
-    fn lcc(&self) -> Result<Lcc> {
-        let Crs::LambertConformal {
-            earth,
-            lat1,
-            lat2,
-            lat0,
-            lon0,
-        } = self.crs
-        else {
-            bail!("only Lambert conformal grids are supported");
+    /// The map projection of a projected grid; `None` for a geographic one.
+    fn projection(&self) -> Result<Option<Box<dyn Project>>> {
+        let ellipsoid = |e: Earth| grib::projection::Ellipsoid::from_a_and_b(e.a, e.b);
+        let p: Box<dyn Project> = match self.crs {
+            Crs::Geographic { .. } => return Ok(None),
+            Crs::LambertConformal {
+                earth,
+                lat1,
+                lat2,
+                lat0,
+                lon0,
+            } => Box::new(
+                Lcc::new(&LccParams {
+                    ellipsoid: ellipsoid(earth),
+                    lat_0: lat0,
+                    lon_0: lon0,
+                    lat_1: lat1,
+                    lat_2: lat2,
+                })
+                .map_err(|e| anyhow::anyhow!("Lambert conformal parameters: {e}"))?,
+            ),
+            Crs::PolarStereographic {
+                earth,
+                lat_ts,
+                lon0,
+            } => Box::new(
+                Stere::new(&StereParams {
+                    ellipsoid: ellipsoid(earth),
+                    lat_ts,
+                    lat_0: if lat_ts >= 0.0 { 90.0 } else { -90.0 },
+                    lon_0: lon0,
+                    k_0: 1.0,
+                })
+                .map_err(|e| anyhow::anyhow!("polar stereographic parameters: {e}"))?,
+            ),
+            Crs::Mercator {
+                earth,
+                lat_ts,
+                lon0,
+            } => Box::new(
+                Merc::new(&MercParams {
+                    ellipsoid: ellipsoid(earth),
+                    lat_ts,
+                    lon_0: lon0,
+                })
+                .map_err(|e| anyhow::anyhow!("Mercator parameters: {e}"))?,
+            ),
         };
-        Lcc::new(&LccParams {
-            ellipsoid: grib::projection::Ellipsoid::from_a_and_b(earth.a, earth.b),
-            lat_0: lat0,
-            lon_0: lon0,
-            lat_1: lat1,
-            lat_2: lat2,
-        })
-        .map_err(|e| anyhow::anyhow!("Lambert conformal parameters: {e}"))
+        Ok(Some(p))
+    }
+
+    /// Projection coordinates of a point given in degrees.
+    fn forward(&self, lat: f64, lon: f64) -> Result<(f64, f64)> {
+        match self.projection()? {
+            None => Ok((lon, lat)),
+            Some(p) => p
+                .project(&(lon.to_radians(), lat.to_radians()), false)
+                .map_err(|e| anyhow::anyhow!("projection: {e}")),
+        }
     }
 }
 
@@ -193,12 +237,13 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year, t.month, t.day, t.hour, t.minute, t.second
     );
-    let grid = match GridDefinitionTemplateValues::try_from(sub.grid_def())
-        .context("GRIB2 grid definition")?
-    {
-        GridDefinitionTemplateValues::Template30(g) => lambert_grid(&g)?,
-        _ => bail!("this GRIB2 grid template is not supported (only 3.30 Lambert conformal)"),
-    };
+    let template = sub.grid_def().grid_tmpl_num();
+    let grid = grid(sub.grid_def(), template).with_context(|| {
+        format!(
+            "GRIB2 grid template 3.{template} ({})",
+            template_name(template)
+        )
+    })?;
     // An accumulation or other statistic is valid at the end of its interval.
     let valid_time = interval_end.or_else(|| {
         sub.temporal_info()
@@ -231,63 +276,259 @@ fn statistical_end(sect4: &[u8]) -> Option<String> {
     ))
 }
 
-fn lambert_grid(g: &grib::def::grib2::template::Template3_30) -> Result<Grid> {
-    let deg = 1e-6;
-    let (a, b) = g
-        .earth_shape
-        .radii()
-        .context("unknown shape of the earth (code table 3.2)")?;
-    let mode = &g.scanning_mode;
+/// What GRIB2 grid template `3.n` is (code table 3.1), for messages.
+pub fn template_name(n: u16) -> &'static str {
+    match n {
+        0 => "latitude/longitude",
+        1 => "rotated latitude/longitude",
+        2 | 3 => "stretched latitude/longitude",
+        10 => "Mercator",
+        20 => "polar stereographic",
+        30 => "Lambert conformal",
+        31 => "Albers equal area",
+        40 => "Gaussian latitude/longitude",
+        41..=43 => "rotated or stretched Gaussian latitude/longitude",
+        50..=53 => "spherical harmonics",
+        90 => "space view",
+        101 => "unstructured",
+        _ => "unknown",
+    }
+}
+
+/// The supported templates and what to do otherwise, as error messages say.
+pub const SUPPORTED_TEMPLATES: &str = "supported: 3.0 latitude/longitude, 3.10 Mercator, 3.20 \
+    polar stereographic, 3.30 Lambert conformal; read the GRIB2 file itself, or regrid it to one \
+    of those (e.g. wgrib2 -new_grid)";
+
+fn grid(def: &grib::GridDefinition, template: u16) -> Result<Grid> {
+    let values = match template {
+        0 | 10 | 20 | 30 => GridDefinitionTemplateValues::try_from(def)
+            .map_err(|e| anyhow::anyhow!("cannot read the grid definition: {e}"))?,
+        40 => bail!(
+            "not supported: Gaussian latitudes are not evenly spaced, so no COG geotransform \
+             can describe the grid ({SUPPORTED_TEMPLATES})"
+        ),
+        _ => bail!("not supported ({SUPPORTED_TEMPLATES})"),
+    };
+    match values {
+        GridDefinitionTemplateValues::Template0(g) => latlon_grid(&g),
+        GridDefinitionTemplateValues::Template10(g) => mercator_grid(&g),
+        GridDefinitionTemplateValues::Template20(g) => polar_grid(&g),
+        GridDefinitionTemplateValues::Template30(g) => lambert_grid(&g),
+        _ => bail!("not supported ({SUPPORTED_TEMPLATES})"),
+    }
+}
+
+/// The earth of code table 3.2. Scaled values are `value * 10^-factor` (the grib crate's
+/// `radii` multiplies instead, which is wrong for non-zero factors).
+fn earth(e: &EarthShape) -> Result<Earth> {
+    let scaled = |v: &ScaledValue<u8, u32>| {
+        f64::from(v.scaled_value) / 10f64.powi(i32::from(v.scale_factor))
+    };
+    let (a, b) = match e.shape {
+        1 => (
+            scaled(&e.spherical_earth_radius),
+            scaled(&e.spherical_earth_radius),
+        ),
+        3 => (scaled(&e.major_axis) * 1e3, scaled(&e.minor_axis) * 1e3),
+        7 => (scaled(&e.major_axis), scaled(&e.minor_axis)),
+        _ => e.radii().with_context(|| {
+            format!(
+                "shape of the earth {} (code table 3.2) is not supported",
+                e.shape
+            )
+        })?,
+    };
     ensure!(
-        mode.is_consecutive_for_i() && !mode.scans_alternating_rows(),
-        "scanning mode {:#010b} is not supported",
+        a.is_finite() && b.is_finite() && a > 1e6 && b > 1e6 && b <= a,
+        "shape of the earth {} gives implausible radii {a} m, {b} m",
+        e.shape
+    );
+    Ok(Earth { a, b })
+}
+
+/// Checks what every template needs of the scanning mode and the grid size.
+fn check_scan(mode: &ScanningMode, ni: u32, nj: u32) -> Result<(usize, usize)> {
+    ensure!(
+        mode.is_consecutive_for_i() && !mode.scans_alternating_rows() && mode.0 & 0x0f == 0,
+        "scanning mode {:#010b} is not supported (rows must be consecutive, one direction, \
+         not offset)",
         mode.0
     );
-    let points = u64::from(g.ni) * u64::from(g.nj);
+    let points = u64::from(ni) * u64::from(nj);
     ensure!(
         points > 0 && points < 1 << 30,
-        "grid of {}x{} points is empty or too large",
-        g.ni,
-        g.nj
+        "grid of {ni}x{nj} points is empty or too large"
     );
+    Ok((ni as usize, nj as usize))
+}
+
+fn sign(positive: bool) -> f64 {
+    if positive { 1.0 } else { -1.0 }
+}
+
+fn latlon_grid(g: &grib::def::grib2::template::Template3_0) -> Result<Grid> {
+    let ll = &g.lat_lon;
+    let p = &ll.grid;
+    let mode = &ll.scanning_mode;
+    let (nx, ny) = check_scan(mode, p.ni, p.nj)?;
+    // Note 1 of template 3.0: angles in units of basic angle / subdivisions, else microdegrees.
+    let unit = match (
+        p.initial_production_domain_basic_angle,
+        p.basic_angle_subdivisions,
+    ) {
+        (0, _) | (_, 0) | (_, u32::MAX) => 1e-6,
+        (basic, sub) => f64::from(basic) / f64::from(sub),
+    };
+    let (lat1, lat2) = (
+        f64::from(p.first_point_lat) * unit,
+        f64::from(p.last_point_lat) * unit,
+    );
+    let (lon1, lon2) = (
+        f64::from(p.first_point_lon) * unit,
+        f64::from(p.last_point_lon) * unit,
+    );
+    ensure!(
+        (-90.0..=90.0).contains(&lat1) && (-90.0..=90.0).contains(&lat2),
+        "latitudes {lat1}, {lat2} of the first and last points are out of range"
+    );
+    let dy = if ny > 1 {
+        let dy = (lat2 - lat1) / (ny - 1) as f64;
+        ensure!(
+            dy != 0.0 && (dy > 0.0) == mode.scans_positively_for_j(),
+            "the first and last latitudes ({lat1}, {lat2}) do not match the scanning mode \
+             {:#010b}",
+            mode.0
+        );
+        dy
+    } else {
+        f64::from(ll.j_direction_inc) * unit * sign(mode.scans_positively_for_j())
+    };
+    // Longitudes run from the first point in the scanning direction, wrapping at 360.
+    let east = mode.scans_positively_for_i();
+    let span = (if east { lon2 - lon1 } else { lon1 - lon2 }).rem_euclid(360.0);
+    let dx = if nx > 1 {
+        ensure!(span > 0.0, "the first and last longitudes are both {lon1}");
+        span / (nx - 1) as f64 * sign(east)
+    } else {
+        f64::from(ll.i_direction_inc) * unit * sign(east)
+    };
+    ensure!(
+        dx.is_finite() && dy.is_finite() && dx != 0.0 && dy != 0.0,
+        "grid spacing {dx} x {dy} degrees is not usable"
+    );
+    let west = lon1.min(lon1 + dx * (nx - 1) as f64);
+    let x0 = if west >= 180.0 { lon1 - 360.0 } else { lon1 };
+    Ok(Grid {
+        nx,
+        ny,
+        crs: Crs::Geographic {
+            earth: earth(&g.earth)?,
+        },
+        x0,
+        y0: lat1,
+        dx,
+        dy,
+    })
+}
+
+/// A projected grid from its first point (degrees) and signed spacing (metres).
+fn projected(nx: usize, ny: usize, crs: Crs, first: (f64, f64), dx: f64, dy: f64) -> Result<Grid> {
+    ensure!(
+        dx.is_finite() && dy.is_finite() && dx != 0.0 && dy != 0.0,
+        "grid spacing {dx} x {dy} m is not usable"
+    );
+    let mut grid = Grid {
+        nx,
+        ny,
+        crs,
+        x0: 0.0,
+        y0: 0.0,
+        dx,
+        dy,
+    };
+    (grid.x0, grid.y0) = grid.forward(first.0, first.1)?;
+    Ok(grid)
+}
+
+fn polar_grid(g: &grib::def::grib2::template::Template3_20) -> Result<Grid> {
+    let deg = 1e-6;
+    let mode = &g.scanning_mode;
+    let (nx, ny) = check_scan(mode, g.ni, g.nj)?;
+    let centre = &g.projection_centre;
+    ensure!(
+        !centre.is_bipolar() && centre.0 & 0x3f == 0,
+        "projection centre flag {:#010b} is not supported (one pole only)",
+        centre.0
+    );
+    // LaD gives the latitude of true scale; its sign follows the pole on the plane.
+    let lad = (f64::from(g.lad) * deg).abs();
+    let lat_ts = if centre.contains_north_pole_on_projection_plane() {
+        lad
+    } else {
+        -lad
+    };
+    let crs = Crs::PolarStereographic {
+        earth: earth(&g.earth_shape)?,
+        lat_ts,
+        lon0: normalize_lon(f64::from(g.lov) * deg),
+    };
+    let first = (
+        f64::from(g.first_point_lat) * deg,
+        normalize_lon(f64::from(g.first_point_lon) * deg),
+    );
+    let dx = f64::from(g.dx) * 1e-3 * sign(mode.scans_positively_for_i());
+    let dy = f64::from(g.dy) * 1e-3 * sign(mode.scans_positively_for_j());
+    projected(nx, ny, crs, first, dx, dy)
+}
+
+fn mercator_grid(g: &grib::def::grib2::template::Template3_10) -> Result<Grid> {
+    let deg = 1e-6;
+    let mode = &g.scanning_mode;
+    let (nx, ny) = check_scan(mode, g.ni, g.nj)?;
+    ensure!(
+        g.orientation == 0,
+        "a Mercator grid turned by {} degrees to the equator is not supported",
+        f64::from(g.orientation) * deg
+    );
+    // The central meridian halfway between the first and last points (in the scanning
+    // direction), so that the grid never straddles the projection's seam.
+    let (lon1, lon2) = (
+        f64::from(g.first_point_lon) * deg,
+        f64::from(g.last_point_lon) * deg,
+    );
+    let east = mode.scans_positively_for_i();
+    let span = (if east { lon2 - lon1 } else { lon1 - lon2 }).rem_euclid(360.0);
+    let lon0 = normalize_lon((lon1 + sign(east) * span / 2.0).rem_euclid(360.0));
+    let crs = Crs::Mercator {
+        earth: earth(&g.earth_shape)?,
+        lat_ts: f64::from(g.lad) * deg,
+        lon0,
+    };
+    let first = (f64::from(g.first_point_lat) * deg, normalize_lon(lon1));
+    let dx = f64::from(g.di) * 1e-3 * sign(east);
+    let dy = f64::from(g.dj) * 1e-3 * sign(mode.scans_positively_for_j());
+    projected(nx, ny, crs, first, dx, dy)
+}
+
+fn lambert_grid(g: &grib::def::grib2::template::Template3_30) -> Result<Grid> {
+    let deg = 1e-6;
+    let mode = &g.scanning_mode;
+    let (nx, ny) = check_scan(mode, g.ni, g.nj)?;
     let crs = Crs::LambertConformal {
-        earth: Earth { a, b },
+        earth: earth(&g.earth_shape)?,
         lat1: f64::from(g.latin1) * deg,
         lat2: f64::from(g.latin2) * deg,
         lat0: f64::from(g.lad) * deg,
         lon0: normalize_lon(f64::from(g.lov) * deg),
     };
-    let mut grid = Grid {
-        nx: g.ni as usize,
-        ny: g.nj as usize,
-        crs,
-        x0: 0.0,
-        y0: 0.0,
-        dx: f64::from(g.dx)
-            * 1e-3
-            * if mode.scans_positively_for_i() {
-                1.0
-            } else {
-                -1.0
-            },
-        dy: f64::from(g.dy)
-            * 1e-3
-            * if mode.scans_positively_for_j() {
-                1.0
-            } else {
-                -1.0
-            },
-    };
-    let (lat1, lon1) = (
+    let first = (
         f64::from(g.first_point_lat) * deg,
         normalize_lon(f64::from(g.first_point_lon) * deg),
     );
-    let (x0, y0) = grid
-        .lcc()?
-        .project(&(lon1.to_radians(), lat1.to_radians()), false)
-        .map_err(|e| anyhow::anyhow!("projection: {e}"))?;
-    (grid.x0, grid.y0) = (x0, y0);
-    Ok(grid)
+    let dx = f64::from(g.dx) * 1e-3 * sign(mode.scans_positively_for_i());
+    let dy = f64::from(g.dy) * 1e-3 * sign(mode.scans_positively_for_j());
+    projected(nx, ny, crs, first, dx, dy)
 }
 
 fn normalize_lon(lon: f64) -> f64 {
@@ -370,6 +611,88 @@ mod tests {
         let full = std::fs::read_to_string("../shared/fixtures/idx/hrrr.t01z.wrfsfcf00.grib2.idx")
             .unwrap();
         assert_eq!(parse_idx(&full).unwrap().len(), 170);
+    }
+
+    fn latlon(ni: u32, nj: u32, first: (f64, f64), last: (f64, f64), mode: u8) -> Result<Grid> {
+        use grib::def::grib2::template::{Template3_0, param_set};
+        let micro = |d: f64| (d * 1e6).round();
+        let sv = |scale_factor, scaled_value| ScaledValue {
+            scale_factor,
+            scaled_value,
+        };
+        latlon_grid(&Template3_0 {
+            earth: EarthShape {
+                shape: 6,
+                spherical_earth_radius: sv(0, 0),
+                major_axis: sv(0, 0),
+                minor_axis: sv(0, 0),
+            },
+            lat_lon: param_set::LatLonGrid {
+                grid: param_set::Grid {
+                    ni,
+                    nj,
+                    initial_production_domain_basic_angle: 0,
+                    basic_angle_subdivisions: u32::MAX,
+                    first_point_lat: micro(first.0) as i32,
+                    first_point_lon: micro(first.1) as u32,
+                    resolution_and_component_flags: param_set::ResolutionAndComponentFlags(48),
+                    last_point_lat: micro(last.0) as i32,
+                    last_point_lon: micro(last.1) as u32,
+                },
+                i_direction_inc: u32::MAX,
+                j_direction_inc: u32::MAX,
+                scanning_mode: ScanningMode(mode),
+            },
+        })
+    }
+
+    #[test]
+    fn latlon_grids_keep_source_longitudes_monotonic() {
+        // GFS 0.25: 0..359.75 east, 90 N to 90 S.
+        let g = latlon(1440, 721, (90.0, 0.0), (-90.0, 359.75), 0).unwrap();
+        assert_eq!((g.x0, g.y0), (0.0, 90.0));
+        assert!((g.dx - 0.25).abs() < 1e-12 && (g.dy + 0.25).abs() < 1e-12);
+        assert!(g.is_geographic());
+        // Across 0 eastwards from 350: shifted to -10..10.
+        let g = latlon(21, 2, (0.0, 350.0), (1.0, 10.0), 0b0100_0000).unwrap();
+        assert_eq!((g.x0, g.dx, g.dy), (-10.0, 1.0, 1.0));
+        // Westwards from 20 to 340 (= -20), south to north.
+        let g = latlon(41, 21, (-10.0, 20.0), (10.0, 340.0), 0b1100_0000).unwrap();
+        assert_eq!((g.x0, g.dx, g.dy), (20.0, -1.0, 1.0));
+        assert_eq!(*g.x().last().unwrap(), -20.0);
+        let (lat, lon) = g.latlon().unwrap();
+        assert_eq!((lat[41], lon[41]), (-9.0, 20.0));
+        // Latitudes against the scanning mode, column-major or offset rows: refused.
+        assert!(latlon(4, 3, (10.0, 0.0), (-10.0, 3.0), 0b0100_0000).is_err());
+        assert!(latlon(4, 3, (10.0, 0.0), (-10.0, 3.0), 0b0010_0000).is_err());
+        assert!(latlon(4, 3, (10.0, 0.0), (-10.0, 3.0), 0b0001_0000).is_err());
+        assert!(latlon(0, 3, (10.0, 0.0), (-10.0, 3.0), 0).is_err());
+        assert!(latlon(4, 3, (10.0, 5.0), (-10.0, 5.0), 0).is_err());
+    }
+
+    #[test]
+    fn earth_scaled_values_divide() {
+        let sv = |scale_factor, scaled_value| ScaledValue {
+            scale_factor,
+            scaled_value,
+        };
+        let e = EarthShape {
+            shape: 1,
+            spherical_earth_radius: sv(1, 63_712_290),
+            major_axis: sv(0, 0),
+            minor_axis: sv(0, 0),
+        };
+        assert_eq!(earth(&e).unwrap().a, 6_371_229.0);
+        assert!(
+            earth(&EarthShape {
+                shape: 1,
+                spherical_earth_radius: sv(0, 5),
+                ..e.clone()
+            })
+            .is_err()
+        );
+        assert!(earth(&EarthShape { shape: 42, ..e }).is_err());
+        assert_eq!(template_name(90), "space view");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The file trees of a GRIB2 file's views: `NAME.grib2.zarr/` (Zarr v2, consolidated) and
-//! `NAME.grib2.cog/VAR.tif`. Every file's size follows from the inventory alone; bytes are made
+//! `NAME.grib2.cog/VAR.tif`. A projected grid has 1-D `x`/`y` (metres) and 2-D
+//! `latitude`/`longitude`; a latitude/longitude grid has 1-D `longitude`/`latitude` as its
+//! dimensions. Every file's size follows from the inventory alone; bytes are made
 //! from decoded fields. Nothing here does I/O.
 
 use std::collections::BTreeMap;
@@ -153,42 +155,61 @@ impl Views {
         };
         if let Some(first) = messages.first() {
             let g = &first.header.grid;
-            add_array(
-                "x",
-                &[g.nx],
-                "<f8",
-                json!("NaN"),
-                json!({"_ARRAY_DIMENSIONS": ["x"], "standard_name": "projection_x_coordinate",
-                       "long_name": "x coordinate of projection", "units": "m", "axis": "X"}),
-                Content::Axis(Axis::X),
-            );
-            add_array(
-                "y",
-                &[g.ny],
-                "<f8",
-                json!("NaN"),
-                json!({"_ARRAY_DIMENSIONS": ["y"], "standard_name": "projection_y_coordinate",
-                       "long_name": "y coordinate of projection", "units": "m", "axis": "Y"}),
-                Content::Axis(Axis::Y),
-            );
-            add_array(
-                "latitude",
-                &[g.ny, g.nx],
-                "<f8",
-                json!("NaN"),
-                json!({"_ARRAY_DIMENSIONS": ["y", "x"], "standard_name": "latitude",
-                       "long_name": "latitude", "units": "degrees_north"}),
-                Content::LatLon(Axis::Y),
-            );
-            add_array(
-                "longitude",
-                &[g.ny, g.nx],
-                "<f8",
-                json!("NaN"),
-                json!({"_ARRAY_DIMENSIONS": ["y", "x"], "standard_name": "longitude",
-                       "long_name": "longitude", "units": "degrees_east"}),
-                Content::LatLon(Axis::X),
-            );
+            // A latitude/longitude grid's 1-D coordinates are named as their dimensions, as
+            // cfgrib names them; a projected grid has x, y and 2-D latitude, longitude.
+            let [(xn, xs, xl, xu), (yn, ys, yl, yu)] = if g.is_geographic() {
+                [
+                    ("longitude", "longitude", "longitude", "degrees_east"),
+                    ("latitude", "latitude", "latitude", "degrees_north"),
+                ]
+            } else {
+                [
+                    (
+                        "x",
+                        "projection_x_coordinate",
+                        "x coordinate of projection",
+                        "m",
+                    ),
+                    (
+                        "y",
+                        "projection_y_coordinate",
+                        "y coordinate of projection",
+                        "m",
+                    ),
+                ]
+            };
+            for (name, len, std, long, units, axis) in [
+                (xn, g.nx, xs, xl, xu, Axis::X),
+                (yn, g.ny, ys, yl, yu, Axis::Y),
+            ] {
+                let attrs = json!({"_ARRAY_DIMENSIONS": [name], "standard_name": std,
+                    "long_name": long, "units": units, "axis": format!("{axis:?}")});
+                add_array(
+                    name,
+                    &[len],
+                    "<f8",
+                    json!("NaN"),
+                    attrs,
+                    Content::Axis(axis),
+                );
+            }
+            if !g.is_geographic() {
+                for (name, units, axis) in [
+                    ("latitude", "degrees_north", Axis::Y),
+                    ("longitude", "degrees_east", Axis::X),
+                ] {
+                    let attrs = json!({"_ARRAY_DIMENSIONS": ["y", "x"], "standard_name": name,
+                        "long_name": name, "units": units});
+                    add_array(
+                        name,
+                        &[g.ny, g.nx],
+                        "<f8",
+                        json!("NaN"),
+                        attrs,
+                        Content::LatLon(axis),
+                    );
+                }
+            }
             let mut crs_attrs = g.crs.cf_attrs();
             crs_attrs.insert("_ARRAY_DIMENSIONS".into(), json!([]));
             add_array(
@@ -267,7 +288,11 @@ impl Views {
 fn field_attrs(m: &Message, k: usize) -> Map<String, Value> {
     let h = &m.header;
     let mut a = Map::new();
-    a.insert("_ARRAY_DIMENSIONS".into(), json!(["y", "x"]));
+    if h.grid.is_geographic() {
+        a.insert("_ARRAY_DIMENSIONS".into(), json!(["latitude", "longitude"]));
+    } else {
+        a.insert("_ARRAY_DIMENSIONS".into(), json!(["y", "x"]));
+    }
     if let Some(l) = &m.idx {
         if let Some((units, long)) = describe(&l.var) {
             a.insert("units".into(), json!(units));
@@ -288,7 +313,9 @@ fn field_attrs(m: &Message, k: usize) -> Map<String, Value> {
         a.insert("valid_time".into(), json!(v));
     }
     a.insert("grid_mapping".into(), json!("crs"));
-    a.insert("coordinates".into(), json!("latitude longitude"));
+    if !h.grid.is_geographic() {
+        a.insert("coordinates".into(), json!("latitude longitude"));
+    }
     a.insert("_CRS".into(), json!({"wkt": h.grid.crs.wkt()}));
     a
 }

@@ -25,8 +25,9 @@ const TIFF_FIRST_READ: u64 = 16 << 10;
 const TIFF_MAX_PREFIX: u64 = 4 << 20;
 
 impl Fs {
-    /// The message ranges of GRIB file `info` from its `.idx` sidecar, if it has a usable one.
-    /// Any failure (no sidecar, unreadable, not matching the file) means no plan, never an error.
+    /// The message units of GRIB file `info`: from its `.idx` sidecar if it has a usable one,
+    /// else from section-0 hops (the first 64 messages). Any failure means no plan (or a plan
+    /// of the messages found so far), never an error.
     pub(super) async fn grib_plan(
         &self,
         info: &NodeInfo,
@@ -36,6 +37,26 @@ impl Fs {
         if !is_grib_name(name) {
             return None;
         }
+        if let Some(plan) = self.grib_idx_plan(info, name, size).await {
+            return Some(plan);
+        }
+        let NodeKind::File { ref etag, .. } = info.kind else {
+            return None;
+        };
+        let obj = ObjectRef {
+            key: info.path.as_str().into(),
+            etag: etag.as_deref().map(Into::into),
+            size,
+        };
+        self.grib_hop_plan(&obj).await
+    }
+
+    async fn grib_idx_plan(
+        &self,
+        info: &NodeInfo,
+        name: &str,
+        size: u64,
+    ) -> Option<Arc<Vec<Range<u64>>>> {
         let parent = self.ns.parent_of(info.ino);
         let idx = self.ns.lookup(parent, &format!("{name}.idx")).await.ok()?;
         let NodeKind::File {
@@ -63,6 +84,49 @@ impl Fs {
             );
         }
         messages.map(Arc::new)
+    }
+
+    /// Message units from section 0 of each message: one small ranged read per message, in
+    /// series (each start comes from the previous length), each cached as a unit of its own so
+    /// that a later open needs no request. The walk stops after `GRIB_MAX_HOPS` messages or
+    /// at anything that is not a GRIB2 message; reads past the planned units take the generic
+    /// block path. (A lazier plan, finding the next boundary when a read reaches past the known
+    /// ones, would need plans that grow while a file is open; readers hold a fixed one.)
+    async fn grib_hop_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
+        use crate::plan::grib::{PROBE_BYTES, hop_units, message_at};
+        /// Messages planned at open: each costs one serial small request on the first open
+        /// (1-5 s for all 64 at 20-80 ms per request); later messages take the block path.
+        const GRIB_MAX_HOPS: usize = 64;
+        let (mut probes, mut messages, mut tail) = (Vec::new(), Vec::new(), None);
+        let mut pos = 0;
+        let mut scratch = Vec::new();
+        while messages.len() < GRIB_MAX_HOPS {
+            if pos + 16 > obj.size {
+                tail = Some(obj.size);
+                break;
+            }
+            let probe = pos..(pos + PROBE_BYTES).min(obj.size);
+            let bytes = self.read_prefix_unit(obj, probe.clone()).await?;
+            match bytes.with_contiguous(&mut scratch, |b| message_at(b, pos, obj.size)) {
+                Ok(m) if m.end >= probe.end => {
+                    pos = m.end;
+                    probes.push(probe);
+                    messages.push(m);
+                }
+                Ok(m) => {
+                    tracing::debug!(key = %obj.key, "GRIB2 message {m:?} shorter than its probe: plan ends there");
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(key = %obj.key, "GRIB2 message walk stops at byte {pos}: {e:#}");
+                    break;
+                }
+            }
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        Some(Arc::new(hop_units(&probes, &messages, tail)))
     }
 
     /// The plan of a file at open: its units, or `None` for the generic path.
