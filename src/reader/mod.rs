@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::block::{Access, BLOCK_SIZE, BlockCache, ObjectRef};
 use crate::error::FsError;
+use crate::fuse::MAX_READ;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 
@@ -24,6 +25,10 @@ pub const MAX_FORWARD_SKIP: u64 = 2 * BLOCK_SIZE;
 /// Reads this far behind the furthest read so far still count as sequential (async readahead
 /// requests arrive slightly out of order).
 pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
+
+/// Largest read of a planned file that may be cut short at a unit boundary: the buffer fills
+/// of stdio (8 KiB) and GDAL's VSI layer, with room.
+pub const CUT_MAX: u32 = 64 << 10;
 
 /// Smallest piece a random read is served from.
 pub const MIN_PIECE: u64 = 16 << 10;
@@ -85,8 +90,8 @@ pub struct FileReader {
     budget: PrefetchBudget,
     metrics: Arc<Metrics>,
     state: Mutex<SeqState>,
-    /// End of the previous read of a planned file (a read starting there continues it).
-    planned_end: Mutex<u64>,
+    /// End and asked length of the previous read of a planned file.
+    planned_prev: Mutex<(u64, u32)>,
     /// Planned units (e.g. GRIB2 messages): reads fetch the units they touch, whole, and
     /// nothing else (no window prefetch).
     units: Option<Arc<Vec<std::ops::Range<u64>>>>,
@@ -108,7 +113,7 @@ impl FileReader {
                 window: INITIAL_WINDOW,
                 ..Default::default()
             }),
-            planned_end: Mutex::new(u64::MAX),
+            planned_prev: Mutex::new((u64::MAX, u32::MAX)),
             units: None,
         }
     }
@@ -130,7 +135,13 @@ impl FileReader {
         }
         Metrics::inc(&self.metrics.fuse_reads);
         if let Some(units) = &self.units {
-            let access = if std::mem::replace(&mut *self.planned_end.lock(), u64::MAX) == offset {
+            let (prev_end, prev_len) =
+                std::mem::replace(&mut *self.planned_prev.lock(), (u64::MAX, u32::MAX));
+            // Only a buffer fill may be cut short: a small read (at most `CUT_MAX`) continuing
+            // a previous read that ended where it starts and was shorter than the kernel's
+            // request size (so it ended its read(2): the kernel cuts a larger read(2) into
+            // requests of `MAX_READ`).
+            let access = if prev_end == offset && prev_len < MAX_READ && len <= CUT_MAX {
                 Access::Continue
             } else {
                 Access::Seek
@@ -139,7 +150,7 @@ impl FileReader {
                 .cache
                 .read_planned(&self.obj, units, offset..end, access)
                 .await?;
-            *self.planned_end.lock() = offset + data.len() as u64;
+            *self.planned_prev.lock() = (offset + data.len() as u64, len);
             Metrics::add(&self.metrics.bytes_read, data.len() as u64);
             return Ok(data);
         }
@@ -368,6 +379,35 @@ mod tests {
             metrics.bytes_fetched.load(Relaxed),
             3 * MIN_PIECE + 5 * (64 << 10)
         );
+    }
+
+    #[tokio::test]
+    async fn only_whole_small_continuing_reads_of_planned_units_are_cut_short() {
+        let (rd, data, _) = reader(3 * BLOCK_SIZE).await;
+        let b = BLOCK_SIZE;
+        let rd = rd.with_units(Some(Arc::new(vec![0..b, b..2 * b, 2 * b..3 * b])));
+        let read = |off: u64, len: u32| {
+            let rd = &rd;
+            async move { rd.read(off, len).await.unwrap().to_bytes() }
+        };
+        // A read after a seek, from unit 0's tail into unit 1's head: served whole.
+        assert_eq!(read(b - 16_384, 8192).await.len(), 8192);
+        let got = read(b - 4096, 8192).await;
+        assert_eq!(&got[..], &data[b as usize - 4096..b as usize + 4096]);
+        // A stdio-like reader's next fill, running into unit 2's head: cut at unit 2.
+        let at = 2 * b - 4096;
+        read(at - 8192, 8192).await;
+        let got = read(at, 8192).await;
+        assert_eq!(&got[..], &data[at as usize..2 * b as usize]);
+        // A read continuing one of the kernel's full request size may be the rest of the same
+        // read(2): never cut.
+        let (rd2, _, _) = reader(3 * BLOCK_SIZE).await;
+        let rd2 = rd2.with_units(Some(Arc::new(vec![0..2 * b, 2 * b..3 * b])));
+        rd2.read(2 * b - 4096 - MAX_READ as u64, MAX_READ)
+            .await
+            .unwrap();
+        let got = rd2.read(2 * b - 4096, 8192).await.unwrap();
+        assert_eq!(got.len(), 8192);
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //!
 //! Buffered readers (stdio, GDAL's VSI layer) read through aligned buffers, so reading one unit
 //! also grazes its neighbours. A graze is served by how the reader got there ([`Access`]):
-//! - a read that continues where the reader's previous read ended, and would end in the head
-//!   of a unit not held, is cut short at that unit's start. Planned files are opened with direct
-//!   I/O, so the reader gets a short read and asks again from there, where the unit is fetched
-//!   whole, but only if the reader really goes on;
+//! - a small read that continues where the reader's previous small read ended (a stdio buffer
+//!   fill), and would end in the head of a unit not held, is cut short at that unit's start.
+//!   Planned files are opened with direct I/O, so the reader's read(2) returns short and it asks
+//!   again from there, where the unit is fetched whole, but only if the reader really goes on.
+//!   (Short reads are legal and every buffered reader loops on them; the caller, the per-file
+//!   reader, only asks for this when the read is a whole read(2), never part of a larger one);
 //! - a read after a seek that starts in a unit's tail and ends in the next unit's head reads the
 //!   next unit whole (the reader aligned its seek down to a buffer boundary);
 //! - any other graze fetches just the bytes asked for. A tail is kept (in memory, and on disk by
@@ -28,7 +30,7 @@ const HEAD_SLACK: u64 = 4 << 10;
 /// How a read of a planned file relates to the reader's previous one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// The read starts where the previous one ended.
+    /// A small read starting where the previous small read ended: it may be cut short.
     Continue,
     /// Anything else: a first read, or one after a seek.
     Seek,
