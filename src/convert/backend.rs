@@ -6,7 +6,8 @@
 //!
 //! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0
 //! when there is none), the first KiB of each message for its metadata, and a whole message
-//! only when one of its fields is read. Decoded fields, pyramids and tiles are cached.
+//! only when one of its fields is read. Decoded fields, pyramids, tiles and rendered
+//! `preview.png` files are cached.
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -347,6 +347,57 @@ impl<B: Backend> Convert<B> {
 mod tests {
     use super::*;
 
+    /// The blosc fixture through a local-folder backend: the view lists its steps, a COG
+    /// has its announced size, and `preview.png` is rendered once: with the pyramids dropped
+    /// and the chunks deleted, it is still served, the same bytes.
+    #[tokio::test]
+    async fn blosc_store_view_and_cached_preview() {
+        use crate::store::object::{Lister, ObjectBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new("../shared/fixtures/zarr/dataset_3d.zarr");
+        let dst = dir.path().join("d.zarr");
+        for sub in ["", "dataset", "time", "x", "y"] {
+            std::fs::create_dir_all(dst.join(sub)).unwrap();
+            for e in std::fs::read_dir(src.join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let b = Convert::new(ObjectBackend::new(
+            Arc::new(store),
+            String::new(),
+            Lister::Generic,
+        ));
+        let listing = b.list("").await.unwrap();
+        assert!(
+            listing.dirs.contains(&"d.zarr.cog".to_string()),
+            "{listing:?}"
+        );
+        let steps = b.list("d.zarr.cog/dataset/").await.unwrap();
+        let names: Vec<&str> = steps.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["2022-01-01.tif", "2023-01-01.tif", "preview.png"]);
+        let read = |key: &'static str| {
+            let b = &b;
+            async move {
+                let info = b.head(key).await?;
+                let rope = b.get_range(key, 0..info.size, info.etag.as_deref()).await?;
+                Ok::<_, FsError>((info.size, rope.to_bytes()))
+            }
+        };
+        let (size, tif) = read("d.zarr.cog/dataset/2023-01-01.tif").await.unwrap();
+        assert_eq!(tif.len() as u64, size);
+        let (size, png) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
+        assert_eq!(png.len() as u64, size);
+        assert!(png.starts_with(b"\x89PNG"));
+        b.pyramids.invalidate_all();
+        std::fs::remove_dir_all(dst.join("dataset")).unwrap();
+        let (_, again) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
+        assert_eq!(again, png);
+    }
+
     #[test]
     fn zpath_splits_at_the_view() {
         assert_eq!(
