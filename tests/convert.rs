@@ -398,10 +398,11 @@ fn zarr_cog_blosc_fixture_matches_zarr_python() {
     );
 }
 
-/// Zarr v3 stores written by xarray / zarr-python 3 (consolidated `zarr.json`, `c/` chunk
-/// keys, `dimension_names`): with blosc (lz4 bit shuffle; zstd byte shuffle for y/x), with
-/// zstd, and with zstd chunks in `sharding_indexed` shards, each step's COG equals the zarr-python slice flipped north-up, on the Lambert
-/// conformal grid of the `crs` variable, named by its hourly CF time.
+/// Zarr v3 stores written by xarray / zarr-python 3 (`c/` chunk keys, `dimension_names`):
+/// consolidated with blosc (lz4 bit shuffle; zstd byte shuffle for y/x), with zstd, and with
+/// zstd chunks in `sharding_indexed` shards; and with zstd and no consolidated metadata (each
+/// array's own `zarr.json`). Each step's COG equals the zarr-python slice flipped north-up,
+/// on the Lambert conformal grid of the `crs` variable, named by its hourly CF time.
 #[test]
 fn zarr_cog_v3_stores_match_zarr_python() {
     let tmp = tempfile::tempdir().unwrap();
@@ -416,7 +417,8 @@ fn zarr_cog_v3_stores_match_zarr_python() {
     let corner = tagged(&out, "corner");
     let server = Server::garage();
     let prefix = unique_prefix("convert-zarr3");
-    for name in ["blosc", "zstd", "shard"] {
+    let stores = ["blosc", "zstd", "shard", "plain"];
+    for name in stores {
         let store = tmp.path().join(format!("{name}.zarr"));
         put_tree(&server, &prefix, &store, &format!("{name}.zarr"));
     }
@@ -426,6 +428,8 @@ fn zarr_cog_v3_stores_match_zarr_python() {
         [
             "blosc.zarr",
             "blosc.zarr.cog",
+            "plain.zarr",
+            "plain.zarr.cog",
             "shard.zarr",
             "shard.zarr.cog",
             "zstd.zarr",
@@ -433,7 +437,7 @@ fn zarr_cog_v3_stores_match_zarr_python() {
         ]
     );
     assert!(out.contains("shard codecs ['sharding_indexed']"), "{out}");
-    for name in ["blosc", "zstd", "shard"] {
+    for name in stores {
         let cogdir = m.join(&format!("{name}.zarr.cog"));
         assert_eq!(
             names_in(&cogdir),

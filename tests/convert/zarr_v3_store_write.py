@@ -1,7 +1,7 @@
 """Writes two CF Zarr v3 stores with xarray/zarr-python 3 (`zarr_format=3`, consolidated):
 `blosc.zarr` (blosc lz4 with bit shuffle for T2, blosc zstd with byte shuffle for x and y)
 `zstd.zarr` (zstd, zarr-python 3's default) and `shard.zarr` (zstd inner chunks in
-`sharding_indexed` shards). T2(time, y, x) on a Lambert conformal grid whose y runs
+`sharding_indexed` shards), and `plain.zarr` (zstd, not consolidated). T2(time, y, x) on a Lambert conformal grid whose y runs
 south to north, chunks that split the plane unevenly, hourly CF time, a `crs` grid-mapping
 variable. Saves each step's zarr-python slice as <store>_T2_<label>.npy beside the stores,
 and prints the labels and the grid's corner (west, north)."""
@@ -38,6 +38,7 @@ for name, comp in [
     ("blosc", BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")),
     ("zstd", ZstdCodec(level=5)),
     ("shard", ZstdCodec(level=5)),
+    ("plain", ZstdCodec(level=5)),
 ]:
     enc = {"T2": {"chunks": (1, 64, 128), "compressors": [comp]}, "time": dict(time_enc)}
     if name == "shard":
@@ -47,10 +48,11 @@ for name, comp in [
         for c in ("x", "y"):
             enc[c] = {"compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]}
     store = f"{out}/{name}.zarr"
-    ds.to_zarr(store, zarr_format=3, consolidated=True, encoding=enc, mode="w")
-    meta = zarr.open_group(store, mode="r")["T2"].metadata.to_dict()
+    # `plain.zarr`: no consolidated metadata, only each array's own zarr.json.
+    ds.to_zarr(store, zarr_format=3, consolidated=name != "plain", encoding=enc, mode="w")
+    meta = zarr.open_group(store, mode="r", use_consolidated=False)["T2"].metadata.to_dict()
     print(name, "codecs", [c["name"] for c in meta["codecs"]])
-    arr = zarr.open_group(store, mode="r")["T2"]
+    arr = zarr.open_group(store, mode="r", use_consolidated=False)["T2"]
     for t in range(nt):
         np.save(f"{out}/{name}_T2_{times[t]:%Y-%m-%dT%H%M}.npy", arr[t])
 print("labels", " ".join(f"{t:%Y-%m-%dT%H%M}" for t in times))
