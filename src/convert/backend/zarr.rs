@@ -193,6 +193,7 @@ impl<B: Backend> Convert<B> {
                 shards.push((key, sh));
             }
         }
+        // One at a time: a step's slab lies in few shards.
         let mut indexes = std::collections::HashMap::new();
         for (key, sh) in shards {
             let index = self.shard_index(&format!("{store}/{key}"), sh).await?;
