@@ -424,3 +424,149 @@ fn grib_templates_latlon_polar_mercator_match_eccodes_and_gdal() {
     }
     assert!(std::fs::read(m.join("ll.grib2.zarr/.zmetadata")).is_ok());
 }
+
+/// The words after `TAG ` on the line of a script's output that starts with it.
+fn tagged<'a>(out: &'a str, tag: &str) -> Vec<&'a str> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(tag)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{tag}` line in {out}"))
+        .split(' ')
+        .collect()
+}
+
+/// The names in a directory, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir:?}: {e}"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// xarray's default encoding (blosc lz4, byte shuffle, float64): the dataset_3d fixture's
+/// steps as COGs equal zarr-python's slices (north-up, as float32) on its lon/lat grid, and
+/// pass GDAL's COG validator; the preview reads back as a PNG of the right size.
+#[test]
+fn zarr_cog_blosc_fixture_matches_zarr_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = fixtures().join("zarr/dataset_3d.zarr");
+    let out = stdout_of(
+        python()
+            .arg(script("zarr_fixture_slices.py"))
+            .arg(&fixture)
+            .arg("dataset")
+            .arg(tmp.path()),
+    );
+    let corner = tagged(&out, "corner");
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-blosc");
+    put_tree(&server, &prefix, &fixture, "dataset_3d.zarr");
+    let m = Mount::s3(&server, &prefix, &[]);
+    assert_eq!(
+        names_in(m.path()),
+        ["dataset_3d.zarr", "dataset_3d.zarr.cog"]
+    );
+    let cogdir = m.join("dataset_3d.zarr.cog");
+    assert_eq!(names_in(&cogdir), ["dataset"]);
+    assert_eq!(
+        names_in(&cogdir.join("dataset")),
+        ["2022-01-01.tif", "2023-01-01.tif", "preview.png"]
+    );
+    for (t, label) in ["2022-01-01", "2023-01-01"].iter().enumerate() {
+        let tif = cogdir.join(format!("dataset/{label}.tif"));
+        let info = assert_valid_cog(&tif);
+        assert!(info.contains("Size is 2000, 1000"), "{info}");
+        let out = stdout_of(
+            Command::new("/usr/bin/python3")
+                .arg(script("zarr_cog_check.py"))
+                .arg(&tif)
+                .arg(tmp.path().join(format!("dataset_{t}.npy")))
+                .args(&corner)
+                .arg("+proj=longlat"),
+        );
+        assert!(out.contains(" ok "), "{out}");
+    }
+    let png = cogdir.join("dataset/preview.png");
+    let first = std::fs::read(&png).unwrap();
+    assert_eq!(first.len() as u64, std::fs::metadata(&png).unwrap().len());
+    assert!(first.starts_with(b"\x89PNG"));
+    assert_eq!(
+        std::fs::read(&png).unwrap(),
+        first,
+        "a second read, from the cache"
+    );
+}
+
+/// Zarr v3 stores written by xarray / zarr-python 3 (`c/` chunk keys, `dimension_names`):
+/// consolidated with blosc (lz4 bit shuffle; zstd byte shuffle for y/x), with zstd, and with
+/// zstd chunks in `sharding_indexed` shards; and with zstd and no consolidated metadata (each
+/// array's own `zarr.json`). Each step's COG equals the zarr-python slice flipped north-up,
+/// on the Lambert conformal grid of the `crs` variable, named by its hourly CF time.
+#[test]
+fn zarr_cog_v3_stores_match_zarr_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout_of(
+        python()
+            .arg(script("zarr_v3_store_write.py"))
+            .arg(tmp.path()),
+    );
+    let labels = tagged(&out, "labels");
+    assert_eq!(labels, ["1979-10-01T0000", "1979-10-01T0300"]);
+    assert!(out.contains("blosc codecs ['bytes', 'blosc']"), "{out}");
+    let corner = tagged(&out, "corner");
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-zarr3");
+    let stores = ["blosc", "zstd", "shard", "plain"];
+    for name in stores {
+        let store = tmp.path().join(format!("{name}.zarr"));
+        put_tree(&server, &prefix, &store, &format!("{name}.zarr"));
+    }
+    let m = Mount::s3(&server, &prefix, &[]);
+    assert_eq!(
+        names_in(m.path()),
+        [
+            "blosc.zarr",
+            "blosc.zarr.cog",
+            "plain.zarr",
+            "plain.zarr.cog",
+            "shard.zarr",
+            "shard.zarr.cog",
+            "zstd.zarr",
+            "zstd.zarr.cog"
+        ]
+    );
+    assert!(out.contains("shard codecs ['sharding_indexed']"), "{out}");
+    for name in stores {
+        let cogdir = m.join(&format!("{name}.zarr.cog"));
+        assert_eq!(
+            names_in(&cogdir),
+            ["T2"],
+            "{name}: only the georeferenced array"
+        );
+        let mut want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+        want.push("preview.png".into());
+        assert_eq!(names_in(&cogdir.join("T2")), want, "{name}");
+        for label in &labels {
+            let tif = cogdir.join(format!("T2/{label}.tif"));
+            let info = assert_valid_cog(&tif);
+            assert!(info.contains("Size is 300, 200"), "{info}");
+            let out = stdout_of(
+                Command::new("/usr/bin/python3")
+                    .arg(script("zarr_cog_check.py"))
+                    .arg(&tif)
+                    .arg(tmp.path().join(format!("{name}_T2_{label}.npy")))
+                    .args(&corner)
+                    .args(["3000", "3000"])
+                    .args([
+                        "+proj=lcc",
+                        "+lat_1=30",
+                        "+lat_2=50",
+                        "+lon_0=-97.9",
+                        "+R=6370000",
+                    ]),
+            );
+            assert!(out.contains(" ok "), "{name}: {out}");
+        }
+    }
+}

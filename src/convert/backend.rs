@@ -6,7 +6,8 @@
 //!
 //! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0
 //! when there is none), the first KiB of each message for its metadata, and a whole message
-//! only when one of its fields is read. Decoded fields, pyramids and tiles are cached.
+//! only when one of its fields is read. Decoded fields, pyramids, tiles and rendered
+//! `preview.png` files are cached.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct Convert<B> {
     pyramids: Cache<String, Arc<Vec<Raster>>>,
     latlon: Cache<String, Arc<LatLon>>,
     tiles: Cache<String, Bytes>,
+    /// Rendered `preview.png` files, so a preview is drawn once, not per read.
+    previews: Cache<String, Bytes>,
     zarr_views: Cache<String, Arc<zarr::ZarrViews>>,
 }
 
@@ -131,8 +134,33 @@ impl<B: Backend> Convert<B> {
                 .max_capacity(CACHE_BYTES / 4)
                 .weigher(|_, v: &Bytes| weigh(v.len()))
                 .build(),
+            previews: Cache::builder()
+                .max_capacity(CACHE_BYTES / 16)
+                .weigher(|_, v: &Bytes| weigh(v.len()))
+                .build(),
             zarr_views: Cache::new(64),
         }
+    }
+
+    /// A `preview.png`: rendered once from the smallest level of `pyramid`, then cached
+    /// under `key` (the pyramid itself may be evicted meanwhile).
+    async fn preview_png(
+        &self,
+        what: &str,
+        key: String,
+        pyramid: impl std::future::Future<Output = Result<Arc<Vec<Raster>>, FsError>>,
+    ) -> Result<Bytes, FsError> {
+        self.previews
+            .try_get_with(key, async {
+                let pyr = pyramid.await?;
+                tokio::task::spawn_blocking(move || {
+                    Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
+                })
+                .await
+                .map_err(|e| fail(what, anyhow!("preview task: {e}")))
+            })
+            .await
+            .map_err(|e: Arc<FsError>| (*e).clone())
     }
 
     async fn read_all(
@@ -421,8 +449,9 @@ impl<B: Backend> Convert<B> {
             }
             Content::CrsValue => Bytes::from_static(&[0, 0, 0, 0]),
             Content::Preview(k) => {
-                let pyr = self.pyramid(source, info, views, *k).await?;
-                Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
+                let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
+                let pyramid = self.pyramid(source, info, views, *k);
+                self.preview_png(source, key, pyramid).await?
             }
         };
         let end = range.end.min(whole.len() as u64) as usize;

@@ -1,55 +1,59 @@
-//! Zarr v2 time steps as COGs: which arrays of a consolidated store (`.zmetadata`) get COGs,
-//! how their files are named, and how one 2-D slice is assembled from decoded chunks.
-//! Nothing here does I/O; [`super::backend`] fetches the chunks named here.
+//! Zarr time steps as COGs: which arrays of a store get COGs, how their files are named, and
+//! how one 2-D slice is assembled from decoded chunks. Nothing here does I/O;
+//! [`super::backend`] fetches the chunks named here.
 //!
-//! An array gets COGs when its last two dimensions (`_ARRAY_DIMENSIONS`) are `y`, `x` or it
-//! has a CF `grid_mapping` attribute, and both of those dimensions have 1-D coordinate
-//! arrays. One COG per index of the leading dimensions: `VAR/LABEL.tif`, the label the CF
-//! time (`1979-10-01`, `1979-10-01T0300` when sub-daily) of a decodable leading time axis,
-//! the index otherwise (leading dimensions joined by `_`); a 2-D array gives `VAR/VAR.tif`.
+//! Stores: v2 with a consolidated `.zmetadata`; v3 with a root `zarr.json` (its
+//! `consolidated_metadata`, as zarr-python 3 and xarray write it, or the `zarr.json` of each
+//! array the caller read), regular chunk grids, `default` (`c/0/0`) or `v2` chunk keys, and
+//! `dimension_names` (else `_ARRAY_DIMENSIONS`).
 //!
-//! Supported chunk encodings: C order, no filters, compressor none, `zlib`, `gzip` or `zstd` (as
-//! CONUS404 is written), dtypes
-//! float32/64 and (u)int8..64 of either byte order. Anything else is refused with an error
-//! naming the array and the codec (EIO for that file). Hand-written because the `zarrs` crate
-//! needs a filesystem or its own store traits and pulls a large codec tree; each codec here is a
-//! few lines over `flate2` or `zstd`. Not yet: blosc (xarray's default), filters.
+//! An array gets COGs when its last two dimensions are `y`, `x` or it has a CF
+//! `grid_mapping` attribute, and both of those dimensions have 1-D coordinate arrays. One COG
+//! per index of the leading dimensions: `VAR/LABEL.tif`, the label the CF time (`1979-10-01`,
+//! `1979-10-01T0300` when sub-daily) of a decodable leading time axis, the index otherwise
+//! (leading dimensions joined by `_`); a 2-D array gives `VAR/VAR.tif`. The CRS comes from the
+//! grid-mapping variable; with none, coordinates that are degrees (lat/lon dimension names, or
+//! all values within ±90/±360) are taken as WGS 84 longitude/latitude.
+//!
+//! Chunk encodings: see [`codecs`] (zlib, gzip, zstd, blosc, shuffle/delta filters, v3
+//! `bytes`/`crc32c`; not sharding); dtypes float32/64 and (u)int8..64 of either byte order.
+//! Anything else is refused with an error naming the array and the codec (EIO for that file).
+//! Hand-written because the `zarrs` crate needs its own store traits and about 40 more crates
+//! (rayon, regex, C and C++ codec libraries); each codec here is a few lines over `flate2`,
+//! `zstd` or `lz4_flex` ([`super::blosc`]).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use chrono::{Duration, NaiveDate, NaiveDateTime, Timelike};
 use serde_json::{Map, Value};
 
 use super::cog::{CogLayout, CogSpec, GeoRef, Raster};
 use super::crs::{Crs, Earth, from_cf};
+pub use codecs::Sharding;
+use codecs::{Dtype, Pipeline, parse_dtype, parse_v3_dtype};
 
+mod codecs;
+
+/// How chunk keys are spelled: `c/0/0` (v3 `default`) or `0.0` / `0/0` (v2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Codec {
-    None,
-    Zlib,
-    Zstd,
-    Gzip,
+struct KeyEnc {
+    prefix: bool,
+    sep: char,
 }
 
-/// Element type: kind (`f`, `i`, `u`), size in bytes, little endian.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Dtype {
-    kind: u8,
-    size: usize,
-    le: bool,
-}
-
-/// One array's `.zarray` and `.zattrs`.
+/// One array's metadata (v2 `.zarray` and `.zattrs`, or a v3 `zarr.json`).
 #[derive(Clone, Debug)]
 pub struct ArrayMeta {
     shape: Vec<usize>,
     chunks: Vec<usize>,
     dtype: Dtype,
-    codec: Result<Codec, String>,
+    /// The decode steps, or why the chunks cannot be decoded.
+    codecs: Result<Pipeline, String>,
     fill: f64,
-    sep: char,
+    key: KeyEnc,
+    /// v3 sharding: `chunks` are then the inner chunks.
+    shard: Option<Sharding>,
     dims: Vec<String>,
     attrs: Map<String, Value>,
 }
@@ -58,22 +62,6 @@ pub struct ArrayMeta {
 #[derive(Debug, Default)]
 pub struct Store {
     pub arrays: BTreeMap<String, ArrayMeta>,
-}
-
-fn parse_dtype(s: &str) -> Result<Dtype> {
-    let b = s.as_bytes();
-    ensure!(b.len() >= 3, "dtype `{s}` is not supported");
-    let size: usize = s[2..].parse().ok().context("bad dtype size")?;
-    let le = b[0] != b'>';
-    ensure!(
-        matches!((b[1], size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
-        "dtype `{s}` is not supported (float32/64 and integers are)"
-    );
-    Ok(Dtype {
-        kind: b[1],
-        size,
-        le,
-    })
 }
 
 fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
@@ -92,25 +80,8 @@ fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
         "shape and chunks disagree"
     );
     let dtype = parse_dtype(zarray["dtype"].as_str().context("`dtype` missing")?)?;
-    let codec = if zarray["order"].as_str() != Some("C") {
-        Err("order F".to_string())
-    } else if !zarray["filters"].is_null() {
-        Err(format!("filters {}", zarray["filters"]))
-    } else {
-        match zarray["compressor"]["id"].as_str() {
-            _ if zarray["compressor"].is_null() => Ok(Codec::None),
-            Some("zlib") => Ok(Codec::Zlib),
-            Some("gzip") => Ok(Codec::Gzip),
-            Some("zstd") => Ok(Codec::Zstd),
-            _ => Err(format!("compressor {}", zarray["compressor"])),
-        }
-    };
-    let fill = match &zarray["fill_value"] {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) if s == "Infinity" => f64::INFINITY,
-        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-        _ => f64::NAN,
-    };
+    let codecs = Pipeline::from_v2(zarray, dtype).map_err(|e| format!("{e:#}"));
+    let fill = fill_value(&zarray["fill_value"]);
     let sep = if zarray["dimension_separator"].as_str() == Some("/") {
         '/'
     } else {
@@ -120,22 +91,102 @@ fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let dims = attrs
-        .get("_ARRAY_DIMENSIONS")
-        .and_then(Value::as_array)
-        .map(|d| {
-            d.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let dims = names(attrs.get("_ARRAY_DIMENSIONS"));
     Ok(ArrayMeta {
         shape,
         chunks,
         dtype,
-        codec,
+        codecs,
         fill,
-        sep,
+        key: KeyEnc { prefix: false, sep },
+        shard: None,
+        dims,
+        attrs,
+    })
+}
+
+/// Dimension names from a JSON list (an unnamed v3 dimension is `""`).
+fn names(list: Option<&Value>) -> Vec<String> {
+    list.and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .map(|s| s.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fill_value(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) if s == "Infinity" => f64::INFINITY,
+        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+        _ => f64::NAN,
+    }
+}
+
+/// One array's v3 `zarr.json` (regular chunk grid; `dimension_names`, `attributes`).
+fn parse_v3_array(meta: &Value) -> Result<ArrayMeta> {
+    let ints = |v: &Value, what: &str| -> Result<Vec<usize>> {
+        v.as_array()
+            .with_context(|| format!("`{what}` missing"))?
+            .iter()
+            .map(|v| v.as_u64().map(|v| v as usize).context("not an integer"))
+            .collect()
+    };
+    let shape = ints(&meta["shape"], "shape")?;
+    let grid = &meta["chunk_grid"];
+    ensure!(
+        grid["name"].as_str() == Some("regular"),
+        "chunk grid {} is not supported (regular is)",
+        grid["name"]
+    );
+    let mut chunks = ints(&grid["configuration"]["chunk_shape"], "chunk_shape")?;
+    ensure!(
+        shape.len() == chunks.len() && chunks.iter().all(|&c| c > 0),
+        "shape and chunks disagree"
+    );
+    let mut dtype = parse_v3_dtype(meta["data_type"].as_str().context("`data_type` missing")?)?;
+    let mut shard = None;
+    let sharding = meta["codecs"]
+        .as_array()
+        .filter(|l| l.len() == 1 && l[0]["name"].as_str() == Some("sharding_indexed"));
+    let codecs = match sharding {
+        Some(l) => match Sharding::from_v3(&l[0]["configuration"], &chunks) {
+            Ok((sh, inner, inner_codecs)) => {
+                shard = Some(sh);
+                chunks = inner;
+                Pipeline::from_v3(inner_codecs, &mut dtype)
+                    .map_err(|e| format!("sharding_indexed: inner codecs: {e:#}"))
+            }
+            Err(e) => Err(format!("{e:#}")),
+        },
+        None => Pipeline::from_v3(&meta["codecs"], &mut dtype).map_err(|e| format!("{e:#}")),
+    };
+    let enc = &meta["chunk_key_encoding"];
+    let v2_keys = enc["name"].as_str() == Some("v2");
+    let sep = match enc["configuration"]["separator"].as_str() {
+        Some(".") => '.',
+        Some("/") => '/',
+        _ if v2_keys => '.',
+        _ => '/',
+    };
+    let attrs = meta["attributes"].as_object().cloned().unwrap_or_default();
+    let dims = match &meta["dimension_names"] {
+        d @ Value::Array(_) => names(Some(d)),
+        _ => names(attrs.get("_ARRAY_DIMENSIONS")),
+    };
+    Ok(ArrayMeta {
+        shape,
+        chunks,
+        dtype,
+        codecs,
+        fill: fill_value(&meta["fill_value"]),
+        key: KeyEnc {
+            prefix: !v2_keys,
+            sep,
+        },
+        shard,
         dims,
         attrs,
     })
@@ -167,6 +218,44 @@ impl Store {
             }
         }
         Ok(Self { arrays })
+    }
+
+    /// The arrays of a v3 store: from the `consolidated_metadata` of its root `zarr.json`
+    /// (as zarr-python 3 and xarray write it), plus `extra` (path, `zarr.json`) pairs read
+    /// one by one when the root has none. An array that cannot be read is left out.
+    pub fn from_zarr_json(root: &[u8], extra: &[(String, Value)]) -> Result<Self> {
+        let doc: Value = serde_json::from_slice(root).context("`zarr.json` is not JSON")?;
+        ensure!(
+            doc["zarr_format"].as_u64() == Some(3),
+            "`zarr.json` is not Zarr v3"
+        );
+        let mut docs: Vec<(String, &Value)> = Vec::new();
+        if let Some(meta) = doc["consolidated_metadata"]["metadata"].as_object() {
+            docs.extend(
+                meta.iter()
+                    .map(|(k, v)| (k.trim_matches('/').to_string(), v)),
+            );
+        }
+        docs.extend(extra.iter().map(|(k, v)| (k.clone(), v)));
+        let mut arrays = BTreeMap::new();
+        for (path, v) in docs {
+            if v["node_type"].as_str() != Some("array") {
+                continue;
+            }
+            match parse_v3_array(v) {
+                Ok(a) => {
+                    arrays.insert(path, a);
+                }
+                Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
+            }
+        }
+        Ok(Self { arrays })
+    }
+
+    /// Whether a root `zarr.json` lists its arrays (consolidated metadata).
+    pub fn is_consolidated_v3(root: &[u8]) -> bool {
+        serde_json::from_slice::<Value>(root)
+            .is_ok_and(|d| d["consolidated_metadata"]["metadata"].is_object())
     }
 
     /// The coordinate array of dimension `dim` for array `var` (a sibling in its group).
@@ -220,18 +309,20 @@ impl Store {
     }
 
     /// The CRS of an array: its `grid_mapping` variable, else a sibling `crs` variable, else
-    /// geographic WGS 84 when its dimensions are latitude/longitude.
-    fn crs_of(&self, path: &str, a: &ArrayMeta) -> Result<Crs> {
+    /// geographic WGS 84 when its dimensions are latitude/longitude or (with no grid mapping
+    /// named) its `y`/`x` coordinates all lie within ±90/±360, as degrees do.
+    fn crs_of(&self, path: &str, a: &ArrayMeta, y: &[f64], x: &[f64]) -> Result<Crs> {
         let gm = a.attrs.get("grid_mapping").and_then(Value::as_str);
         let gm_path = Self::coord_path(path, gm.unwrap_or("crs"));
         if let Some(c) = self.arrays.get(&gm_path) {
             return from_cf(&c.attrs).with_context(|| format!("grid mapping `{gm_path}`"));
         }
         let n = a.dims.len();
-        let geographic = a.dims[n - 2].starts_with("lat") && a.dims[n - 1].starts_with("lon");
+        let named = a.dims[n - 2].starts_with("lat") && a.dims[n - 1].starts_with("lon");
+        let degrees = y.iter().all(|v| v.abs() <= 90.0) && x.iter().all(|v| v.abs() <= 360.0);
         ensure!(
-            gm.is_none() && geographic,
-            "no grid mapping variable `{gm_path}`"
+            gm.is_none() && (named || degrees),
+            "no grid mapping variable `{gm_path}`, and the y/x coordinates are not degrees"
         );
         Ok(Crs::Geographic {
             earth: Earth {
@@ -292,7 +383,7 @@ impl CogViews {
         x: &[f64],
         coords: &BTreeMap<String, Vec<f64>>,
     ) -> Result<()> {
-        let crs = store.crs_of(path, a)?;
+        let crs = store.crs_of(path, a, y, x)?;
         let (geo, flip_y, flip_x) = georef(y, x)?;
         let n = a.shape.len();
         let spec = CogSpec {
@@ -476,10 +567,36 @@ impl ArrayMeta {
         out
     }
 
-    /// The key of a chunk, relative to the store.
+    /// Where a chunk is: its object's key and, for a sharded array, the shard layout and the
+    /// chunk's position in the shard's index.
+    pub fn chunk_location(
+        &self,
+        var: &str,
+        coord: &[usize],
+    ) -> (String, Option<(&Sharding, usize)>) {
+        match &self.shard {
+            None => (self.chunk_key(var, coord), None),
+            Some(sh) => {
+                let outer: Vec<usize> = coord.iter().zip(&sh.per).map(|(c, p)| c / p).collect();
+                let pos = coord
+                    .iter()
+                    .zip(&sh.per)
+                    .fold(0, |acc, (c, p)| acc * p + c % p);
+                (self.chunk_key(var, &outer), Some((sh, pos)))
+            }
+        }
+    }
+
+    /// The key of a chunk object (a shard, for a sharded array), relative to the store.
     pub fn chunk_key(&self, var: &str, coord: &[usize]) -> String {
-        let parts: Vec<String> = coord.iter().map(usize::to_string).collect();
-        format!("{var}/{}", parts.join(&self.sep.to_string()))
+        let sep = self.key.sep.to_string();
+        let mut parts: Vec<String> = coord.iter().map(usize::to_string).collect();
+        if self.key.prefix {
+            parts.insert(0, "c".into());
+        } else if parts.is_empty() {
+            parts.push("0".into());
+        }
+        format!("{var}/{}", parts.join(&sep))
     }
 
     /// Elements in one chunk.
@@ -487,63 +604,10 @@ impl ArrayMeta {
         self.chunks.iter().product()
     }
 
-    /// A chunk's elements as f64, C order, decompressed and byte-swapped.
+    /// A chunk's elements as f64, C order: decoded by the array's codecs, byte-swapped.
     pub fn decode_chunk(&self, raw: &[u8]) -> Result<Vec<f64>> {
-        let codec = self
-            .codec
-            .clone()
-            .map_err(|c| anyhow::anyhow!("{c} is not supported (zlib, gzip, zstd or none are)"))?;
-        let want = self.chunk_len() * self.dtype.size;
-        let mut bytes = Vec::with_capacity(want);
-        match codec {
-            Codec::None => bytes.extend_from_slice(raw),
-            Codec::Zlib => {
-                flate2::read::ZlibDecoder::new(raw)
-                    .take(want as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .context("zlib stream")?;
-            }
-            Codec::Gzip => {
-                flate2::read::GzDecoder::new(raw)
-                    .take(want as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .context("gzip stream")?;
-            }
-            Codec::Zstd => {
-                zstd::stream::read::Decoder::new(raw)
-                    .context("zstd stream")?
-                    .take(want as u64 + 1)
-                    .read_to_end(&mut bytes)
-                    .context("zstd stream")?;
-            }
-        }
-        if bytes.len() != want {
-            bail!("chunk holds {} bytes, not {want}", bytes.len());
-        }
-        let Dtype { kind, size, le } = self.dtype;
-        Ok(bytes
-            .chunks_exact(size)
-            .map(|b| {
-                let mut a = [0u8; 8];
-                if le {
-                    a[..size].copy_from_slice(b);
-                } else {
-                    a[..size]
-                        .iter_mut()
-                        .zip(b.iter().rev())
-                        .for_each(|(d, s)| *d = *s);
-                }
-                match (kind, size) {
-                    (b'f', 4) => f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
-                    (b'f', _) => f64::from_le_bytes(a),
-                    (b'u', _) => u64::from_le_bytes(a) as f64,
-                    _ => {
-                        let shift = 64 - 8 * size as u32;
-                        ((i64::from_le_bytes(a) << shift) >> shift) as f64
-                    }
-                }
-            })
-            .collect())
+        let pipeline = self.codecs.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        pipeline.decode(raw, self.dtype, self.chunk_len())
     }
 
     /// The slab at `lead` with its last `k` (1 or 2) dimensions whole, from its chunks

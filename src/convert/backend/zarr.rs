@@ -1,8 +1,10 @@
 //! The `STORE.zarr.cog/` views of [`Convert`]: for a directory `STORE.zarr` holding a v2
-//! `.zmetadata`, one COG per time step of each georeferenced array (see
-//! [`crate::convert::zarr_cog`]). Building the view reads `.zmetadata` and the 1-D coordinate
-//! arrays; a COG's tiles read only the chunks of its own step. Virtual ETags are the
-//! `.zmetadata` ETag plus `.cog`: a rewritten store gives new ETags.
+//! `.zmetadata` or a v3 root `zarr.json`, one COG per time step of each georeferenced array
+//! (see [`crate::convert::zarr_cog`]). Building the view reads the metadata (a v3 root
+//! without consolidated metadata: one listing of the store and the `zarr.json` of each folder
+//! below it) and the 1-D coordinate arrays; a COG's tiles read only the chunks of its own
+//! step. Virtual ETags are the metadata document's ETag plus `.cog`: a rewritten store gives
+//! new ETags. `preview.png` is rendered once per view and step and cached.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -14,9 +16,12 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{Convert, cache_key, fail};
 use crate::convert::cog::{CogLayout, Raster};
-use crate::convert::zarr_cog::{CogViews, Store, ZFile, step_raster};
+use crate::convert::zarr_cog::{CogViews, Sharding, Store, ZFile, step_raster};
 use crate::error::FsError;
 use crate::store::{Backend, Listing, ObjectInfo};
+
+/// A shard's ETag and the byte range of each inner chunk (`None`: not written).
+type ShardIndex = (Option<String>, Vec<Option<Range<u64>>>);
 
 /// Suffix of the view directory beside `STORE.zarr`.
 pub(super) const SUFFIX: &str = ".cog";
@@ -26,6 +31,8 @@ pub(super) const SUFFIX: &str = ".cog";
 pub struct ZarrViews {
     store: Store,
     cogs: CogViews,
+    /// Cache key of the metadata document (and ETag) the view was made from.
+    meta_key: String,
 }
 
 /// A path below a Zarr COG view: the store's key prefix (`a/STORE.zarr`) and the path inside
@@ -68,7 +75,7 @@ fn etag(info: &ObjectInfo) -> Option<String> {
 
 impl<B: Backend> Convert<B> {
     /// The view directories to add to `listing` of `dir`: one per `*.zarr` directory that
-    /// has a `.zmetadata`.
+    /// has a `.zmetadata` (v2) or a `zarr.json` (v3).
     pub(super) async fn zarr_cog_dirs(&self, dir: &str, listing: &Listing) -> Vec<String> {
         let names: Vec<String> = listing
             .dirs
@@ -77,9 +84,9 @@ impl<B: Backend> Convert<B> {
             .cloned()
             .collect();
         let probes = names.into_iter().map(|d| {
-            let key = format!("{dir}{d}/.zmetadata");
+            let store = format!("{dir}{d}");
             async move {
-                let found = self.inner.head(&key).await.is_ok();
+                let found = self.zarr_meta(&store).await.is_ok();
                 found.then(|| format!("{d}{SUFFIX}"))
             }
         });
@@ -90,18 +97,61 @@ impl<B: Backend> Convert<B> {
             .collect()
     }
 
-    /// `.zmetadata`'s info and the store's view (cached per ETag).
-    async fn zarr_views(&self, store: &str) -> Result<(ObjectInfo, Arc<ZarrViews>), FsError> {
+    /// The store's metadata document (`.zmetadata`, else the v3 root `zarr.json`) and its
+    /// info.
+    async fn zarr_meta(&self, store: &str) -> Result<(String, ObjectInfo), FsError> {
         let zmeta = format!("{store}/.zmetadata");
-        let info = self.inner.head(&zmeta).await?;
+        match self.inner.head(&zmeta).await {
+            Err(FsError::NotFound) => {
+                let root = format!("{store}/zarr.json");
+                let info = self.inner.head(&root).await?;
+                Ok((root, info))
+            }
+            got => Ok((zmeta, got?)),
+        }
+    }
+
+    /// The arrays of a store from its metadata document `meta`. A v3 root without
+    /// consolidated metadata: the `zarr.json` of each folder below the root is read.
+    async fn zarr_store(&self, store: &str, meta: &str, bytes: &[u8]) -> Result<Store, FsError> {
+        if meta.ends_with(".zmetadata") {
+            return Store::from_zmetadata(bytes).map_err(|e| fail(meta, e));
+        }
+        let mut extra = Vec::new();
+        if !Store::is_consolidated_v3(bytes) {
+            let listing = self.inner.list(&format!("{store}/")).await?;
+            let docs = futures::stream::iter(listing.dirs)
+                .map(|d| async move {
+                    let key = format!("{store}/{d}/zarr.json");
+                    match self.inner.get_object(&key).await {
+                        Ok((_, rope)) => Ok(serde_json::from_slice::<serde_json::Value>(
+                            &rope.to_bytes(),
+                        )
+                        .ok()
+                        .map(|v| (d, v))),
+                        Err(FsError::NotFound) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .buffered(8)
+                .try_collect::<Vec<_>>()
+                .await?;
+            extra.extend(docs.into_iter().flatten());
+        }
+        Store::from_zarr_json(bytes, &extra).map_err(|e| fail(meta, e))
+    }
+
+    /// The metadata document's info and the store's view (cached per ETag).
+    async fn zarr_views(&self, store: &str) -> Result<(ObjectInfo, Arc<ZarrViews>), FsError> {
+        let (zmeta, info) = self.zarr_meta(store).await?;
         let key = cache_key(&zmeta, info.etag.as_deref());
         let views = self
             .zarr_views
-            .try_get_with(key, async {
+            .try_get_with(key.clone(), async {
                 let bytes = self
                     .read_all(&zmeta, 0..info.size, info.etag.as_deref())
                     .await?;
-                let parsed = Store::from_zmetadata(&bytes).map_err(|e| fail(&zmeta, e))?;
+                let parsed = self.zarr_store(store, &zmeta, &bytes).await?;
                 let mut coords = BTreeMap::new();
                 for path in parsed.coords_needed() {
                     let v = self.read_slab(store, &parsed, &path, &[], 1).await?;
@@ -111,6 +161,7 @@ impl<B: Backend> Convert<B> {
                 Ok::<_, FsError>(Arc::new(ZarrViews {
                     store: parsed,
                     cogs,
+                    meta_key: key,
                 }))
             })
             .await
@@ -132,11 +183,38 @@ impl<B: Backend> Convert<B> {
             .arrays
             .get(var)
             .ok_or_else(|| fail(store, anyhow!("no array `{var}`")))?;
-        let chunks: Vec<Option<Vec<f64>>> = futures::stream::iter(meta.slab_chunks(lead, k))
+        let coords = meta.slab_chunks(lead, k);
+        // Sharded arrays: each shard's index, read once (`None`: the shard was never written).
+        let mut shards: Vec<(String, &Sharding)> = Vec::new();
+        for c in &coords {
+            if let (key, Some((sh, _))) = meta.chunk_location(var, c)
+                && !shards.iter().any(|(k, _)| *k == key)
+            {
+                shards.push((key, sh));
+            }
+        }
+        // One at a time: a step's slab lies in few shards.
+        let mut indexes = std::collections::HashMap::new();
+        for (key, sh) in shards {
+            let index = self.shard_index(&format!("{store}/{key}"), sh).await?;
+            indexes.insert(key, index);
+        }
+        let indexes = &indexes;
+        let chunks: Vec<Option<Vec<f64>>> = futures::stream::iter(coords)
             .map(|c| async move {
-                let key = format!("{store}/{}", meta.chunk_key(var, &c));
-                let raw = match self.inner.get_object(&key).await {
-                    Ok((_, rope)) => rope.to_bytes(),
+                let (rel, inner) = meta.chunk_location(var, &c);
+                let key = format!("{store}/{rel}");
+                let got = match (inner, indexes.get(&rel)) {
+                    (None, _) => self.inner.get_object(&key).await.map(|(_, r)| r),
+                    (Some(_), Some(None)) => return Ok(None),
+                    (Some((_, pos)), Some(Some((etag, ranges)))) => match &ranges[pos] {
+                        Some(r) => self.inner.get_range(&key, r.clone(), etag.as_deref()).await,
+                        None => return Ok(None),
+                    },
+                    (Some(_), None) => return Err(fail(&key, anyhow!("shard index not read"))),
+                };
+                let raw = match got {
+                    Ok(rope) => rope.to_bytes(),
                     Err(FsError::NotFound) => return Ok(None),
                     Err(e) => return Err(e),
                 };
@@ -145,7 +223,7 @@ impl<B: Backend> Convert<B> {
                     .await
                     .map_err(|e| fail(&key, anyhow!("decoder task: {e}")))?
                     .map(Some)
-                    .map_err(|e| fail(&key, e))
+                    .map_err(|e| fail(&key, e.context(format!("array `{var}`"))))
             })
             .buffered(8)
             .try_collect()
@@ -153,17 +231,29 @@ impl<B: Backend> Convert<B> {
         Ok(meta.assemble(lead, k, &chunks))
     }
 
+    /// A shard's ETag and the byte ranges of its inner chunks; `None` when the shard is
+    /// missing (all its chunks are the fill value).
+    async fn shard_index(&self, key: &str, sh: &Sharding) -> Result<Option<ShardIndex>, FsError> {
+        let info = match self.inner.head(key).await {
+            Ok(i) => i,
+            Err(FsError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let range = sh.index_range(info.size).map_err(|e| fail(key, e))?;
+        let bytes = self.read_all(key, range, info.etag.as_deref()).await?;
+        let ranges = sh
+            .chunk_ranges(&bytes, info.size)
+            .map_err(|e| fail(key, e))?;
+        Ok(Some((info.etag, ranges)))
+    }
+
     async fn step_pyramid(
         &self,
         store: &str,
-        info: &ObjectInfo,
         views: &ZarrViews,
         k: usize,
     ) -> Result<Arc<Vec<Raster>>, FsError> {
-        let key = format!(
-            "{}\0z{k}",
-            cache_key(&format!("{store}/.zmetadata"), info.etag.as_deref())
-        );
+        let key = format!("{}\0z{k}", views.meta_key);
         self.pyramids
             .try_get_with(key, async {
                 let step = views.cogs.steps[k].clone();
@@ -235,25 +325,20 @@ impl<B: Backend> Convert<B> {
                 expected: expected.to_string(),
             });
         }
+        let what = format!("{}{SUFFIX}/{}", zp.store, zp.rest);
         let k = match views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)? {
             ZFile::Cog(k) => *k,
             ZFile::Preview(k) => {
-                let pyramid = self.step_pyramid(&zp.store, &info, &views, *k).await?;
-                let png = match pyramid.last() {
-                    Some(r) => crate::convert::preview::render(r),
-                    None => Vec::new(),
-                };
+                let key = format!("{}\0zp{k}", views.meta_key);
+                let pyramid = self.step_pyramid(&zp.store, &views, *k);
+                let png = self.preview_png(&what, key, pyramid).await?;
                 let end = range.end.min(png.len() as u64) as usize;
                 let start = (range.start as usize).min(end);
-                return Ok(Bytes::from(png).slice(start..end));
+                return Ok(png.slice(start..end));
             }
         };
-        let tile_key = format!(
-            "{}\0z{k}",
-            cache_key(&format!("{}/.zmetadata", zp.store), info.etag.as_deref())
-        );
-        let pyramid = self.step_pyramid(&zp.store, &info, &views, k);
-        let what = format!("{}{SUFFIX}/{}", zp.store, zp.rest);
+        let tile_key = format!("{}\0z{k}", views.meta_key);
+        let pyramid = self.step_pyramid(&zp.store, &views, k);
         self.lazy_cog(&what, &tile_key, views.clone(), layout, k, pyramid, range)
             .await
     }
@@ -262,6 +347,57 @@ impl<B: Backend> Convert<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The blosc fixture through a local-folder backend: the view lists its steps, a COG
+    /// has its announced size, and `preview.png` is rendered once: with the pyramids dropped
+    /// and the chunks deleted, it is still served, the same bytes.
+    #[tokio::test]
+    async fn blosc_store_view_and_cached_preview() {
+        use crate::store::object::{Lister, ObjectBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::path::Path::new("../shared/fixtures/zarr/dataset_3d.zarr");
+        let dst = dir.path().join("d.zarr");
+        for sub in ["", "dataset", "time", "x", "y"] {
+            std::fs::create_dir_all(dst.join(sub)).unwrap();
+            for e in std::fs::read_dir(src.join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() {
+                    std::fs::copy(e.path(), dst.join(sub).join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let b = Convert::new(ObjectBackend::new(
+            Arc::new(store),
+            String::new(),
+            Lister::Generic,
+        ));
+        let listing = b.list("").await.unwrap();
+        assert!(
+            listing.dirs.contains(&"d.zarr.cog".to_string()),
+            "{listing:?}"
+        );
+        let steps = b.list("d.zarr.cog/dataset/").await.unwrap();
+        let names: Vec<&str> = steps.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["2022-01-01.tif", "2023-01-01.tif", "preview.png"]);
+        let read = |key: &'static str| {
+            let b = &b;
+            async move {
+                let info = b.head(key).await?;
+                let rope = b.get_range(key, 0..info.size, info.etag.as_deref()).await?;
+                Ok::<_, FsError>((info.size, rope.to_bytes()))
+            }
+        };
+        let (size, tif) = read("d.zarr.cog/dataset/2023-01-01.tif").await.unwrap();
+        assert_eq!(tif.len() as u64, size);
+        let (size, png) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
+        assert_eq!(png.len() as u64, size);
+        assert!(png.starts_with(b"\x89PNG"));
+        b.pyramids.invalidate_all();
+        std::fs::remove_dir_all(dst.join("dataset")).unwrap();
+        let (_, again) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
+        assert_eq!(again, png);
+    }
 
     #[test]
     fn zpath_splits_at_the_view() {
