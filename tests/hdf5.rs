@@ -55,7 +55,7 @@ print(json.dumps({"sum": float(v.astype("float64").sum()), "shape": list(v.shape
 "#;
 
 /// From the local file (h5py): the chunks of `var` that `sel` touches (count, stored bytes),
-/// plus the storage of every other dataset (the coordinates xarray loads at open).
+/// plus the storage of the dimension scales (the coordinates xarray loads at open).
 const TOUCHED: &str = r#"
 import sys, json, h5py
 path, var = sys.argv[1], sys.argv[2]
@@ -69,7 +69,8 @@ with h5py.File(path, "r") as f:
             n += 1
             size += c.size
     other = []
-    f.visititems(lambda name, o: other.append(o) if isinstance(o, h5py.Dataset) and name != var else None)
+    f.visititems(lambda name, o: other.append(o) if isinstance(o, h5py.Dataset)
+                 and o.attrs.get("CLASS") == b"DIMENSION_SCALE" else None)
     for o in other:
         if o.id.get_storage_size():
             n += o.id.get_num_chunks() if o.chunks else 1
@@ -111,10 +112,10 @@ struct Cost {
     gets: u64,
 }
 
-/// Reads `var[sel]` of `name` through a fresh mount (cache in `cache`), checks the values
-/// against the local file's, and returns the proxy's counts for the read.
+/// Reads `var[sel]` of `name` through a fresh mount behind `proxy` (cache in `cache`), checks
+/// the values against the local file's, and returns the proxy's counts for the read.
 fn read_subset(
-    server: &Server,
+    proxy: &Proxy,
     prefix: &str,
     name: &str,
     var: &str,
@@ -128,8 +129,7 @@ fn read_subset(
             .arg(&local)
             .args([var, sel]),
     );
-    let proxy = Proxy::start(server, &[]);
-    let m = mount(&proxy, prefix, cache);
+    let m = mount(proxy, prefix, cache);
     proxy.reset();
     let got = json_of(
         common::python()
@@ -140,7 +140,7 @@ fn read_subset(
     assert_eq!(got, want, "{name} {var}{sel}");
     let cost = Cost {
         bytes: proxy.count("bytes_out"),
-        gets: gets(&proxy),
+        gets: gets(proxy),
     };
     println!("{name} {var}{sel}: {cost:?}, {}", proxy.stats());
     cost
@@ -165,9 +165,11 @@ fn check(name: &str, var: &str, sel: &str) {
         touched["bytes"].as_u64().unwrap(),
     );
     let cache = tempfile::tempdir().unwrap();
-    let planned = read_subset(&server, &prefix, name, var, sel, cache.path());
+    // One proxy for all mounts: the disk cache is kept per endpoint.
+    let proxy = Proxy::start(&server, &[]);
+    let planned = read_subset(&proxy, &prefix, name, var, sel, cache.path());
     let generic = read_subset(
-        &server,
+        &proxy,
         &prefix,
         &format!("{name}.bin"),
         var,
@@ -195,7 +197,7 @@ fn check(name: &str, var: &str, sel: &str) {
         "the generic path is within the bounds too: {generic:?}"
     );
     // A remount with the same cache directory: plan and chunks come from the disk cache.
-    let again = read_subset(&server, &prefix, name, var, sel, cache.path());
+    let again = read_subset(&proxy, &prefix, name, var, sel, cache.path());
     assert_eq!(again.gets, 0, "{again:?}");
 }
 

@@ -357,6 +357,9 @@ pub(super) fn group_node(m: &Mem, c: &Ctx, at: u64, level: Option<u8>, out: &mut
     Ok(())
 }
 
+/// A B-tree v1 entry: its (left) key and the child's address.
+type Entry<'a> = (&'a [u8], u64);
+
 /// A B-tree v1 node of `kind` with keys of `key` bytes: its level and (key, child) pairs.
 pub(super) fn btree_v1<'a>(
     m: &'a Mem,
@@ -365,7 +368,7 @@ pub(super) fn btree_v1<'a>(
     kind: u8,
     key: usize,
     level: Option<u8>,
-) -> R<(u8, Vec<(&'a [u8], u64)>)> {
+) -> R<(u8, Vec<Entry<'a>>)> {
     let prefix = 8 + 2 * c.o;
     let head = m.get(at, prefix as u64)?;
     let mut cur = Cur::new(head);
