@@ -312,8 +312,9 @@ impl Walker {
     }
 
     /// The file cut into units once [`Step::Done`]: every chunk is one unit, and so is every
-    /// stretch between chunks, cut further where a fetched metadata range starts or ends
-    /// (unless that lies inside a chunk). `None` if no dataset has storage.
+    /// stretch between chunks (at most `CONTIGUOUS_PIECE` long), cut further where a fetched
+    /// metadata range starts or ends (unless that lies inside a chunk). `None` if no dataset
+    /// has storage.
     pub fn units(&self) -> Option<Vec<Range<u64>>> {
         let storage = self.storage();
         if storage.is_empty() {
@@ -331,15 +332,27 @@ impl Walker {
                 .filter(|&b| !inside(b)),
         );
         cuts.retain(|&b| b > 0 && b < self.size);
+        cuts.push(self.size);
         cuts.sort_unstable();
         cuts.dedup();
-        let mut out = Vec::with_capacity(cuts.len() + 1);
+        let mut out = Vec::with_capacity(cuts.len());
         let mut at = 0;
         for b in cuts {
-            out.push(at..b);
+            let i = storage.partition_point(|r| r.start < at);
+            if storage.get(i).is_some_and(|r| r.start == at && r.end == b) {
+                out.push(at..b);
+            } else {
+                // A stretch no chunk fills (metadata, or storage not planned) is fetched in
+                // pieces like contiguous storage.
+                let mut p = at;
+                while p < b {
+                    let e = b.min(p + CONTIGUOUS_PIECE);
+                    out.push(p..e);
+                    p = e;
+                }
+            }
             at = b;
         }
-        out.push(at..self.size);
         Some(out)
     }
 }

@@ -142,3 +142,16 @@ fn units_keep_each_chunk_whole_even_where_a_metadata_read_ends_inside_it() {
         vec![0..100, 100..200, 200..300, 300..400, 400..420, 420..1000]
     );
 }
+
+#[test]
+fn a_long_stretch_between_chunks_is_cut_into_pieces() {
+    let mut w = Walker::new(20 << 20);
+    w.storage = vec![100..200, (10 << 20)..(19 << 20)];
+    let u = w.units().unwrap();
+    assert_eq!(u[1], 100..200);
+    assert_eq!(u[2], 200..200 + CONTIGUOUS_PIECE);
+    assert!(u.contains(&((10 << 20)..(19 << 20))), "{u:?}");
+    assert!(u.iter().all(|r| r.end - r.start <= CONTIGUOUS_PIECE || r.start == 10 << 20));
+    assert!(u.windows(2).all(|p| p[0].end == p[1].start));
+    assert_eq!(u.last().unwrap().end, 20 << 20);
+}
