@@ -2,8 +2,8 @@
 //! a subset transfers about the bytes of the chunks it touches plus a bounded amount of
 //! metadata, with about one GET per chunk; a remount with the same cache directory reads the
 //! subset again with no GET. The files are written at test time by xarray and h5py: B-tree v1
-//! chunk indexes (default libver) and libver="latest" ones (fixed array, extensible array,
-//! B-tree v2).
+//! chunk indexes and dense links (default libver) and libver="latest" ones (fixed array,
+//! extensible array, B-tree v2).
 #![cfg(feature = "lab-tests")]
 
 mod common;
@@ -22,9 +22,11 @@ const WRITE: &str = r#"
 import sys, numpy as np, xarray as xr, h5py
 out = sys.argv[1]
 rng = np.random.default_rng(11)
-# (a) xarray's h5netcdf engine, default libver: B-tree v1 chunk index of two levels.
+# (a) xarray's h5netcdf engine, default libver: B-tree v1 chunk index of two levels; with
+# more than 8 variables, the root group's links are in a fractal heap (dense storage).
 ds = xr.Dataset(
-    {"t2": (("time", "y", "x"), rng.random((40, 256, 256), dtype="f4"))},
+    {"t2": (("time", "y", "x"), rng.random((40, 256, 256), dtype="f4"))}
+    | {f"v{i}": (("y", "x"), rng.random((256, 256), dtype="f4")) for i in range(8)},
     coords={"time": np.arange(40), "y": np.arange(256.0), "x": np.arange(256.0)},
 )
 ds.to_netcdf(f"{out}/btree1.nc", engine="h5netcdf",

@@ -1,5 +1,5 @@
 """Writes the small HDF5 files of src/plan/hdf5's unit tests (tests/data/hdf5/) and prints,
-per file, what h5py reports of its chunks: count, sum of byte offsets, sum of stored sizes.
+per file, what h5py reports of its chunks (and contiguous storage): count, sum of byte offsets, sum of stored sizes.
 
     python tests/py/hdf5_fixtures.py tests/data/hdf5
 """
@@ -32,7 +32,13 @@ def write(out):
         f.create_dataset("single", data=rng.integers(0, 9, (5, 6), dtype="i1"), chunks=(5, 6),
                          compression="gzip")
         f.create_dataset("compact", data=np.arange(4, dtype="i1"))
-    for name in ("btree1.h5", "latest.h5"):
+    # xarray (h5netcdf): links tracked in creation order, so more than 8 go to a fractal heap.
+    import xarray as xr
+    ds = xr.Dataset({f"v{i}": (("y", "x"), rng.random((8, 8), dtype="f4")) for i in range(12)},
+                    coords={"y": np.arange(8), "x": np.arange(8)})
+    ds.to_netcdf(f"{out}/dense.nc", engine="h5netcdf",
+                 encoding={f"v{i}": {"zlib": True, "chunksizes": (4, 4)} for i in range(12)})
+    for name in ("btree1.h5", "latest.h5", "dense.nc"):
         with h5py.File(f"{out}/{name}", "r") as f:
             chunks = []
 

@@ -91,23 +91,31 @@ pub(super) struct Bt2 {
     node_size: u64,
     record: usize,
     filtered: bool,
-    chunk: ChunkKind,
+    /// `None` for a tree of other records (a group's link indexes): walked only so its nodes
+    /// are fetched with the plan, as the HDF5 library reads them.
+    chunk: Option<ChunkKind>,
     /// Bytes of a child's record count in an inner node.
     nrec_width: usize,
     /// Bytes of a child's total record count, per depth of the inner node (index 0 unused).
     total_width: Vec<usize>,
 }
 
-pub(super) fn bt2_header(m: &Mem, c: &Ctx, at: u64, chunk: ChunkKind, out: &mut Out) -> R<()> {
+pub(super) fn bt2_header(
+    m: &Mem,
+    c: &Ctx,
+    at: u64,
+    chunk: Option<ChunkKind>,
+    out: &mut Out,
+) -> R<()> {
     let len = 16 + c.o + 2 + c.l + 4;
     let b = m.get(at, len as u64)?;
     let mut cur = Cur::new(b);
     cur.sig(b"BTHD", "bad B-tree v2 header")?;
     cur.skip(1)?;
-    let filtered = match cur.u8()? {
-        10 => false,
-        11 => true,
-        _ => return Err(Stop::Bad("a B-tree v2 of other records")),
+    let filtered = match (cur.u8()?, chunk) {
+        (10, _) | (_, None) => false,
+        (11, _) => true,
+        _ => return Err(Stop::Bad("a chunk index B-tree v2 of other records")),
     };
     let node_size = cur.uint(4)?;
     let record = cur.uint(2)? as usize;
@@ -172,17 +180,18 @@ pub(super) fn bt2_node(
             .ok_or(Stop::Bad("size overflow"))?,
     )?;
     for r in records.chunks_exact(t.record) {
+        let Some(chunk) = t.chunk else { break };
         let mut rc = Cur::new(r);
         let addr = rc.addr(c)?;
         let size = if t.filtered {
             let width = t
                 .record
-                .checked_sub(c.o + 4 + 8 * t.chunk.rank)
+                .checked_sub(c.o + 4 + 8 * chunk.rank)
                 .filter(|w| (1..=8).contains(w))
                 .ok_or(Stop::Bad("bad filtered chunk record"))?;
             rc.uint(width)?
         } else {
-            t.chunk.bytes
+            chunk.bytes
         };
         if let Some(addr) = addr {
             out.chunk(c, addr, size)?;

@@ -16,18 +16,21 @@
 //! (symbol table, group B-tree v1, symbol nodes) and new-style compact groups (link messages);
 //! data layout v3 and v4: contiguous, compact, and chunked with a B-tree v1 index, or (v4) a
 //! single chunk, implicit, fixed array, extensible array or B-tree v2 index.
-//! Not read (the file gets no plan): dense link storage (a fractal heap: groups of more than 8
-//! links written with creation order or `libver="latest"`), layout v1/v2, virtual datasets,
+//! Dense link storage (groups of more than 8 links written with creation order or
+//! `libver="latest"`) is read from the fractal heap's blocks, whose links lie one after the
+//! other; the heap's object count must match what is found.
+//! Not read (the file gets no plan): filtered fractal heaps, layout v1/v2, virtual datasets,
 //! paged extensible-array data blocks. Checksums are not verified: a plan only decides how
 //! bytes are fetched, never which bytes are served.
 
+mod heap;
 mod index;
 mod mem;
 mod objects;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -79,6 +82,18 @@ enum Task {
         at: u64,
         level: Option<u8>,
     },
+    /// A fractal heap of a group's links (dense link storage).
+    HeapHeader(u64),
+    HeapDirect {
+        at: u64,
+        size: u64,
+        heap: Arc<heap::Heap>,
+    },
+    HeapIndirect {
+        at: u64,
+        rows: u64,
+        heap: Arc<heap::Heap>,
+    },
     SymbolNode(u64),
     ChunkNode {
         at: u64,
@@ -87,7 +102,7 @@ enum Task {
     },
     Bt2Header {
         at: u64,
-        chunk: ChunkKind,
+        chunk: Option<ChunkKind>,
     },
     Bt2Node {
         at: u64,
@@ -136,6 +151,8 @@ struct ChunkKind {
 struct Out {
     tasks: Vec<Task>,
     storage: Vec<Range<u64>>,
+    /// Per fractal heap (by header address): objects it says it holds, objects found.
+    heap_objects: Vec<(u64, i64)>,
 }
 
 impl Out {
@@ -165,6 +182,8 @@ pub struct Walker {
     pending: Vec<Task>,
     seen: HashSet<u64>,
     storage: Vec<Range<u64>>,
+    /// Per fractal heap: objects declared minus objects found (0 once all links are read).
+    heap_balance: HashMap<u64, i64>,
 }
 
 impl Walker {
@@ -180,6 +199,7 @@ impl Walker {
             pending: vec![Task::Superblock],
             seen: HashSet::new(),
             storage: Vec::new(),
+            heap_balance: HashMap::new(),
         }
     }
 
@@ -207,6 +227,9 @@ impl Walker {
                 Ok(()) => {
                     queue.append(&mut out.tasks);
                     self.storage.append(&mut out.storage);
+                    for (h, n) in out.heap_objects {
+                        *self.heap_balance.entry(h).or_default() += n;
+                    }
                     if self.storage.len() > MAX_CHUNKS {
                         return Step::Unsupported("too many chunks");
                     }
@@ -219,6 +242,11 @@ impl Walker {
             }
         }
         if self.pending.is_empty() {
+            // Links are read from heap blocks in sequence: all must be found, or some
+            // dataset may be missed.
+            if self.heap_balance.values().any(|&n| n != 0) {
+                return Step::Unsupported("dense links not all found in their heap");
+            }
             return Step::Done;
         }
         self.rounds += 1;
@@ -263,6 +291,9 @@ impl Walker {
         let key = match task {
             Task::Object(a) | Task::GroupNode { at: a, .. } | Task::SymbolNode(a) => Some(*a),
             Task::ChunkNode { at, .. } | Task::Bt2Node { at, .. } => Some(*at),
+            Task::HeapHeader(at) | Task::HeapDirect { at, .. } | Task::HeapIndirect { at, .. } => {
+                Some(*at)
+            }
             _ => None,
         };
         if key.is_some_and(|k| self.seen.contains(&k)) {
@@ -275,6 +306,9 @@ impl Walker {
             Task::Messages { at, len, v2 } => objects::continuation(m, &c, *at, *len, *v2, out)?,
             Task::GroupNode { at, level } => objects::group_node(m, &c, *at, *level, out)?,
             Task::SymbolNode(at) => objects::symbol_node(m, &c, *at, out)?,
+            Task::HeapHeader(at) => heap::header(m, &c, *at, out)?,
+            Task::HeapDirect { at, size, heap } => heap::direct(m, &c, *at, *size, heap, out)?,
+            Task::HeapIndirect { at, rows, heap } => heap::indirect(m, &c, *at, *rows, heap, out)?,
             Task::ChunkNode { at, level, ndims } => {
                 index::chunk_node(m, &c, *at, *level, *ndims, out)?
             }

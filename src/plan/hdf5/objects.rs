@@ -185,8 +185,15 @@ fn handle(c: &Ctx, msgs: &[Msg], v2: Option<bool>, out: &mut Out) -> R<()> {
                 if flags & 1 != 0 {
                     cur.skip(8)?;
                 }
-                if cur.addr(c)?.is_some() {
-                    return Err(Stop::Bad("dense link storage (fractal heap)"));
+                if let Some(at) = cur.addr(c)? {
+                    out.tasks.push(Task::HeapHeader(at));
+                }
+                // The name and creation order indexes, which the library reads to list links.
+                let indexes = if flags & 2 != 0 { 2 } else { 1 };
+                for _ in 0..indexes {
+                    if let Some(at) = cur.addr(c)? {
+                        out.tasks.push(Task::Bt2Header { at, chunk: None });
+                    }
                 }
             }
             MSG_DATASPACE if msg.flags & FLAG_SHARED == 0 => dims = Some(dataspace(c, &mut cur)?),
@@ -203,7 +210,7 @@ fn handle(c: &Ctx, msgs: &[Msg], v2: Option<bool>, out: &mut Out) -> R<()> {
 }
 
 /// The target of a link message if it is a hard link.
-fn hard_link(c: &Ctx, cur: &mut Cur) -> R<Option<u64>> {
+pub(super) fn hard_link(c: &Ctx, cur: &mut Cur) -> R<Option<u64>> {
     if cur.u8()? != 1 {
         return Err(Stop::Bad("unknown link message version"));
     }
@@ -217,10 +224,16 @@ fn hard_link(c: &Ctx, cur: &mut Cur) -> R<Option<u64>> {
     }
     let name_len = cur.uint(1 << (flags & 3))? as usize;
     cur.skip(name_len)?;
-    if kind != 0 {
-        return Ok(None);
+    match kind {
+        0 => cur.addr(c),
+        // Soft and external links: a length-prefixed value.
+        1 | 64 => {
+            let n = cur.uint(2)? as usize;
+            cur.skip(n)?;
+            Ok(None)
+        }
+        _ => Err(Stop::Bad("unknown link type")),
     }
-    cur.addr(c)
 }
 
 /// The current dimensions of a dataspace message.
@@ -333,7 +346,10 @@ fn chunked_v4(c: &Ctx, cur: &mut Cur, space: Option<&[u64]>, out: &mut Out) -> R
         5 => {
             cur.skip(6)?;
             if let Some(at) = cur.addr(c)? {
-                out.tasks.push(Task::Bt2Header { at, chunk });
+                out.tasks.push(Task::Bt2Header {
+                    at,
+                    chunk: Some(chunk),
+                });
             }
         }
         _ => return Err(Stop::Bad("unknown chunk index type")),

@@ -104,6 +104,7 @@ fn flipped_and_random_bytes_never_panic() {
         "../shared/fixtures/netcdf/air.nc",
         "tests/data/hdf5/btree1.h5",
         "tests/data/hdf5/latest.h5",
+        "tests/data/hdf5/dense.nc",
     ] {
         let good = read(name);
         // Flips land in the metadata (the first 6 KiB of these files hold most of it).
@@ -151,7 +152,23 @@ fn a_long_stretch_between_chunks_is_cut_into_pieces() {
     assert_eq!(u[1], 100..200);
     assert_eq!(u[2], 200..200 + CONTIGUOUS_PIECE);
     assert!(u.contains(&((10 << 20)..(19 << 20))), "{u:?}");
-    assert!(u.iter().all(|r| r.end - r.start <= CONTIGUOUS_PIECE || r.start == 10 << 20));
+    assert!(
+        u.iter()
+            .all(|r| r.end - r.start <= CONTIGUOUS_PIECE || r.start == 10 << 20)
+    );
     assert!(u.windows(2).all(|p| p[0].end == p[1].start));
     assert_eq!(u.last().unwrap().end, 20 << 20);
+}
+
+#[test]
+fn dense_links_in_a_fractal_heap_are_followed() {
+    // tests/py/hdf5_fixtures.py, from h5py: the 12 variables' chunks and the 2 coordinates of
+    // dense.nc (14 links, more than the 8 kept in the header): 50 ranges, offsets summing to
+    // 1,028,047 and sizes to 3,716.
+    let file = read("tests/data/hdf5/dense.nc");
+    let (w, _) = walk_bytes(&file, 64 << 10).unwrap();
+    assert_eq!(summary(&w.storage()), (50, 1_028_047, 3_716));
+    let (w, rounds) = walk_bytes(&file, 512).unwrap();
+    assert_eq!(summary(&w.storage()), (50, 1_028_047, 3_716));
+    assert!(rounds <= 6, "{rounds} rounds");
 }
