@@ -140,7 +140,7 @@ pub(super) fn indirect(
                 }
             } else {
                 // A child indirect block spans one row's block size of direct blocks.
-                let span = size / (h.start * h.width);
+                let span = size / h.start.saturating_mul(h.width);
                 Task::HeapIndirect {
                     at: child,
                     rows: (63 - span.max(1).leading_zeros() as u64) + 1,

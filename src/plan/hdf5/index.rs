@@ -381,7 +381,7 @@ pub(super) fn ea_index(m: &Mem, c: &Ctx, at: u64, ea: &Arc<Ea>, out: &mut Out) -
         {
             out.tasks.push(data_block(d, nelmts, ea)?);
         }
-        first += nelmts;
+        first = first.saturating_add(nelmts);
     }
     for &(ndblks, nelmts) in &ea.sblocks[ea.index_sblocks..] {
         let sblk = cur.addr(c)?;

@@ -393,6 +393,9 @@ impl Walker {
 
 /// Contiguous storage `at..at + len` as pieces of at most `CONTIGUOUS_PIECE` bytes.
 fn contiguous(c: &Ctx, at: u64, len: u64, out: &mut Out) -> R<()> {
+    if at.checked_add(len).is_none_or(|end| end > c.size) {
+        return Err(Stop::Bad("contiguous storage past the end of the file"));
+    }
     let mut off = 0;
     while off < len {
         let n = (len - off).min(CONTIGUOUS_PIECE);

@@ -327,7 +327,8 @@ fn chunked_v4(c: &Ctx, cur: &mut Cur, space: Option<&[u64]>, out: &mut Out) -> R
                     let off = i
                         .checked_mul(bytes)
                         .ok_or(Stop::Bad("chunk size overflow"))?;
-                    out.chunk(c, at + off, bytes)?;
+                    let at = at.checked_add(off).ok_or(Stop::Bad("chunk past the end"))?;
+                    out.chunk(c, at, bytes)?;
                 }
             }
         }
