@@ -14,8 +14,10 @@
 //!
 //! Read: superblock v0-v3; object headers v1 and v2 with continuation blocks; old-style groups
 //! (symbol table, group B-tree v1, symbol nodes) and new-style compact groups (link messages);
-//! data layout v3 and v4: contiguous, compact, and chunked with a B-tree v1 index, or (v4) a
-//! single chunk, implicit, fixed array, extensible array or B-tree v2 index.
+//! data layout v3, v4 and v5 (HDF5 2.0, laid out as v4): contiguous, compact, and chunked with
+//! a B-tree v1 index, or (v4/v5) a single chunk, implicit, fixed array (paged too), extensible
+//! array or B-tree v2 index. A group's link-name and creation-order B-trees v2 are fetched with
+//! the plan (the library reads them) but not interpreted.
 //! Dense link storage (groups of more than 8 links written with creation order or
 //! `libver="latest"`) is read from the fractal heap's blocks, whose links lie one after the
 //! other; the heap's object count must match what is found.
