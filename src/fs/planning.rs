@@ -1,7 +1,8 @@
 //! Read plans chosen at open, by file name and magic bytes: a GRIB2 file with a `.idx` sidecar
 //! is read by whole messages; a TIFF (classic or BigTIFF, tiled or stripped) by whole tiles,
 //! from IFDs parsed once at open with one or two small ranged reads; a Zarr v3 shard by its
-//! inner chunks, from the shard index. Other files use the
+//! inner chunks, from the shard index; an HDF5 (NetCDF-4) file by whole chunks, from its chunk
+//! indexes, walked with a few batched reads (each cached as a unit). Other files use the
 //! generic block path (Zarr chunks are already fetched whole at lookup by the namespace).
 
 use std::ops::Range;
@@ -11,6 +12,7 @@ use super::Fs;
 use crate::cache::block::ObjectRef;
 use crate::namespace::{NodeInfo, NodeKind};
 use crate::plan::grib::{is_grib_name, messages_from_idx};
+use crate::plan::hdf5::{Step, Walker, is_hdf5_name};
 use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
 use crate::plan::zarr::Shard;
 use crate::rope::Rope;
@@ -23,6 +25,9 @@ const MAX_IDX_BYTES: u64 = 16 << 20;
 const TIFF_FIRST_READ: u64 = 16 << 10;
 /// A TIFF whose IFDs and tile arrays do not fit in this many first bytes is read unplanned.
 const TIFF_MAX_PREFIX: u64 = 4 << 20;
+/// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
+/// the first chunk index nodes at the start, so one read usually finds most of them.
+const HDF5_FIRST_READ: u64 = 64 << 10;
 
 impl Fs {
     /// The message units of GRIB file `info`: from its `.idx` sidecar if it has a usable one,
@@ -139,6 +144,9 @@ impl Fs {
         if name.ends_with(".tif") || name.ends_with(".tiff") {
             return self.tiff_plan(obj).await;
         }
+        if is_hdf5_name(&name) {
+            return self.hdf5_plan(obj).await;
+        }
         if let Some(shard) = self.ns.zarr_shard(&info.path) {
             return self.shard_plan(obj, shard).await;
         }
@@ -196,6 +204,40 @@ impl Fs {
         ranges.push(at..at + len);
         ranges.sort_by_key(|r| r.start);
         Some(Arc::new(units(&ranges, 0, obj.size)))
+    }
+
+    /// Chunk units of an HDF5 file: the walker's reads (each a unit of its own, fetched
+    /// concurrently per round) and the units they hold whole are cached.
+    async fn hdf5_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
+        let mut walker = Walker::new(obj.size);
+        let first = 0..HDF5_FIRST_READ.min(obj.size);
+        let mut reads = vec![(0, self.read_prefix_unit(obj, first).await?)];
+        walker.feed(0, &reads[0].1.to_bytes());
+        loop {
+            match walker.step() {
+                Step::Done => break,
+                Step::Unsupported(why) => {
+                    tracing::debug!(key = %obj.key, "no chunk plan for this HDF5 file: {why}");
+                    return None;
+                }
+                Step::Need(ranges) => {
+                    let got = futures::future::join_all(
+                        ranges.iter().map(|r| self.read_prefix_unit(obj, r.clone())),
+                    )
+                    .await;
+                    for (r, data) in ranges.into_iter().zip(got) {
+                        let data = data?;
+                        walker.feed(r.start, &data.to_bytes());
+                        reads.push((r.start, data));
+                    }
+                }
+            }
+        }
+        let units = walker.units()?;
+        for (at, data) in &reads {
+            self.cache.insert_units(obj, &units, *at, data).await;
+        }
+        Some(Arc::new(units))
     }
 
     /// `range` read as a unit of its own (cached in memory and on disk, so a later open or

@@ -849,3 +849,27 @@ async fn a_zarr_v3_shard_is_read_by_its_inner_chunks() {
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, 1000);
     assert_eq!(env.metrics.list_requests.load(Relaxed), 0);
 }
+
+#[tokio::test]
+async fn a_netcdf4_file_is_planned_from_one_first_read_and_read_by_whole_variables() {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/netcdf/air.nc");
+    let data = std::fs::read(p).unwrap();
+    let env = Env::new(LONG).await;
+    env.put("n/air.nc", &data).await;
+    let (_, opened) = env.open("n/air.nc").await;
+    assert!(opened.direct_io, "a planned file bypasses the page cache");
+    // One planning read: the first 64 KiB, which hold all the metadata.
+    assert_eq!(env.gets(), 1);
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed), 64 << 10);
+    // `lat` (contiguous, 5179..5223, as h5py reports) lies in that read: no request.
+    let got = env.fs.read(opened.fh, 5179, 44).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &data[5179..5223]);
+    assert_eq!(env.gets(), 1);
+    // `air` (15419..72707) runs past it: only its missing tail is fetched.
+    let got = env.fs.read(opened.fh, 15419, 57288).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &data[15419..72707]);
+    assert_eq!(env.gets(), 2);
+    // The first read and air's tail: bytes 0..72707, each fetched once.
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed), 72707);
+}

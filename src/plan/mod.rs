@@ -2,6 +2,7 @@
 //! namespace and the readers to fetch exactly the objects and ranges a reader will need.
 
 pub mod grib;
+pub mod hdf5;
 pub mod tiff;
 pub mod zarr;
 

@@ -1,0 +1,429 @@
+//! Layout of an HDF5 file (so of NetCDF-4): where every chunk of every dataset lies, from the
+//! superblock, the object headers, the groups and each dataset's chunk index. Layout only.
+//!
+//! The parser is sans-I/O: a [`Walker`] is fed the bytes it asked for ([`Step::Need`]) and
+//! walks as far as they allow. All structures that can be read at one point are asked for
+//! together (every child header of a group, every child of a B-tree level), so planning costs
+//! one round trip per level of the file's tree, not one per structure.
+//!
+//! Written here rather than taken from a crate: the pure-Rust HDF5 readers (hdf5-reader,
+//! rust-hdf5, hdf5-pure-rust) pull their bytes through a blocking `read_range` or
+//! `Read + Seek`, one structure at a time, so they can neither batch independent reads nor run
+//! on the async cache without blocking a runtime thread; and they decode data, while a plan
+//! needs only the few layout structures below.
+//!
+//! Read: superblock v0-v3; object headers v1 and v2 with continuation blocks; old-style groups
+//! (symbol table, group B-tree v1, symbol nodes) and new-style compact groups (link messages);
+//! data layout v3, v4 and v5 (HDF5 2.0, laid out as v4): contiguous, compact, and chunked with
+//! a B-tree v1 index, or (v4/v5) a single chunk, implicit, fixed array (paged too), extensible
+//! array or B-tree v2 index. A group's link-name and creation-order B-trees v2 are fetched with
+//! the plan (the library reads them) but not interpreted.
+//! Dense link storage (groups of more than 8 links written with creation order or
+//! `libver="latest"`) is read from the fractal heap's blocks, whose links lie one after the
+//! other; the heap's object count must match what is found.
+//! Not read (the file gets no plan): filtered fractal heaps, layout v1/v2, virtual datasets,
+//! paged extensible-array data blocks. Checksums are not verified: a plan only decides how
+//! bytes are fetched, never which bytes are served.
+
+mod heap;
+mod index;
+mod mem;
+mod objects;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use mem::{Ctx, Mem, R, Stop};
+
+/// The HDF5 signature, at offset 0, 512, 1024, 2048, ... of a file.
+pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+/// Whether a (lowercase) file name is one HDF5 files are given (NetCDF-4 included).
+pub fn is_hdf5_name(name: &str) -> bool {
+    [".nc", ".nc4", ".h5", ".hdf5", ".he5", ".hdf"]
+        .iter()
+        .any(|e| name.ends_with(e))
+}
+
+/// Structures of unknown size are first asked for with at least this many bytes.
+const MIN_READ: u64 = 4 << 10;
+/// Bounds on planning: rounds of reads, bytes of metadata, structures parsed, chunks.
+const MAX_ROUNDS: usize = 24;
+const MAX_META_BYTES: u64 = 16 << 20;
+const MAX_TASKS: usize = 1 << 20;
+const MAX_CHUNKS: usize = 4 << 20;
+/// Contiguous storage is cut into units of at most this size, so a small read of a large
+/// contiguous variable does not fetch all of it.
+const CONTIGUOUS_PIECE: u64 = 4 << 20;
+
+/// What the walker wants next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Fetch these ranges (sorted, disjoint, none fetched before) and [`Walker::feed`] them.
+    Need(Vec<Range<u64>>),
+    /// Every dataset's storage is known: see [`Walker::units`].
+    Done,
+    /// Not a readable HDF5 file, a feature not read here, or over the planning bounds.
+    Unsupported(&'static str),
+}
+
+/// One structure to parse.
+#[derive(Clone, Debug)]
+enum Task {
+    Superblock,
+    Object(u64),
+    /// A continuation block of an object header (`Some(creation order flag)` for v2 headers).
+    Messages {
+        at: u64,
+        len: u64,
+        v2: Option<bool>,
+    },
+    GroupNode {
+        at: u64,
+        level: Option<u8>,
+    },
+    /// A fractal heap of a group's links (dense link storage).
+    HeapHeader(u64),
+    HeapDirect {
+        at: u64,
+        size: u64,
+        heap: Arc<heap::Heap>,
+    },
+    HeapIndirect {
+        at: u64,
+        rows: u64,
+        heap: Arc<heap::Heap>,
+    },
+    SymbolNode(u64),
+    ChunkNode {
+        at: u64,
+        level: Option<u8>,
+        ndims: usize,
+    },
+    Bt2Header {
+        at: u64,
+        chunk: Option<ChunkKind>,
+    },
+    Bt2Node {
+        at: u64,
+        depth: u16,
+        nrec: u64,
+        tree: Arc<index::Bt2>,
+    },
+    FaHeader {
+        at: u64,
+        chunk: ChunkKind,
+    },
+    FaBlock {
+        at: u64,
+        fa: Arc<index::Fa>,
+    },
+    EaHeader {
+        at: u64,
+        chunk: ChunkKind,
+    },
+    EaIndex {
+        at: u64,
+        ea: Arc<index::Ea>,
+    },
+    EaSuper {
+        at: u64,
+        ndblks: u64,
+        nelmts: u64,
+        ea: Arc<index::Ea>,
+    },
+    EaData {
+        at: u64,
+        nelmts: u64,
+        ea: Arc<index::Ea>,
+    },
+}
+
+/// What the chunks of one dataset look like: their unfiltered size and the dataspace rank.
+#[derive(Clone, Copy, Debug)]
+struct ChunkKind {
+    bytes: u64,
+    rank: usize,
+}
+
+/// What a parsed structure yields: more structures to parse, and storage ranges.
+#[derive(Default)]
+struct Out {
+    tasks: Vec<Task>,
+    storage: Vec<Range<u64>>,
+    /// Per fractal heap (by header address): objects it says it holds, objects found.
+    heap_objects: Vec<(u64, i64)>,
+}
+
+impl Out {
+    fn chunk(&mut self, c: &Ctx, at: u64, len: u64) -> R<()> {
+        let end = at
+            .checked_add(len)
+            .ok_or(Stop::Bad("chunk size overflow"))?;
+        if end > c.size {
+            return Err(Stop::Bad("a chunk past the end of the file"));
+        }
+        if len > 0 {
+            self.storage.push(at..end);
+        }
+        Ok(())
+    }
+}
+
+/// The planning walk of one file of `size` bytes.
+pub struct Walker {
+    size: u64,
+    ctx: Option<Ctx>,
+    mem: Mem,
+    fetched: Vec<Range<u64>>,
+    fetched_bytes: u64,
+    rounds: usize,
+    tasks_run: usize,
+    pending: Vec<Task>,
+    seen: HashSet<u64>,
+    storage: Vec<Range<u64>>,
+    /// Per fractal heap: objects declared minus objects found (0 once all links are read).
+    heap_balance: HashMap<u64, i64>,
+}
+
+impl Walker {
+    pub fn new(size: u64) -> Walker {
+        Walker {
+            size,
+            ctx: None,
+            mem: Mem::default(),
+            fetched: Vec::new(),
+            fetched_bytes: 0,
+            rounds: 0,
+            tasks_run: 0,
+            pending: vec![Task::Superblock],
+            seen: HashSet::new(),
+            storage: Vec::new(),
+            heap_balance: HashMap::new(),
+        }
+    }
+
+    /// Bytes `at..at + data.len()` of the file.
+    pub fn feed(&mut self, at: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.mem.insert(at, data);
+        self.fetched.push(at..at + data.len() as u64);
+        self.fetched_bytes += data.len() as u64;
+    }
+
+    /// Parses all it can from the bytes fed so far.
+    pub fn step(&mut self) -> Step {
+        let mut queue = std::mem::take(&mut self.pending);
+        let mut misses = Vec::new();
+        while let Some(task) = queue.pop() {
+            self.tasks_run += 1;
+            if self.tasks_run > MAX_TASKS {
+                return Step::Unsupported("too many structures");
+            }
+            let mut out = Out::default();
+            match self.run(&task, &mut out) {
+                Ok(()) => {
+                    queue.append(&mut out.tasks);
+                    self.storage.append(&mut out.storage);
+                    for (h, n) in out.heap_objects {
+                        *self.heap_balance.entry(h).or_default() += n;
+                    }
+                    if self.storage.len() > MAX_CHUNKS {
+                        return Step::Unsupported("too many chunks");
+                    }
+                }
+                Err(Stop::Miss(r)) => {
+                    misses.push(r);
+                    self.pending.push(task);
+                }
+                Err(Stop::Bad(why)) => return Step::Unsupported(why),
+            }
+        }
+        if self.pending.is_empty() {
+            // Links are read from heap blocks in sequence: all must be found, or some
+            // dataset may be missed.
+            if self.heap_balance.values().any(|&n| n != 0) {
+                return Step::Unsupported("dense links not all found in their heap");
+            }
+            return Step::Done;
+        }
+        self.rounds += 1;
+        let need = self.needs(misses);
+        let more: u64 = need.iter().map(|r| r.end - r.start).sum();
+        if self.rounds > MAX_ROUNDS || self.fetched_bytes + more > MAX_META_BYTES {
+            return Step::Unsupported("over the planning bounds");
+        }
+        if need.is_empty() {
+            return Step::Unsupported("a structure past the end of the file");
+        }
+        Step::Need(need)
+    }
+
+    /// The missing ranges, each at least `MIN_READ` long (within the file), merged.
+    fn needs(&self, misses: Vec<Range<u64>>) -> Vec<Range<u64>> {
+        let mut want: Vec<Range<u64>> = misses
+            .into_iter()
+            .map(|r| r.start..r.end.max(r.start.saturating_add(MIN_READ)).min(self.size))
+            .filter(|r| r.start < r.end)
+            .collect();
+        want.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<u64>> = Vec::new();
+        for r in want {
+            match merged.last_mut() {
+                Some(m) if r.start <= m.end => m.end = m.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        merged
+            .into_iter()
+            .flat_map(|r| self.mem.missing(r))
+            .collect()
+    }
+
+    fn run(&mut self, task: &Task, out: &mut Out) -> R<()> {
+        let Some(c) = self.ctx else {
+            let c = objects::superblock(&self.mem, self.size, out)?;
+            self.ctx = Some(c);
+            return Ok(());
+        };
+        let key = match task {
+            Task::Object(a) | Task::GroupNode { at: a, .. } | Task::SymbolNode(a) => Some(*a),
+            Task::ChunkNode { at, .. } | Task::Bt2Node { at, .. } => Some(*at),
+            Task::HeapHeader(at) | Task::HeapDirect { at, .. } | Task::HeapIndirect { at, .. } => {
+                Some(*at)
+            }
+            _ => None,
+        };
+        if key.is_some_and(|k| self.seen.contains(&k)) {
+            return Ok(());
+        }
+        let m = &self.mem;
+        match task {
+            Task::Superblock => {}
+            Task::Object(at) => objects::object_header(m, &c, *at, out)?,
+            Task::Messages { at, len, v2 } => objects::continuation(m, &c, *at, *len, *v2, out)?,
+            Task::GroupNode { at, level } => objects::group_node(m, &c, *at, *level, out)?,
+            Task::SymbolNode(at) => objects::symbol_node(m, &c, *at, out)?,
+            Task::HeapHeader(at) => heap::header(m, &c, *at, out)?,
+            Task::HeapDirect { at, size, heap } => heap::direct(m, &c, *at, *size, heap, out)?,
+            Task::HeapIndirect { at, rows, heap } => heap::indirect(m, &c, *at, *rows, heap, out)?,
+            Task::ChunkNode { at, level, ndims } => {
+                index::chunk_node(m, &c, *at, *level, *ndims, out)?
+            }
+            Task::Bt2Header { at, chunk } => index::bt2_header(m, &c, *at, *chunk, out)?,
+            Task::Bt2Node {
+                at,
+                depth,
+                nrec,
+                tree,
+            } => index::bt2_node(m, &c, *at, *depth, *nrec, tree, out)?,
+            Task::FaHeader { at, chunk } => index::fa_header(m, &c, *at, *chunk, out)?,
+            Task::FaBlock { at, fa } => index::fa_block(m, &c, *at, fa, out)?,
+            Task::EaHeader { at, chunk } => index::ea_header(m, &c, *at, *chunk, out)?,
+            Task::EaIndex { at, ea } => index::ea_index(m, &c, *at, ea, out)?,
+            Task::EaSuper {
+                at,
+                ndblks,
+                nelmts,
+                ea,
+            } => index::ea_super(m, &c, *at, *ndblks, *nelmts, ea, out)?,
+            Task::EaData { at, nelmts, ea } => index::ea_data(m, &c, *at, *nelmts, ea, out)?,
+        }
+        if let Some(k) = key {
+            self.seen.insert(k);
+        }
+        Ok(())
+    }
+
+    /// The storage ranges found (chunks, and pieces of contiguous storage), sorted.
+    pub fn storage(&self) -> Vec<Range<u64>> {
+        let mut s = self.storage.clone();
+        s.sort_by_key(|r| (r.start, r.end));
+        s.dedup();
+        s
+    }
+
+    /// The file cut into units once [`Step::Done`]: every chunk is one unit, and so is every
+    /// stretch between chunks (at most `CONTIGUOUS_PIECE` long), cut further where a fetched
+    /// metadata range starts or ends (unless that lies inside a chunk). `None` if no dataset
+    /// has storage.
+    pub fn units(&self) -> Option<Vec<Range<u64>>> {
+        let storage = self.storage();
+        if storage.is_empty() {
+            return None;
+        }
+        let inside = |b: u64| {
+            let i = storage.partition_point(|r| r.start < b);
+            i > 0 && storage[i - 1].end > b
+        };
+        let mut cuts: Vec<u64> = storage.iter().flat_map(|r| [r.start, r.end]).collect();
+        cuts.extend(
+            self.fetched
+                .iter()
+                .flat_map(|r| [r.start, r.end])
+                .filter(|&b| !inside(b)),
+        );
+        cuts.retain(|&b| b > 0 && b < self.size);
+        cuts.push(self.size);
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = Vec::with_capacity(cuts.len());
+        let mut at = 0;
+        for b in cuts {
+            let i = storage.partition_point(|r| r.start < at);
+            if storage.get(i).is_some_and(|r| r.start == at && r.end == b) {
+                out.push(at..b);
+            } else {
+                // A stretch no chunk fills (metadata, or storage not planned) is fetched in
+                // pieces like contiguous storage.
+                let mut p = at;
+                while p < b {
+                    let e = b.min(p + CONTIGUOUS_PIECE);
+                    out.push(p..e);
+                    p = e;
+                }
+            }
+            at = b;
+        }
+        Some(out)
+    }
+}
+
+/// Contiguous storage `at..at + len` as pieces of at most `CONTIGUOUS_PIECE` bytes.
+fn contiguous(c: &Ctx, at: u64, len: u64, out: &mut Out) -> R<()> {
+    if at.checked_add(len).is_none_or(|end| end > c.size) {
+        return Err(Stop::Bad("contiguous storage past the end of the file"));
+    }
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(CONTIGUOUS_PIECE);
+        out.chunk(c, at + off, n)?;
+        off += n;
+    }
+    Ok(())
+}
+
+/// Drives a walker over an in-memory file, starting with its first `first` bytes: the storage
+/// found and the number of rounds of reads it took, or why there is no plan.
+#[cfg(test)]
+fn walk_bytes(file: &[u8], first: usize) -> Result<(Walker, usize), &'static str> {
+    let mut w = Walker::new(file.len() as u64);
+    w.feed(0, &file[..first.min(file.len())]);
+    let mut rounds = 0;
+    loop {
+        match w.step() {
+            Step::Done => return Ok((w, rounds)),
+            Step::Unsupported(why) => return Err(why),
+            Step::Need(ranges) => {
+                rounds += 1;
+                for r in ranges {
+                    w.feed(r.start, &file[r.start as usize..r.end as usize]);
+                }
+            }
+        }
+    }
+}
