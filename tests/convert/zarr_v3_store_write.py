@@ -8,30 +8,14 @@ and prints the labels and the grid's corner (west, north)."""
 import sys
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 import zarr
+
+from cf_lcc import cf_lcc
 from zarr.codecs import BloscCodec, ZstdCodec
 
 out = sys.argv[1]
 nt, ny, nx, d = 2, 200, 300, 3000.0
-rng = np.random.default_rng(11)
-data = rng.normal(280, 10, (nt, ny, nx)).astype("float32")
-data[:, :4, :6] = np.nan
-x = -450000.0 + d * np.arange(nx)
-y = -300000.0 + d * np.arange(ny)  # ascending: south to north
-times = pd.date_range("1979-10-01T00:00", periods=nt, freq="3h")
-ds = xr.Dataset(
-    {"T2": (("time", "y", "x"), data, {"units": "K", "grid_mapping": "crs"}),
-     "crs": ((), np.int32(0), {
-         "grid_mapping_name": "lambert_conformal_conic",
-         "standard_parallel": [30.0, 50.0],
-         "latitude_of_projection_origin": 39.100006,
-         "longitude_of_central_meridian": -97.9,
-         "false_easting": 0.0, "false_northing": 0.0,
-         "semi_major_axis": 6370000.0, "semi_minor_axis": 6370000.0})},
-    coords={"time": times, "y": ("y", y, {"units": "m"}), "x": ("x", x, {"units": "m"})},
-)
+ds, x, y, times = cf_lcc(nt, ny, nx, d, -450000.0, -300000.0, 11, "3h")
 time_enc = {"units": "hours since 1979-10-01", "calendar": "proleptic_gregorian",
             "dtype": "int64"}
 for name, comp in [
