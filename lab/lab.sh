@@ -271,18 +271,29 @@ proxy_start() { # proxy_start DIR UPSTREAM [FLAG...]
   ! alive "$dir/proxy.pid" || die "proxy already running in $dir"
   [[ -d $dir ]] || CLEANUP_PATHS+=("$dir")
   mkdir -p "$dir"
-  rm -f -- "$dir/proxy.out"
-  setsid "$PROXY_BIN" --upstream "$upstream" --stats-file "$dir/stats.json" "$@" \
-    >"$dir/proxy.out" 2>>"$dir/proxy.log" </dev/null 8>&- &
-  echo "$!" >"$dir/proxy.pid"
   CLEANUP_PIDFILES+=("$dir/proxy.pid")
-  for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-    endpoint=$(awk 'NR == 1 && $1 == "listening" { print $2 }' "$dir/proxy.out" 2>/dev/null || true)
-    [[ -z $endpoint ]] || break
-    alive "$dir/proxy.pid" || { cat "$dir/proxy.log" >&2; die "labproxy exited during startup"; }
-    sleep 0.1
+  # A start that dies at once is retried: seen rarely under load, with nothing on stderr
+  # (its exit status is logged to find out why).
+  for attempt in 1 2 3; do
+    rm -f -- "$dir/proxy.out"
+    setsid "$PROXY_BIN" --upstream "$upstream" --stats-file "$dir/stats.json" "$@" \
+      >"$dir/proxy.out" 2>>"$dir/proxy.log" </dev/null 8>&- &
+    echo "$!" >"$dir/proxy.pid"
+    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+      endpoint=$(awk 'NR == 1 && $1 == "listening" { print $2 }' "$dir/proxy.out" 2>/dev/null || true)
+      [[ -z $endpoint ]] || break 2
+      if ! alive "$dir/proxy.pid"; then
+        local rc=0
+        wait "$(<"$dir/proxy.pid")" || rc=$?
+        cat "$dir/proxy.log" >&2
+        say "labproxy exited during startup (attempt $attempt, status $rc)"
+        break
+      fi
+      sleep 0.1
+    done
+    ! alive "$dir/proxy.pid" || die "labproxy not listening after ${READY_TIMEOUT}s (log: $dir/proxy.log)"
   done
-  [[ -n $endpoint ]] || die "labproxy not listening after ${READY_TIMEOUT}s (log: $dir/proxy.log)"
+  [[ -n $endpoint ]] || die "labproxy did not start (log: $dir/proxy.log)"
   write_file "$dir/env" <<EOF
 export PROXY_ENDPOINT=$endpoint
 export PROXY_PID=$(<"$dir/proxy.pid")
