@@ -2,7 +2,7 @@
 //!
 //! The path of one read: `fuse` (thin fuser adapter) -> `fs` (operations, no fuser types)
 //! -> `namespace` (inodes, listings, metadata caches; Zarr stores from their consolidated
-//! metadata), `plan` (chunk, tile and message layout of Zarr, TIFF, GRIB2 and HDF5) and `reader`
+//! metadata), `formats` (chunk, tile and message layout of Zarr, TIFF, GRIB2 and HDF5) and `reader`
 //! (prefetch policy) -> `cache` (memory blocks, then the persistent disk cache) -> `convert`
 //! (virtual GRIB2/Zarr views, a `store::Backend` wrapper) -> `store` (object_store backends with
 //! request metrics; `multi` routes a config file's several sources).
@@ -21,13 +21,13 @@ pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod formats;
 pub mod fs;
 pub mod fuse;
 pub mod metrics;
 pub mod mount_helper;
 pub mod namespace;
 pub mod notify;
-pub mod plan;
 pub mod reader;
 pub mod resolve;
 pub mod rope;

@@ -108,45 +108,25 @@ fn zarr_files(
         let Some(array) = key.strip_suffix("/.zarray") else {
             continue;
         };
-        let dims: Vec<&str> = meta
-            .get(&format!("{array}/.zattrs"))
-            .and_then(|a| a.get("_ARRAY_DIMENSIONS"))
-            .and_then(Value::as_array)
-            .map(|d| d.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let zattrs = meta.get(&format!("{array}/.zattrs"));
+        let a = crate::formats::zarr::ArrayMeta::from_v2(zarray, zattrs)
+            .with_context(|| format!("{array}/.zarray"))?;
+        let dims: Vec<&str> = a.dims.iter().map(String::as_str).collect();
         let is_coord = dims.len() == 1 && dims[0] == array;
         if !vars.is_empty() && !is_coord && !vars.iter().any(|v| v == array) {
             continue;
         }
-        let ints = |f: &str| -> Option<Vec<u64>> {
-            zarray
-                .get(f)?
-                .as_array()?
-                .iter()
-                .map(Value::as_u64)
-                .collect()
-        };
-        let (Some(shape), Some(chunks)) = (ints("shape"), ints("chunks")) else {
-            bail!("{array}/.zarray has no integer shape and chunks");
-        };
-        let grid: Vec<u64> = shape
-            .iter()
-            .zip(&chunks)
-            .map(|(s, c)| s.div_ceil((*c).max(1)))
-            .collect();
-        let sep = zarray
-            .get("dimension_separator")
-            .and_then(Value::as_str)
-            .unwrap_or(".");
+        let (grid, chunks) = (a.grid(), &a.chunks);
+        let sep = a.keys.sep.to_string();
         let dim = match (&time, dims.iter().position(|d| *d == "time")) {
             (Some(t), Some(d)) if !is_coord => {
-                let c = chunks[d].max(1);
+                let c = chunks[d];
                 Some((d, t.start / c..(t.end - 1) / c + 1))
             }
             _ => None,
         };
         files.extend(
-            chunk_keys(&grid, sep, dim)
+            chunk_keys(&grid, &sep, dim)
                 .into_iter()
                 .map(|k| store.join(array).join(k)),
         );

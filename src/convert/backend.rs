@@ -19,11 +19,12 @@ use futures::{StreamExt, TryStreamExt};
 use moka::future::Cache;
 
 use super::cog::Raster;
-use super::grib::{
-    HEAD_BYTES, Header, IdxLine, MAX_GAP, decode, find_magic, parse_header, parse_idx, section0_len,
-};
+use super::grib::{Header, decode, parse_header, parse_idx};
 use super::grib_view::{Axis, Content, Message, VFile, Views, assign_names, north_up};
 use crate::error::FsError;
+use crate::formats::grib2::{
+    HEAD_BYTES, IdxLine, PROBE_BYTES, find_magic, message_at, message_ranges, section0_len,
+};
 use crate::rope::Rope;
 use crate::store::{Backend, Listing, ObjectInfo};
 
@@ -198,39 +199,21 @@ impl<B: Backend> Convert<B> {
                     .await?;
                 let parsed =
                     parse_idx(&String::from_utf8_lossy(&text)).map_err(|e| fail(&idx_key, e))?;
-                for (k, l) in parsed.iter().enumerate() {
-                    let end = parsed.get(k + 1).map_or(info.size, |n| n.offset);
-                    if end <= l.offset || end > info.size {
-                        return Err(fail(
-                            &idx_key,
-                            anyhow!("offset {} is outside {source}", l.offset),
-                        ));
-                    }
-                    spans.push((l.offset, end - l.offset));
-                }
+                let ranges = message_ranges(&parsed, info.size)
+                    .with_context(|| format!("the inventory does not fit {source}"))
+                    .map_err(|e| fail(&idx_key, e))?;
+                spans.extend(ranges.iter().map(|r| (r.start, r.end - r.start)));
                 lines = parsed.into_iter().map(Some).collect();
             }
             Err(FsError::NotFound) => {
                 let mut pos = 0;
                 // Fewer than 16 bytes after the last message cannot hold one: trailing padding.
                 while pos + 16 <= info.size {
-                    let window = (pos + 16 + MAX_GAP as u64).min(info.size);
+                    let window = (pos + PROBE_BYTES).min(info.size);
                     let head = self.read_all(source, pos..window, etag).await?;
-                    let skip = find_magic(&head)
-                        .with_context(|| format!("no GRIB message at byte {pos}"))
-                        .map_err(|e| fail(source, e))?;
-                    let len = section0_len(&head[skip..])
-                        .with_context(|| format!("message at byte {pos}"))
-                        .map_err(|e| fail(source, e))?;
-                    let start = pos + skip as u64;
-                    if len < 16 || start + len > info.size {
-                        return Err(fail(
-                            source,
-                            anyhow!("message at byte {start} has bad length {len}"),
-                        ));
-                    }
-                    spans.push((start, len));
-                    pos = start + len;
+                    let m = message_at(&head, pos, info.size).map_err(|e| fail(source, e))?;
+                    spans.push((m.start, m.end - m.start));
+                    pos = m.end;
                 }
                 lines = vec![None; spans.len()];
             }

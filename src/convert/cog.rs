@@ -26,7 +26,8 @@ use anyhow::{Result, ensure};
 
 use super::crs::Crs;
 use super::deflate;
-use super::tiff::{Entry, IfdLayout, TAG_TILE_BYTE_COUNTS, TAG_TILE_OFFSETS};
+use super::tiff::{Entry, IfdLayout};
+use crate::formats::tiff::tag;
 
 /// Tile edge in pixels.
 pub const TILE: usize = 512;
@@ -151,32 +152,33 @@ impl CogLayout {
         let mut ifds: Vec<Vec<Entry>> = Vec::with_capacity(levels.len());
         for (l, r) in levels.iter().enumerate() {
             let mut e = vec![
-                Entry::longs(254, &[u32::from(l > 0)]), // NewSubfileType: 1 = reduced image
-                Entry::longs(256, &[r.width as u32]),
-                Entry::longs(257, &[r.height as u32]),
-                Entry::shorts(258, &[32]), // BitsPerSample
-                Entry::shorts(259, &[8]),  // Compression = Deflate (zlib)
-                Entry::shorts(262, &[1]),  // Photometric = MinIsBlack
-                Entry::shorts(277, &[1]),  // SamplesPerPixel
-                Entry::shorts(284, &[1]),  // PlanarConfiguration = contiguous
-                Entry::shorts(317, &[3]),  // Predictor = floating point
-                Entry::shorts(322, &[TILE as u16]),
-                Entry::shorts(323, &[TILE as u16]),
-                Entry::longs(TAG_TILE_OFFSETS, &vec![0; r.tiles()]),
-                Entry::longs(TAG_TILE_BYTE_COUNTS, &lens[l]),
-                Entry::shorts(339, &[3]), // SampleFormat = IEEE float
-                Entry::ascii(42113, &nodata_text), // GDAL_NODATA
+                // 1 = reduced-resolution image
+                Entry::longs(tag::NEW_SUBFILE_TYPE, &[u32::from(l > 0)]),
+                Entry::longs(tag::IMAGE_WIDTH, &[r.width as u32]),
+                Entry::longs(tag::IMAGE_LENGTH, &[r.height as u32]),
+                Entry::shorts(tag::BITS_PER_SAMPLE, &[32]),
+                Entry::shorts(tag::COMPRESSION, &[8]), // Deflate (zlib)
+                Entry::shorts(tag::PHOTOMETRIC_INTERPRETATION, &[1]), // MinIsBlack
+                Entry::shorts(tag::SAMPLES_PER_PIXEL, &[1]),
+                Entry::shorts(tag::PLANAR_CONFIGURATION, &[1]), // contiguous
+                Entry::shorts(tag::PREDICTOR, &[3]),            // floating point
+                Entry::shorts(tag::TILE_WIDTH, &[TILE as u16]),
+                Entry::shorts(tag::TILE_LENGTH, &[TILE as u16]),
+                Entry::longs(tag::TILE_OFFSETS, &vec![0; r.tiles()]),
+                Entry::longs(tag::TILE_BYTE_COUNTS, &lens[l]),
+                Entry::shorts(tag::SAMPLE_FORMAT, &[3]), // IEEE float
+                Entry::ascii(tag::GDAL_NODATA, &nodata_text),
             ];
             if l == 0 {
                 let g = spec.geo;
-                e.push(Entry::doubles(33550, &[g.dx, g.dy, 0.0])); // ModelPixelScale
+                e.push(Entry::doubles(tag::MODEL_PIXEL_SCALE, &[g.dx, g.dy, 0.0]));
                 e.push(Entry::doubles(
-                    33922,
+                    tag::MODEL_TIEPOINT,
                     &[0.0, 0.0, 0.0, g.west, g.north, 0.0],
-                )); // ModelTiepoint
+                ));
                 e.extend(spec.crs.geokey_entries());
                 if let Some(md) = &spec.gdal_metadata {
-                    e.push(Entry::ascii(42112, md)); // GDAL_METADATA
+                    e.push(Entry::ascii(tag::GDAL_METADATA, md));
                 }
             }
             e.sort_by_key(|x| x.tag);
@@ -204,9 +206,9 @@ impl CogLayout {
             spec.height
         );
         for (l, e) in ifds.iter_mut().enumerate() {
-            if let Some(entry) = e.iter_mut().find(|x| x.tag == TAG_TILE_OFFSETS) {
+            if let Some(entry) = e.iter_mut().find(|x| x.tag == tag::TILE_OFFSETS) {
                 let offsets: Vec<u32> = tiles[l].iter().map(|&(o, _)| (o + 4) as u32).collect();
-                *entry = Entry::longs(TAG_TILE_OFFSETS, &offsets);
+                *entry = Entry::longs(tag::TILE_OFFSETS, &offsets);
             }
         }
         let mut header = Vec::with_capacity(plan.end);

@@ -6,7 +6,8 @@
 //! scanned row by row in either direction along each axis. Missing points (bitmap) decode to
 //! NaN. Other templates (3.1 rotated, 3.40 Gaussian whose latitudes are not evenly spaced, 3.90
 //! space view, ...) and other scanning modes are errors naming the template, which give EIO
-//! for that file's views only. Message layout (section 0) lives in [`crate::plan::grib`].
+//! for that file's views only. Message layout (section 0, the inventory) and the sections of a
+//! message's head are parsed in [`crate::formats::grib2`]; here they become georeferenced grids.
 
 use anyhow::{Context, Result, bail, ensure};
 use grib::def::grib2::template::param_set::{EarthShape, ScaledValue, ScanningMode};
@@ -14,47 +15,24 @@ use grib::projection::{Lcc, LccParams, Merc, MercParams, Project, Stere, SterePa
 use grib::{Grib2SubmessageDecoder, GridDefinitionTemplateValues};
 
 use super::crs::{Crs, Earth};
+use crate::formats::grib2::{self, IdxLine, template_name};
 
-/// One `.idx` line: `msgnum:offset:d=YYYYMMDDHH:VAR:LEVEL:FORECAST:`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdxLine {
-    pub offset: u64,
-    pub var: String,
-    pub level: String,
-    pub forecast: String,
-}
-
-/// Parses a wgrib2-style inventory; lines that do not parse are an error naming the line.
+/// The inventory of a file the views are made from: [`grib2::parse_idx`], refusing lines that
+/// share an offset (a message of several fields, which a view of one field per message cannot
+/// show).
 pub fn parse_idx(text: &str) -> Result<Vec<IdxLine>> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.splitn(7, ':').collect();
-        ensure!(
-            f.len() >= 6,
-            "idx line {} has too few fields: {line:?}",
-            n + 1
+    let lines = grib2::parse_idx(text)?;
+    if let Some(k) = lines.windows(2).position(|w| w[0].offset == w[1].offset) {
+        bail!(
+            "idx offsets are not increasing: entries {} and {} share offset {} (a message of \
+             several fields is not supported)",
+            k + 1,
+            k + 2,
+            lines[k].offset
         );
-        let offset = f[1]
-            .parse()
-            .with_context(|| format!("idx line {}: bad offset {:?}", n + 1, f[1]))?;
-        out.push(IdxLine {
-            offset,
-            var: f[3].to_string(),
-            level: f[4].to_string(),
-            forecast: f[5].trim_end_matches(':').to_string(),
-        });
     }
-    ensure!(
-        out.windows(2).all(|w| w[0].offset < w[1].offset),
-        "idx offsets are not increasing"
-    );
-    Ok(out)
+    Ok(lines)
 }
-
-pub use crate::plan::grib::{MAX_GAP, find_magic, section0_len};
 
 /// The grid of a message: its shape, CRS and the coordinates of its points.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,115 +162,25 @@ pub struct Header {
     pub grid: Grid,
 }
 
-/// Bytes of a message's head that [`parse_header`] is likely to need.
-pub const HEAD_BYTES: u64 = 4096;
-
-/// Parses sections 0-5 from the first bytes of a message (`head`), which must reach the start
-/// of section 6. The grib crate parses whole messages, so it is given a copy of the head with
-/// empty sections 6 and 7.
+/// Parses sections 0-5 from the first bytes of a message (`head`, see
+/// [`grib2::parse_head`]) and georeferences its grid.
 pub fn parse_header(head: &[u8]) -> Result<Header> {
-    section0_len(head)?;
-    let mut pos = 16;
-    let mut msg = head[..16].to_vec();
-    let mut interval_end = None;
-    loop {
-        ensure!(
-            pos + 5 <= head.len(),
-            "GRIB message header longer than the bytes read"
-        );
-        let len = u32::from_be_bytes(head[pos..pos + 4].try_into()?) as usize;
-        let num = head[pos + 4];
-        ensure!(len >= 5, "GRIB section {num} has length {len}");
-        if num >= 6 {
-            ensure!(num == 6, "GRIB section 6 missing");
-            let indicator = head.get(pos + 5).copied().unwrap_or(255);
-            msg.extend_from_slice(&[0, 0, 0, 6, 6, indicator]);
-            break;
-        }
-        ensure!(
-            pos + len <= head.len(),
-            "GRIB section {num} longer than the bytes read"
-        );
-        if num == 4 {
-            interval_end = statistical_end(&head[pos..pos + len]);
-        }
-        msg.extend_from_slice(&head[pos..pos + len]);
-        pos += len;
-    }
-    msg.extend_from_slice(&[0, 0, 0, 5, 7]);
-    msg.extend_from_slice(b"7777");
-    let total = msg.len() as u64;
-    msg[8..16].copy_from_slice(&total.to_be_bytes());
-    let grib2 = grib::from_bytes(msg).context("GRIB2 header")?;
-    let (_, sub) = grib2
-        .iter()
-        .next()
-        .context("GRIB2 message without fields")?;
-    let discipline = sub.indicator().discipline;
-    let prod = sub.prod_def();
-    let category = prod.parameter_category().context("no parameter category")?;
-    let number = prod.parameter_number().context("no parameter number")?;
-    let t = sub.identification().ref_time_unchecked();
-    let reference_time = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    );
-    let template = sub.grid_def().grid_tmpl_num();
-    let grid = grid(sub.grid_def(), template).with_context(|| {
+    let h = grib2::parse_head(head)?;
+    let template = h.grid.grid_tmpl_num();
+    let grid = grid(&h.grid, template).with_context(|| {
         format!(
             "GRIB2 grid template 3.{template} ({})",
             template_name(template)
         )
     })?;
-    // An accumulation or other statistic is valid at the end of its interval.
-    let valid_time = interval_end.or_else(|| {
-        sub.temporal_info()
-            .forecast_time_target
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-    });
     Ok(Header {
-        valid_time,
-        discipline,
-        category,
-        number,
-        reference_time,
+        valid_time: h.valid_time,
+        discipline: h.discipline,
+        category: h.category,
+        number: h.number,
+        reference_time: h.reference_time,
         grid,
     })
-}
-
-/// The end of the overall time interval of product template 4.8 (octets 35-41 of section 4),
-/// ISO 8601 UTC; `None` for other templates.
-fn statistical_end(sect4: &[u8]) -> Option<String> {
-    let template = u16::from_be_bytes(sect4.get(7..9)?.try_into().ok()?);
-    let t = sect4.get(34..41).filter(|_| template == 8)?;
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        u16::from_be_bytes([t[0], t[1]]),
-        t[2],
-        t[3],
-        t[4],
-        t[5],
-        t[6]
-    ))
-}
-
-/// What GRIB2 grid template `3.n` is (code table 3.1), for messages.
-pub fn template_name(n: u16) -> &'static str {
-    match n {
-        0 => "latitude/longitude",
-        1 => "rotated latitude/longitude",
-        2 | 3 => "stretched latitude/longitude",
-        10 => "Mercator",
-        20 => "polar stereographic",
-        30 => "Lambert conformal",
-        31 => "Albers equal area",
-        40 => "Gaussian latitude/longitude",
-        41..=43 => "rotated or stretched Gaussian latitude/longitude",
-        50..=53 => "spherical harmonics",
-        90 => "space view",
-        101 => "unstructured",
-        _ => "unknown",
-    }
 }
 
 /// The supported templates and what to do otherwise, as error messages say.
@@ -590,6 +478,7 @@ pub fn describe(var: &str) -> Option<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::grib2::{HEAD_BYTES, section0_len};
 
     const FIXTURE: &str = "../shared/fixtures/hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2";
 

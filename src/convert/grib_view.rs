@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::cog::{CogLayout, CogSpec, GeoRef, Raster};
-use super::grib::{Grid, Header, IdxLine, array_name, describe};
+use super::grib::{Grid, Header, array_name, describe};
+use crate::formats::grib2::IdxLine;
 
 /// One message of the source file and the array it becomes.
 #[derive(Clone, Debug)]

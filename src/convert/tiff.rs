@@ -1,14 +1,11 @@
 //! Classic little-endian TIFF pieces the COG writer needs: IFD entries with their values
-//! encoded, GeoTIFF keys, and the serialisation of a chain of IFDs at known offsets.
+//! encoded, GeoTIFF keys, and the serialisation of a chain of IFDs at known offsets. Tag
+//! numbers and field types are [`crate::formats::tiff`]'s.
 
-/// TIFF field types.
-const ASCII: u16 = 2;
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const DOUBLE: u16 = 12;
-
-pub(crate) const TAG_TILE_OFFSETS: u16 = 324;
-pub(crate) const TAG_TILE_BYTE_COUNTS: u16 = 325;
+use crate::formats::tiff::field::{ASCII, DOUBLE, LONG, SHORT};
+use crate::formats::tiff::tag::{
+    GEO_ASCII_PARAMS, GEO_DOUBLE_PARAMS, GEO_KEY_DIRECTORY, TILE_BYTE_COUNTS, TILE_OFFSETS,
+};
 
 /// One IFD entry with its value already encoded little endian.
 pub(crate) struct Entry {
@@ -62,10 +59,6 @@ impl Entry {
         self.data.len() <= 4
     }
 }
-
-const GEO_KEY_DIRECTORY: u16 = 34735;
-const GEO_DOUBLE_PARAMS: u16 = 34736;
-const GEO_ASCII_PARAMS: u16 = 34737;
 
 /// Accumulates GeoKeys; each key is (id, location tag, count, value or index).
 #[derive(Default)]
@@ -136,7 +129,7 @@ impl IfdLayout {
         for strile_pass in [false, true] {
             for (l, e) in ifds.iter().enumerate() {
                 for (k, entry) in e.iter().enumerate() {
-                    let is_strile = matches!(entry.tag, TAG_TILE_OFFSETS | TAG_TILE_BYTE_COUNTS);
+                    let is_strile = matches!(entry.tag, TILE_OFFSETS | TILE_BYTE_COUNTS);
                     if !entry.inline() && is_strile == strile_pass {
                         pos = pos.next_multiple_of(2);
                         value_offsets[l][k] = Some(pos);

@@ -5,7 +5,9 @@
 //! Stores: v2 with a consolidated `.zmetadata`; v3 with a root `zarr.json` (its
 //! `consolidated_metadata`, as zarr-python 3 and xarray write it, or the `zarr.json` of each
 //! array the caller read), regular chunk grids, `default` (`c/0/0`) or `v2` chunk keys, and
-//! `dimension_names` (else `_ARRAY_DIMENSIONS`).
+//! `dimension_names` (else `_ARRAY_DIMENSIONS`). The metadata is read by
+//! [`crate::formats::zarr`]; here an array is kept when its data type and codecs can be
+//! decoded.
 //!
 //! An array gets COGs when its last two dimensions are `y`, `x` or it has a CF
 //! `grid_mapping` attribute, and both of those dimensions have 1-D coordinate arrays. One COG
@@ -30,30 +32,24 @@ use serde_json::{Map, Value};
 
 use super::cog::{CogLayout, CogSpec, GeoRef, Raster};
 use super::crs::{Crs, Earth, from_cf};
-pub use codecs::Sharding;
-use codecs::{Dtype, Pipeline, parse_dtype, parse_v3_dtype};
+use crate::formats::zarr::{self, ChunkKeys, Codecs, DataType, Shard, StoreMeta};
+use codecs::Pipeline;
 
 mod codecs;
 
-/// How chunk keys are spelled: `c/0/0` (v3 `default`) or `0.0` / `0/0` (v2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct KeyEnc {
-    prefix: bool,
-    sep: char,
-}
-
-/// One array's metadata (v2 `.zarray` and `.zattrs`, or a v3 `zarr.json`).
+/// One array's metadata, as far as decoding its chunks needs it.
 #[derive(Clone, Debug)]
 pub struct ArrayMeta {
     shape: Vec<usize>,
+    /// The chunk shape (for a sharded array, of its inner chunks).
     chunks: Vec<usize>,
-    dtype: Dtype,
+    dtype: DataType,
     /// The decode steps, or why the chunks cannot be decoded.
     codecs: Result<Pipeline, String>,
     fill: f64,
-    key: KeyEnc,
+    keys: ChunkKeys,
     /// v3 sharding: `chunks` are then the inner chunks.
-    shard: Option<Sharding>,
+    shard: Option<Shard>,
     dims: Vec<String>,
     attrs: Map<String, Value>,
 }
@@ -64,198 +60,80 @@ pub struct Store {
     pub arrays: BTreeMap<String, ArrayMeta>,
 }
 
-fn parse_array(zarray: &Value, attrs: Option<&Value>) -> Result<ArrayMeta> {
-    let ints = |k: &str| -> Result<Vec<usize>> {
-        zarray[k]
-            .as_array()
-            .with_context(|| format!("`{k}` missing"))?
-            .iter()
-            .map(|v| v.as_u64().map(|v| v as usize).context("not an integer"))
-            .collect()
-    };
-    let shape = ints("shape")?;
-    let chunks = ints("chunks")?;
-    ensure!(
-        shape.len() == chunks.len() && chunks.iter().all(|&c| c > 0),
-        "shape and chunks disagree"
-    );
-    let dtype = parse_dtype(zarray["dtype"].as_str().context("`dtype` missing")?)?;
-    let codecs = Pipeline::from_v2(zarray, dtype).map_err(|e| format!("{e:#}"));
-    let fill = fill_value(&zarray["fill_value"]);
-    let sep = if zarray["dimension_separator"].as_str() == Some("/") {
-        '/'
-    } else {
-        '.'
-    };
-    let attrs = attrs
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let dims = names(attrs.get("_ARRAY_DIMENSIONS"));
-    Ok(ArrayMeta {
-        shape,
-        chunks,
-        dtype,
-        codecs,
-        fill,
-        key: KeyEnc { prefix: false, sep },
-        shard: None,
-        dims,
-        attrs,
-    })
+fn usizes(v: &[u64]) -> Vec<usize> {
+    v.iter().map(|&x| x as usize).collect()
 }
 
-/// Dimension names from a JSON list (an unnamed v3 dimension is `""`).
-fn names(list: Option<&Value>) -> Vec<String> {
-    list.and_then(Value::as_array)
-        .map(|d| {
-            d.iter()
-                .map(|s| s.as_str().unwrap_or("").to_string())
-                .collect()
+impl ArrayMeta {
+    /// An array whose data type can be decoded; its codecs may still be refused (then reading
+    /// a chunk is an error naming the codec).
+    fn new(m: zarr::ArrayMeta) -> Result<Self> {
+        let mut dtype = m.data_type()?;
+        let mut chunks = usizes(&m.chunks);
+        let mut shard = None;
+        let codecs = match &m.codecs {
+            Codecs::V2 {
+                order,
+                compressor,
+                filters,
+            } => Pipeline::from_v2(order, compressor, filters, dtype).map_err(|e| format!("{e:#}")),
+            // Sharding is decoded when it is the array's one codec.
+            Codecs::V3(list) => match (&m.sharding, list.as_array().map(Vec::len)) {
+                (Some(Ok(sh)), Some(1)) => {
+                    shard = Some(sh.shard.clone());
+                    chunks = usizes(&sh.chunk_shape);
+                    Pipeline::from_v3(&sh.codecs, &mut dtype)
+                        .map_err(|e| format!("sharding_indexed: inner codecs: {e:#}"))
+                }
+                (Some(Err(e)), Some(1)) => Err(e.clone()),
+                _ => Pipeline::from_v3(list, &mut dtype).map_err(|e| format!("{e:#}")),
+            },
+        };
+        Ok(Self {
+            shape: usizes(&m.shape),
+            chunks,
+            dtype,
+            codecs,
+            fill: m.fill_value,
+            keys: m.keys,
+            shard,
+            dims: m.dims,
+            attrs: m.attrs,
         })
-        .unwrap_or_default()
-}
-
-fn fill_value(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) if s == "Infinity" => f64::INFINITY,
-        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-        _ => f64::NAN,
     }
-}
-
-/// One array's v3 `zarr.json` (regular chunk grid; `dimension_names`, `attributes`).
-fn parse_v3_array(meta: &Value) -> Result<ArrayMeta> {
-    let ints = |v: &Value, what: &str| -> Result<Vec<usize>> {
-        v.as_array()
-            .with_context(|| format!("`{what}` missing"))?
-            .iter()
-            .map(|v| v.as_u64().map(|v| v as usize).context("not an integer"))
-            .collect()
-    };
-    let shape = ints(&meta["shape"], "shape")?;
-    let grid = &meta["chunk_grid"];
-    ensure!(
-        grid["name"].as_str() == Some("regular"),
-        "chunk grid {} is not supported (regular is)",
-        grid["name"]
-    );
-    let mut chunks = ints(&grid["configuration"]["chunk_shape"], "chunk_shape")?;
-    ensure!(
-        shape.len() == chunks.len() && chunks.iter().all(|&c| c > 0),
-        "shape and chunks disagree"
-    );
-    let mut dtype = parse_v3_dtype(meta["data_type"].as_str().context("`data_type` missing")?)?;
-    let mut shard = None;
-    let sharding = meta["codecs"]
-        .as_array()
-        .filter(|l| l.len() == 1 && l[0]["name"].as_str() == Some("sharding_indexed"));
-    let codecs = match sharding {
-        Some(l) => match Sharding::from_v3(&l[0]["configuration"], &chunks) {
-            Ok((sh, inner, inner_codecs)) => {
-                shard = Some(sh);
-                chunks = inner;
-                Pipeline::from_v3(inner_codecs, &mut dtype)
-                    .map_err(|e| format!("sharding_indexed: inner codecs: {e:#}"))
-            }
-            Err(e) => Err(format!("{e:#}")),
-        },
-        None => Pipeline::from_v3(&meta["codecs"], &mut dtype).map_err(|e| format!("{e:#}")),
-    };
-    let enc = &meta["chunk_key_encoding"];
-    let v2_keys = enc["name"].as_str() == Some("v2");
-    let sep = match enc["configuration"]["separator"].as_str() {
-        Some(".") => '.',
-        Some("/") => '/',
-        _ if v2_keys => '.',
-        _ => '/',
-    };
-    let attrs = meta["attributes"].as_object().cloned().unwrap_or_default();
-    let dims = match &meta["dimension_names"] {
-        d @ Value::Array(_) => names(Some(d)),
-        _ => names(attrs.get("_ARRAY_DIMENSIONS")),
-    };
-    Ok(ArrayMeta {
-        shape,
-        chunks,
-        dtype,
-        codecs,
-        fill: fill_value(&meta["fill_value"]),
-        key: KeyEnc {
-            prefix: !v2_keys,
-            sep,
-        },
-        shard,
-        dims,
-        attrs,
-    })
 }
 
 impl Store {
-    /// The arrays listed in a v2 `.zmetadata`; an array whose `.zarray` cannot be read is
-    /// left out (it cannot be converted), the rest stay.
-    pub fn from_zmetadata(bytes: &[u8]) -> Result<Self> {
-        let doc: Value = serde_json::from_slice(bytes).context("`.zmetadata` is not JSON")?;
-        let meta = doc["metadata"]
-            .as_object()
-            .context("`.zmetadata` has no `metadata` object")?;
+    /// The arrays that can be decoded; the others are left out (logged).
+    fn from_meta(parsed: StoreMeta) -> Self {
         let mut arrays = BTreeMap::new();
-        for (k, v) in meta {
-            let Some(path) = k.strip_suffix(".zarray") else {
-                continue;
-            };
-            let path = path.trim_end_matches('/');
-            let attrs = meta.get(&format!(
-                "{}.zattrs",
-                k.strip_suffix(".zarray").unwrap_or("")
-            ));
-            match parse_array(v, attrs) {
-                Ok(a) => {
-                    arrays.insert(path.to_string(), a);
-                }
-                Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
-            }
-        }
-        Ok(Self { arrays })
-    }
-
-    /// The arrays of a v3 store: from the `consolidated_metadata` of its root `zarr.json`
-    /// (as zarr-python 3 and xarray write it), plus `extra` (path, `zarr.json`) pairs read
-    /// one by one when the root has none. An array that cannot be read is left out.
-    pub fn from_zarr_json(root: &[u8], extra: &[(String, Value)]) -> Result<Self> {
-        let doc: Value = serde_json::from_slice(root).context("`zarr.json` is not JSON")?;
-        ensure!(
-            doc["zarr_format"].as_u64() == Some(3),
-            "`zarr.json` is not Zarr v3"
-        );
-        let mut docs: Vec<(String, &Value)> = Vec::new();
-        if let Some(meta) = doc["consolidated_metadata"]["metadata"].as_object() {
-            docs.extend(
-                meta.iter()
-                    .map(|(k, v)| (k.trim_matches('/').to_string(), v)),
-            );
-        }
-        docs.extend(extra.iter().map(|(k, v)| (k.clone(), v)));
-        let mut arrays = BTreeMap::new();
-        for (path, v) in docs {
-            if v["node_type"].as_str() != Some("array") {
-                continue;
-            }
-            match parse_v3_array(v) {
+        for (path, a) in parsed.arrays {
+            match a.map_err(|e| anyhow::anyhow!(e)).and_then(ArrayMeta::new) {
                 Ok(a) => {
                     arrays.insert(path, a);
                 }
                 Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
             }
         }
-        Ok(Self { arrays })
+        Self { arrays }
+    }
+
+    /// The arrays listed in a v2 `.zmetadata`; an array whose `.zarray` cannot be read is
+    /// left out (it cannot be converted), the rest stay.
+    pub fn from_zmetadata(bytes: &[u8]) -> Result<Self> {
+        Ok(Self::from_meta(StoreMeta::from_zmetadata(bytes)?))
+    }
+
+    /// The arrays of a v3 store: from the `consolidated_metadata` of its root `zarr.json`
+    /// (as zarr-python 3 and xarray write it), plus `extra` (path, `zarr.json`) pairs read
+    /// one by one when the root has none. An array that cannot be read is left out.
+    pub fn from_zarr_json(root: &[u8], extra: &[(String, Value)]) -> Result<Self> {
+        Ok(Self::from_meta(StoreMeta::from_zarr_json(root, extra)?))
     }
 
     /// Whether a root `zarr.json` lists its arrays (consolidated metadata).
     pub fn is_consolidated_v3(root: &[u8]) -> bool {
-        serde_json::from_slice::<Value>(root)
-            .is_ok_and(|d| d["consolidated_metadata"]["metadata"].is_object())
+        zarr::is_consolidated_v3(root)
     }
 
     /// The coordinate array of dimension `dim` for array `var` (a sibling in its group).
@@ -569,11 +447,7 @@ impl ArrayMeta {
 
     /// Where a chunk is: its object's key and, for a sharded array, the shard layout and the
     /// chunk's position in the shard's index.
-    pub fn chunk_location(
-        &self,
-        var: &str,
-        coord: &[usize],
-    ) -> (String, Option<(&Sharding, usize)>) {
+    pub fn chunk_location(&self, var: &str, coord: &[usize]) -> (String, Option<(&Shard, usize)>) {
         match &self.shard {
             None => (self.chunk_key(var, coord), None),
             Some(sh) => {
@@ -589,14 +463,7 @@ impl ArrayMeta {
 
     /// The key of a chunk object (a shard, for a sharded array), relative to the store.
     pub fn chunk_key(&self, var: &str, coord: &[usize]) -> String {
-        let sep = self.key.sep.to_string();
-        let mut parts: Vec<String> = coord.iter().map(usize::to_string).collect();
-        if self.key.prefix {
-            parts.insert(0, "c".into());
-        } else if parts.is_empty() {
-            parts.push("0".into());
-        }
-        format!("{var}/{}", parts.join(&sep))
+        format!("{var}/{}", self.keys.key(coord))
     }
 
     /// Elements in one chunk.

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use super::Fs;
 use crate::cache::block::ObjectRef;
+use crate::formats::grib2::{is_grib_name, messages_from_idx};
+use crate::formats::hdf5::{Step, Walker, is_hdf5_name};
+use crate::formats::tiff::{TiffError, has_size_leaders, tile_ranges};
+use crate::formats::units;
+use crate::formats::zarr::Shard;
 use crate::namespace::{NodeInfo, NodeKind};
-use crate::plan::grib::{is_grib_name, messages_from_idx};
-use crate::plan::hdf5::{Step, Walker, is_hdf5_name};
-use crate::plan::tiff::{TiffError, has_size_leaders, tile_ranges, units};
-use crate::plan::zarr::Shard;
 use crate::rope::Rope;
 
 /// Larger inventories are not read (a real one is tens of KiB).
@@ -98,7 +99,7 @@ impl Fs {
     /// block path. (A lazier plan, finding the next boundary when a read reaches past the known
     /// ones, would need plans that grow while a file is open; readers hold a fixed one.)
     async fn grib_hop_plan(&self, obj: &ObjectRef) -> Option<Arc<Vec<Range<u64>>>> {
-        use crate::plan::grib::{PROBE_BYTES, hop_units, message_at};
+        use crate::formats::grib2::{PROBE_BYTES, hop_units, message_at};
         /// Messages planned at open: each costs one serial small request on the first open
         /// (1-5 s for all 64 at 20-80 ms per request); later messages take the block path.
         const GRIB_MAX_HOPS: usize = 64;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::RwLock;
 
 use crate::error::FsError;
+use crate::formats::zarr::ZarrLayout;
 use crate::metrics::Metrics;
-use crate::plan::zarr::ZarrLayout;
 use crate::rope::Rope;
 use crate::store::{Backend, Listing, ObjectInfo, valid_name};
 

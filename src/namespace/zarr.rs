@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::error::FsError;
-use crate::plan::zarr::{ZarrEntry, ZarrLayout};
+use crate::formats::zarr::{ZarrEntry, ZarrLayout};
 use crate::store::ObjectInfo;
 
 use super::{Namespace, NodeInfo};
@@ -41,7 +41,7 @@ impl Namespace {
     }
 
     /// The shard layout of `path`, when it is a shard of a sharded Zarr v3 array.
-    pub fn zarr_shard(&self, path: &str) -> Option<crate::plan::zarr::Shard> {
+    pub fn zarr_shard(&self, path: &str) -> Option<crate::formats::zarr::Shard> {
         let (layout, rel) = self.zarr_store_of(path)?;
         layout.shard_of(&rel)
     }

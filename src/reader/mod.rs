@@ -3,7 +3,7 @@
 //! up to a cap; prefetch is issued as parallel multi-block GETs. A jump resets the window, and
 //! the read after it is served from aligned pieces sized from the reader's random reads
 //! (`learned_piece`), not whole blocks. Prefetch takes permits from a shared budget, so
-//! in-flight prefetch memory stays bounded. A planned file (units from `crate::plan`) is read
+//! in-flight prefetch memory stays bounded. A planned file (units from `crate::formats`) is read
 //! by its units instead, with the graze rules of `crate::cache::block` (`units`).
 
 use std::sync::Arc;

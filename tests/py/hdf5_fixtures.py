@@ -1,4 +1,4 @@
-"""Writes the small HDF5 files of src/plan/hdf5's unit tests (tests/data/hdf5/) and prints,
+"""Writes the small HDF5 files of src/formats/hdf5's unit tests (tests/data/hdf5/) and prints,
 per file, what h5py reports of its chunks (and contiguous storage): count, sum of byte offsets, sum of stored sizes.
 
     python tests/py/hdf5_fixtures.py tests/data/hdf5

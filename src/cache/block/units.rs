@@ -106,7 +106,7 @@ impl BlockCache {
             return Ok(Rope::default());
         }
         let mut r = range.start..end;
-        let mut touched = &units[crate::plan::touched(units, r.clone())];
+        let mut touched = &units[crate::formats::touched(units, r.clone())];
         let covered = touched.first().is_some_and(|u| u.start <= r.start)
             && touched.last().is_some_and(|u| u.end >= r.end)
             && touched.windows(2).all(|w| w[0].end == w[1].start);

@@ -16,8 +16,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{Convert, cache_key, fail};
 use crate::convert::cog::{CogLayout, Raster};
-use crate::convert::zarr_cog::{CogViews, Sharding, Store, ZFile, step_raster};
+use crate::convert::zarr_cog::{CogViews, Store, ZFile, step_raster};
 use crate::error::FsError;
+use crate::formats::zarr::Shard;
 use crate::store::{Backend, Listing, ObjectInfo};
 
 /// A shard's ETag and the byte range of each inner chunk (`None`: not written).
@@ -185,7 +186,7 @@ impl<B: Backend> Convert<B> {
             .ok_or_else(|| fail(store, anyhow!("no array `{var}`")))?;
         let coords = meta.slab_chunks(lead, k);
         // Sharded arrays: each shard's index, read once (`None`: the shard was never written).
-        let mut shards: Vec<(String, &Sharding)> = Vec::new();
+        let mut shards: Vec<(String, &Shard)> = Vec::new();
         for c in &coords {
             if let (key, Some((sh, _))) = meta.chunk_location(var, c)
                 && !shards.iter().any(|(k, _)| *k == key)
@@ -233,7 +234,7 @@ impl<B: Backend> Convert<B> {
 
     /// A shard's ETag and the byte ranges of its inner chunks; `None` when the shard is
     /// missing (all its chunks are the fill value).
-    async fn shard_index(&self, key: &str, sh: &Sharding) -> Result<Option<ShardIndex>, FsError> {
+    async fn shard_index(&self, key: &str, sh: &Shard) -> Result<Option<ShardIndex>, FsError> {
         let info = match self.inner.head(key).await {
             Ok(i) => i,
             Err(FsError::NotFound) => return Ok(None),
@@ -242,7 +243,7 @@ impl<B: Backend> Convert<B> {
         let range = sh.index_range(info.size).map_err(|e| fail(key, e))?;
         let bytes = self.read_all(key, range, info.etag.as_deref()).await?;
         let ranges = sh
-            .chunk_ranges(&bytes, info.size)
+            .inner_ranges(&bytes, info.size)
             .map_err(|e| fail(key, e))?;
         Ok(Some((info.etag, ranges)))
     }

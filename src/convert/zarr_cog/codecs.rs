@@ -1,13 +1,13 @@
-//! How one Zarr chunk's bytes become values: the element type and the decode steps, from a v2
-//! `.zarray` (`compressor` and `filters`) or a v3 `codecs` list. Decoding runs the steps in
-//! order and then reads the elements as f64.
+//! How one Zarr chunk's bytes become values: the decode steps, from a v2 `.zarray`'s
+//! `compressor` and `filters` or a v3 `codecs` list (as [`crate::formats::zarr`] reads them),
+//! and the element type. Decoding runs the steps in order and then reads the elements as f64.
 //!
 //! Supported: compressors/codecs `zlib`, `gzip`, `zstd`, `blosc` (any shuffle; lz4, lz4hc,
 //! zstd, zlib and blosclz inside, see [`crate::convert::blosc`]) or none; v2 filters `shuffle`
 //! and `delta` (when `astype` is the array's dtype and it is the first filter); v3 `bytes`
 //! (either endian) and `crc32c` (stripped, not verified); `sharding_indexed` as an array's one
-//! codec, its index `bytes` (+ `crc32c`) at either end ([`Sharding`]; the inner codecs as
-//! above). Refused with an error naming the codec: order F, `transpose`, nested sharding,
+//! codec, its index `bytes` (+ `crc32c`) at either end ([`crate::formats::zarr::Shard`]; the
+//! inner codecs as above). Refused with an error naming the codec: order F, `transpose`, nested sharding,
 //! other filters and codecs.
 
 use std::io::Read;
@@ -15,54 +15,7 @@ use std::io::Read;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-/// Element type: kind (`f`, `i`, `u`), size in bytes, little endian.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Dtype {
-    pub kind: u8,
-    pub size: usize,
-    pub le: bool,
-}
-
-/// A v2 dtype string (`<f4`, `>i2`, `|u1`).
-pub(super) fn parse_dtype(s: &str) -> Result<Dtype> {
-    let b = s.as_bytes();
-    ensure!(b.len() >= 3, "dtype `{s}` is not supported");
-    let size: usize = s[2..].parse().ok().context("bad dtype size")?;
-    let le = b[0] != b'>';
-    ensure!(
-        matches!((b[1], size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
-        "dtype `{s}` is not supported (float32/64 and integers are)"
-    );
-    Ok(Dtype {
-        kind: b[1],
-        size,
-        le,
-    })
-}
-
-/// A v3 `data_type` name (`float32`, `int16`, `uint8`); its byte order comes from the
-/// `bytes` codec.
-pub(super) fn parse_v3_dtype(name: &str) -> Result<Dtype> {
-    let (kind, bits) = if let Some(b) = name.strip_prefix("float") {
-        (b'f', b)
-    } else if let Some(b) = name.strip_prefix("uint") {
-        (b'u', b)
-    } else if let Some(b) = name.strip_prefix("int") {
-        (b'i', b)
-    } else {
-        bail!("data type `{name}` is not supported (float32/64 and integers are)")
-    };
-    let size = bits.parse::<usize>().unwrap_or(0) / 8;
-    ensure!(
-        matches!((kind, size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
-        "data type `{name}` is not supported (float32/64 and integers are)"
-    );
-    Ok(Dtype {
-        kind,
-        size,
-        le: true,
-    })
-}
+use crate::formats::zarr::{DataType, parse_v2_dtype};
 
 /// One bytes-to-bytes decode step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,20 +52,23 @@ fn compressor_step(id: &str, what: &str) -> Result<Step> {
 }
 
 impl Pipeline {
-    /// From a v2 `.zarray`; `dtype` is the array's.
-    pub(super) fn from_v2(zarray: &Value, dtype: Dtype) -> Result<Self> {
+    /// From a v2 `.zarray`'s `order`, `compressor` and `filters`; `dtype` is the array's.
+    pub(super) fn from_v2(
+        order: &Value,
+        comp: &Value,
+        filters: &Value,
+        dtype: DataType,
+    ) -> Result<Self> {
         ensure!(
-            zarray["order"].as_str() == Some("C"),
-            "order {} is not supported (C is)",
-            zarray["order"]
+            order.as_str() == Some("C"),
+            "order {order} is not supported (C is)"
         );
         let mut steps = Vec::new();
-        let comp = &zarray["compressor"];
         if !comp.is_null() {
             let id = comp["id"].as_str().unwrap_or("?");
             steps.push(compressor_step(id, "compressor")?);
         }
-        let filters: &[Value] = match &zarray["filters"] {
+        let filters: &[Value] = match filters {
             Value::Null => &[],
             Value::Array(f) => f,
             other => bail!("filters {other} are not a list"),
@@ -128,7 +84,7 @@ impl Pipeline {
                 "delta" => {
                     let same = |k: &str| {
                         f[k].as_str()
-                            .is_none_or(|s| parse_dtype(s).is_ok_and(|d| d == dtype))
+                            .is_none_or(|s| parse_v2_dtype(s).is_ok_and(|d| d == dtype))
                     };
                     ensure!(
                         i == 0 && same("dtype") && same("astype"),
@@ -147,7 +103,7 @@ impl Pipeline {
     }
 
     /// From a v3 `codecs` list; sets `dtype`'s byte order from the `bytes` codec.
-    pub(super) fn from_v3(codecs: &Value, dtype: &mut Dtype) -> Result<Self> {
+    pub(super) fn from_v3(codecs: &Value, dtype: &mut DataType) -> Result<Self> {
         let list = codecs.as_array().context("`codecs` is not a list")?;
         let mut steps = Vec::new();
         let mut seen_bytes = false;
@@ -184,7 +140,7 @@ impl Pipeline {
     }
 
     /// Decodes one chunk of `len` elements of `dtype` to f64 values, C order.
-    pub(super) fn decode(&self, raw: &[u8], dtype: Dtype, len: usize) -> Result<Vec<f64>> {
+    pub(super) fn decode(&self, raw: &[u8], dtype: DataType, len: usize) -> Result<Vec<f64>> {
         let want = len * dtype.size;
         // Room for a checksum; any step claiming more than this is refused.
         let max = want + 4 * self.steps.len();
@@ -231,8 +187,8 @@ impl Pipeline {
     }
 }
 
-fn to_f64(bytes: &[u8], dtype: Dtype) -> Vec<f64> {
-    let Dtype { kind, size, le } = dtype;
+fn to_f64(bytes: &[u8], dtype: DataType) -> Vec<f64> {
+    let DataType { kind, size, le } = dtype;
     bytes
         .chunks_exact(size)
         .map(|b| {
@@ -260,7 +216,7 @@ fn to_f64(bytes: &[u8], dtype: Dtype) -> Vec<f64> {
 
 /// numcodecs `delta` decoding: the running sum in the array's own type (f32 rounding,
 /// integer wrap-around).
-fn undelta(values: &mut [f64], dtype: Dtype) {
+fn undelta(values: &mut [f64], dtype: DataType) {
     match (dtype.kind, dtype.size) {
         (b'f', 4) => {
             let mut acc = 0f32;
@@ -289,117 +245,5 @@ fn undelta(values: &mut [f64], dtype: Dtype) {
                 *v = wrapped;
             }
         }
-    }
-}
-
-/// A v3 `sharding_indexed` layout: each chunk object is a shard of `per` inner chunks per
-/// dimension, with an index of (offset, length) pairs, little endian, at its end or start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sharding {
-    pub per: Vec<usize>,
-    pub index_at_end: bool,
-    /// The index ends with a CRC32C (index codecs `bytes`, `crc32c`).
-    pub index_crc: bool,
-}
-
-impl Sharding {
-    /// From the codec's configuration and the shard shape; the inner chunk shape and codecs.
-    pub(super) fn from_v3<'a>(
-        conf: &'a Value,
-        shard_shape: &[usize],
-    ) -> Result<(Self, Vec<usize>, &'a Value)> {
-        let inner: Vec<usize> = conf["chunk_shape"]
-            .as_array()
-            .context("sharding_indexed: `chunk_shape` missing")?
-            .iter()
-            .map(|v| v.as_u64().map(|v| v as usize).context("not an integer"))
-            .collect::<Result<_>>()?;
-        ensure!(
-            inner.len() == shard_shape.len()
-                && inner
-                    .iter()
-                    .zip(shard_shape)
-                    .all(|(&i, &s)| i > 0 && s % i == 0),
-            "sharding_indexed: inner chunks {inner:?} do not divide shards {shard_shape:?}"
-        );
-        let per = inner.iter().zip(shard_shape).map(|(i, s)| s / i).collect();
-        let names: Vec<&str> = conf["index_codecs"]
-            .as_array()
-            .map(|l| l.iter().filter_map(|c| c["name"].as_str()).collect())
-            .unwrap_or_else(|| vec!["bytes", "crc32c"]);
-        let little = conf["index_codecs"]
-            .as_array()
-            .and_then(|l| l.first())
-            .is_none_or(|c| c["configuration"]["endian"].as_str() != Some("big"));
-        let index_crc = match names.as_slice() {
-            ["bytes"] if little => false,
-            ["bytes", "crc32c"] if little => true,
-            _ => bail!(
-                "sharding_indexed: index codecs {} are not supported (bytes little endian, \
-                 then crc32c, are)",
-                conf["index_codecs"]
-            ),
-        };
-        Ok((
-            Self {
-                per,
-                index_at_end: conf["index_location"].as_str() != Some("start"),
-                index_crc,
-            },
-            inner,
-            &conf["codecs"],
-        ))
-    }
-
-    /// Inner chunks per shard.
-    pub(super) fn count(&self) -> usize {
-        self.per.iter().product()
-    }
-
-    /// Bytes of the index.
-    pub fn index_len(&self) -> u64 {
-        self.count() as u64 * 16 + if self.index_crc { 4 } else { 0 }
-    }
-
-    /// The byte range of the index in a shard of `size` bytes.
-    pub fn index_range(&self, size: u64) -> Result<std::ops::Range<u64>> {
-        let n = self.index_len();
-        ensure!(size >= n, "shard of {size} bytes is shorter than its index");
-        Ok(if self.index_at_end {
-            size - n..size
-        } else {
-            0..n
-        })
-    }
-
-    /// The byte range of each inner chunk (`None`: not written), checked against `size`.
-    pub fn chunk_ranges(
-        &self,
-        index: &[u8],
-        size: u64,
-    ) -> Result<Vec<Option<std::ops::Range<u64>>>> {
-        ensure!(
-            index.len() as u64 == self.index_len(),
-            "shard index holds {} bytes, not {}",
-            index.len(),
-            self.index_len()
-        );
-        index
-            .chunks_exact(16)
-            .take(self.count())
-            .map(|e| {
-                let off = u64::from_le_bytes(e[..8].try_into()?);
-                let len = u64::from_le_bytes(e[8..].try_into()?);
-                if off == u64::MAX && len == u64::MAX {
-                    return Ok(None);
-                }
-                let end = off.checked_add(len).context("shard index overflows")?;
-                ensure!(
-                    end <= size,
-                    "shard index points past the shard's {size} bytes"
-                );
-                Ok(Some(off..end))
-            })
-            .collect()
     }
 }

@@ -4,9 +4,12 @@ use serde_json::json;
 fn meta(shape: &[usize], chunks: &[usize], compressor: Value) -> ArrayMeta {
     let zarray = json!({"shape": shape, "chunks": chunks, "dtype": "<f4", "order": "C",
         "filters": null, "compressor": compressor, "fill_value": "NaN", "zarr_format": 2});
-    parse_array(
-        &zarray,
-        Some(&json!({"_ARRAY_DIMENSIONS": ["time", "y", "x"]})),
+    ArrayMeta::new(
+        zarr::ArrayMeta::from_v2(
+            &zarray,
+            Some(&json!({"_ARRAY_DIMENSIONS": ["time", "y", "x"]})),
+        )
+        .unwrap(),
     )
     .unwrap()
 }
@@ -72,7 +75,7 @@ fn chunks_decode_zlib_and_zstd_and_refuse_unknown_codecs() {
 #[test]
 fn big_endian_integers_decode() {
     let mut m = meta(&[1, 1, 2], &[1, 1, 2], Value::Null);
-    m.dtype = parse_dtype(">i2").unwrap();
+    m.dtype = zarr::parse_v2_dtype(">i2").unwrap();
     assert_eq!(
         m.decode_chunk(&[0xff, 0xfe, 0x01, 0x00]).unwrap(),
         vec![-2.0, 256.0]
@@ -245,12 +248,12 @@ fn v2_shuffle_and_delta_filters_decode() {
     let zarray = json!({"shape": [4], "chunks": [4], "dtype": "<i4", "order": "C",
         "filters": [{"id": "delta", "dtype": "<i4"}, {"id": "shuffle", "elementsize": 4}],
         "compressor": {"id": "zstd", "level": 1}, "fill_value": 0, "zarr_format": 2});
-    let m = parse_array(&zarray, None).unwrap();
+    let m = ArrayMeta::new(zarr::ArrayMeta::from_v2(&zarray, None).unwrap()).unwrap();
     let z = zstd::encode_all(&shuffled[..], 1).unwrap();
     assert_eq!(m.decode_chunk(&z).unwrap(), vec![3.0, 5.0, -2.0, 40.0]);
     let mut bad = zarray.clone();
     bad["filters"] = json!([{"id": "fixedscaleoffset", "scale": 10}]);
-    let e = parse_array(&bad, None)
+    let e = ArrayMeta::new(zarr::ArrayMeta::from_v2(&bad, None).unwrap())
         .unwrap()
         .decode_chunk(&z)
         .unwrap_err();
@@ -365,7 +368,7 @@ fn v3_shards_locate_inner_chunks() {
             "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}},
                              {"name": "crc32c"}],
             "index_location": "end"}}]});
-    let a = parse_v3_array(&meta).unwrap();
+    let a = ArrayMeta::new(zarr::ArrayMeta::from_v3(&meta).unwrap()).unwrap();
     assert_eq!(a.chunks, vec![1, 2]);
     // Inner chunk (1, 3) is in shard (0, 1) at index position 1 * 2 + 1.
     let (key, inner) = a.chunk_location("v", &[1, 3]);
@@ -394,7 +397,7 @@ fn v3_shards_locate_inner_chunks() {
     let size = shard.len() as u64;
     let r = sh.index_range(size).unwrap();
     let ranges = sh
-        .chunk_ranges(&shard[r.start as usize..r.end as usize], size)
+        .inner_ranges(&shard[r.start as usize..r.end as usize], size)
         .unwrap();
     assert_eq!(ranges[1], None);
     let r3 = ranges[3].clone().unwrap();
@@ -403,12 +406,12 @@ fn v3_shards_locate_inner_chunks() {
             .unwrap(),
         vec![3.0, 4.0]
     );
-    assert!(sh.chunk_ranges(&index, 3).is_err(), "ranges past the shard");
+    assert!(sh.inner_ranges(&index, 3).is_err(), "ranges past the shard");
     assert!(sh.index_range(10).is_err());
     // Nested sharding and unknown index codecs are refused by name.
     let mut nested = meta.clone();
     nested["codecs"][0]["configuration"]["codecs"] = meta["codecs"].clone();
-    let e = parse_v3_array(&nested)
+    let e = ArrayMeta::new(zarr::ArrayMeta::from_v3(&nested).unwrap())
         .unwrap()
         .decode_chunk(&[])
         .unwrap_err();

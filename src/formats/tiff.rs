@@ -1,13 +1,57 @@
 //! Layout of a tiled (or stripped) TIFF, classic or BigTIFF: where every tile of every IFD lies.
 //! Parsed from a prefix of the file; a Cloud Optimized GeoTIFF keeps all IFDs and tile arrays
-//! at the start, so one small read is enough. It reads layout only.
+//! at the start, so one small read is enough. Also the tag numbers and field types every TIFF
+//! reader and writer of geomount uses ([`tag`], [`field`]); the COG writer (`convert::cog`)
+//! takes them from here.
+//!
+//! Hand-written rather than taken from the `tiff` crate (image-rs): its `Decoder` pulls bytes
+//! through a blocking `Read + Seek`, so a prefix that ends too early surfaces as an
+//! `UnexpectedEof` I/O error, not as "the first n bytes are needed" ([`TiffError::NeedPrefix`],
+//! which lets a planner make exactly one more ranged read); and `Decoder::new` already
+//! validates the first image's pixel format (photometric interpretation, sample format, bits
+//! per sample) and refuses ones it cannot decode, while a plan needs only the tile tables of
+//! every IFD, whatever their pixels. Its `Tag` enum also lacks GDAL's `GDAL_METADATA` (42112).
 
 use std::ops::Range;
 
-const TILE_OFFSETS: u16 = 324;
-const TILE_BYTE_COUNTS: u16 = 325;
-const STRIP_OFFSETS: u16 = 273;
-const STRIP_BYTE_COUNTS: u16 = 279;
+/// TIFF tag numbers (TIFF 6.0, GeoTIFF 1.1 and GDAL's private tags).
+pub mod tag {
+    pub const NEW_SUBFILE_TYPE: u16 = 254;
+    pub const IMAGE_WIDTH: u16 = 256;
+    pub const IMAGE_LENGTH: u16 = 257;
+    pub const BITS_PER_SAMPLE: u16 = 258;
+    pub const COMPRESSION: u16 = 259;
+    pub const PHOTOMETRIC_INTERPRETATION: u16 = 262;
+    pub const STRIP_OFFSETS: u16 = 273;
+    pub const SAMPLES_PER_PIXEL: u16 = 277;
+    pub const STRIP_BYTE_COUNTS: u16 = 279;
+    pub const PLANAR_CONFIGURATION: u16 = 284;
+    pub const PREDICTOR: u16 = 317;
+    pub const TILE_WIDTH: u16 = 322;
+    pub const TILE_LENGTH: u16 = 323;
+    pub const TILE_OFFSETS: u16 = 324;
+    pub const TILE_BYTE_COUNTS: u16 = 325;
+    pub const SAMPLE_FORMAT: u16 = 339;
+    pub const MODEL_PIXEL_SCALE: u16 = 33550;
+    pub const MODEL_TIEPOINT: u16 = 33922;
+    pub const GEO_KEY_DIRECTORY: u16 = 34735;
+    pub const GEO_DOUBLE_PARAMS: u16 = 34736;
+    pub const GEO_ASCII_PARAMS: u16 = 34737;
+    pub const GDAL_METADATA: u16 = 42112;
+    pub const GDAL_NODATA: u16 = 42113;
+}
+
+/// TIFF field types (TIFF 6.0 and BigTIFF).
+pub mod field {
+    pub const ASCII: u16 = 2;
+    pub const SHORT: u16 = 3;
+    pub const LONG: u16 = 4;
+    pub const DOUBLE: u16 = 12;
+    pub const IFD: u16 = 13;
+    pub const LONG8: u16 = 16;
+    pub const SLONG8: u16 = 17;
+}
+
 /// Bound on IFDs followed (a loop in a corrupt file must end).
 const MAX_IFDS: usize = 1000;
 
@@ -68,10 +112,10 @@ impl Prefix<'_> {
     /// The values of an IFD entry of integer type at `entry`.
     fn values(&self, entry: u64) -> Result<Vec<u64>, TiffError> {
         let typ = self.uint(entry + 2, 2)?;
-        let size = match typ {
-            3 => 2,
-            4 | 13 => 4,
-            16 | 17 => 8,
+        let size = match typ as u16 {
+            field::SHORT => 2,
+            field::LONG | field::IFD => 4,
+            field::LONG8 | field::SLONG8 => 8,
             _ => {
                 return Err(TiffError::Invalid(
                     "offsets of a type that is not an integer",
@@ -127,8 +171,8 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
         for i in 0..n {
             let e = first + i * entry_size;
             match p.uint(e, 2)? as u16 {
-                TILE_OFFSETS | STRIP_OFFSETS => offsets = Some(p.values(e)?),
-                TILE_BYTE_COUNTS | STRIP_BYTE_COUNTS => counts = Some(p.values(e)?),
+                tag::TILE_OFFSETS | tag::STRIP_OFFSETS => offsets = Some(p.values(e)?),
+                tag::TILE_BYTE_COUNTS | tag::STRIP_BYTE_COUNTS => counts = Some(p.values(e)?),
                 _ => {}
             }
         }
@@ -151,35 +195,10 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
     Ok(out)
 }
 
-/// Cuts an object of `size` bytes into units: the header (everything before the first tile),
-/// then one unit per tile reaching to the next tile's start (so `leader` bytes before a tile and
-/// any trailer after it go with their tile), the last to the end of the object. Every byte is in
-/// exactly one unit.
-pub fn units(tiles: &[Range<u64>], leader: u64, size: u64) -> Vec<Range<u64>> {
-    let mut starts: Vec<u64> = tiles
-        .iter()
-        .map(|t| t.start.saturating_sub(leader))
-        .filter(|&s| s < size)
-        .collect();
-    starts.sort_unstable();
-    starts.dedup();
-    let mut out = Vec::with_capacity(starts.len() + 1);
-    let mut at = 0;
-    for s in starts {
-        if s > at {
-            out.push(at..s);
-            at = s;
-        }
-    }
-    if at < size {
-        out.push(at..size);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::{touched, units};
 
     fn fixture(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -209,7 +228,7 @@ mod tests {
             let u = units(&tiles, leader, file.len() as u64);
             // Each tile lies in exactly one unit.
             for t in &tiles {
-                let i = crate::plan::touched(&u, t.clone());
+                let i = touched(&u, t.clone());
                 assert_eq!(i.len(), 1, "{name}: tile {t:?}");
             }
             assert_eq!(u[0].start, 0);

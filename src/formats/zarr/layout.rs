@@ -5,14 +5,12 @@
 //!
 //! Invariant: a path is classified `Absent` only when the metadata settles it (a metadata
 //! document name the consolidated metadata does not list); anything the metadata does not
-//! describe is `Unknown` and is looked up on the server as usual.
+//! describe is `Unknown` and is looked up on the server as usual. A store with an array whose
+//! chunk grid cannot be read gets no layout at all.
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
-
-/// The metadata documents a reader may probe for, in either version.
-const META_NAMES: [&str; 5] = [".zgroup", ".zarray", ".zattrs", ".zmetadata", "zarr.json"];
+use super::{ArrayMeta, ChunkKeys, META_NAMES, Shard, StoreMeta};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZarrEntry {
@@ -30,57 +28,28 @@ pub enum ZarrEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyStyle {
-    /// `i.j.k` or `i/j/k` (v2, and v3's `v2` encoding).
-    Plain(char),
-    /// `c/i/j/k` or `c.i.j.k` (v3 `default` encoding).
-    Prefixed(char),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 struct Array {
     /// Number of chunks along each dimension.
     grid: Vec<u64>,
-    style: KeyStyle,
-    /// Set for v3 arrays with the `sharding_indexed` codec: each chunk object is a shard.
+    keys: ChunkKeys,
+    /// Each chunk object is a shard (the `sharding_indexed` codec).
+    sharded: bool,
+    /// The shard layout, when its configuration could be read.
     shard: Option<Shard>,
 }
 
-/// How a v3 shard is laid out: `chunks` inner chunks, indexed by 16-byte (offset, length)
-/// entries plus a 4-byte CRC32C, at the end (default) or the start of the shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub chunks: u64,
-    pub index_at_end: bool,
-}
-
-impl Shard {
-    /// Bytes of the index (with its CRC32C; other index codecs are not planned).
-    pub fn index_len(&self) -> u64 {
-        self.chunks * 16 + 4
-    }
-
-    /// The byte ranges of the inner chunks present, from the index bytes (little endian
-    /// offset/length pairs, all ones for an absent chunk), or `None` if they do not fit `size`.
-    pub fn chunk_ranges(&self, index: &[u8], size: u64) -> Option<Vec<std::ops::Range<u64>>> {
-        if index.len() as u64 != self.index_len() {
-            return None;
+impl Array {
+    fn new(meta: &ArrayMeta) -> Self {
+        Array {
+            grid: meta.grid(),
+            keys: meta.keys,
+            sharded: meta.sharding.is_some(),
+            shard: meta
+                .sharding
+                .as_ref()
+                .and_then(|s| s.as_ref().ok())
+                .map(|s| s.shard.clone()),
         }
-        let mut out = Vec::new();
-        for e in index[..index.len() - 4].chunks_exact(16) {
-            let off = u64::from_le_bytes(e[..8].try_into().ok()?);
-            let len = u64::from_le_bytes(e[8..].try_into().ok()?);
-            if off == u64::MAX && len == u64::MAX {
-                continue;
-            }
-            let end = off.checked_add(len)?;
-            if end > size {
-                return None;
-            }
-            out.push(off..end);
-        }
-        out.sort_by_key(|r| r.start);
-        Some(out)
     }
 }
 
@@ -93,143 +62,42 @@ pub struct ZarrLayout {
     meta: HashSet<String>,
 }
 
-fn parent_and_name(p: &str) -> (&str, &str) {
+pub(super) fn parent_and_name(p: &str) -> (&str, &str) {
     p.rsplit_once('/').unwrap_or(("", p))
-}
-
-fn grid(shape: &[Value], chunks: &[Value]) -> Option<Vec<u64>> {
-    if shape.len() != chunks.len() {
-        return None;
-    }
-    shape
-        .iter()
-        .zip(chunks)
-        .map(|(s, c)| {
-            let (s, c) = (s.as_u64()?, c.as_u64()?);
-            (c > 0).then(|| s.div_ceil(c))
-        })
-        .collect()
 }
 
 impl ZarrLayout {
     /// From a v2 `.zmetadata` document.
     pub fn from_v2(zmetadata: &[u8]) -> Option<Self> {
-        let doc: Value = serde_json::from_slice(zmetadata).ok()?;
-        let metadata = doc.get("metadata")?.as_object()?;
-        let mut l = ZarrLayout::default();
-        l.nodes.insert(String::new());
-        l.meta.insert(".zmetadata".into());
-        for (key, value) in metadata {
-            let (node, name) = parent_and_name(key);
-            if !META_NAMES.contains(&name) {
-                continue;
-            }
-            l.meta.insert(key.clone());
-            l.add_node(node);
-            if name == ".zarray" {
-                let sep = match value.get("dimension_separator").and_then(Value::as_str) {
-                    Some("/") => '/',
-                    _ => '.',
-                };
-                let g = grid(
-                    value.get("shape")?.as_array()?,
-                    value.get("chunks")?.as_array()?,
-                )?;
-                l.arrays.insert(
-                    node.to_string(),
-                    Array {
-                        grid: g,
-                        style: KeyStyle::Plain(sep),
-                        shard: None,
-                    },
-                );
-            }
-        }
-        Some(l)
+        Self::from_store(&StoreMeta::from_zmetadata(zmetadata).ok()?)
     }
 
     /// From a v3 root `zarr.json` with inline consolidated metadata.
     pub fn from_v3(zarr_json: &[u8]) -> Option<Self> {
-        let doc: Value = serde_json::from_slice(zarr_json).ok()?;
-        if doc.get("zarr_format")?.as_u64()? != 3 {
+        let store = StoreMeta::from_zarr_json(zarr_json, &[]).ok()?;
+        if !store.consolidated {
             return None;
         }
-        let metadata = doc
-            .get("consolidated_metadata")?
-            .get("metadata")?
-            .as_object()?;
-        let mut l = ZarrLayout::default();
-        l.nodes.insert(String::new());
-        l.meta.insert("zarr.json".into());
-        if doc.get("node_type").and_then(Value::as_str) == Some("array") {
-            l.add_v3_array("", &doc)?;
-        }
-        for (path, value) in metadata {
-            let path = path.trim_matches('/');
-            l.add_node(path);
-            l.meta.insert(format!("{path}/zarr.json"));
-            if value.get("node_type").and_then(Value::as_str) == Some("array") {
-                l.add_v3_array(path, value)?;
-            }
-        }
-        Some(l)
+        Self::from_store(&store)
     }
 
-    fn add_v3_array(&mut self, path: &str, meta: &Value) -> Option<()> {
-        let shape = meta.get("shape")?.as_array()?;
-        let chunk_shape = meta
-            .get("chunk_grid")?
-            .get("configuration")?
-            .get("chunk_shape")?
-            .as_array()?;
-        let enc = meta.get("chunk_key_encoding");
-        let name = enc
-            .and_then(|e| e.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        let sep = enc
-            .and_then(|e| e.get("configuration"))
-            .and_then(|c| c.get("separator"))
-            .and_then(Value::as_str);
-        let style = match (name, sep) {
-            ("v2", Some("/")) => KeyStyle::Plain('/'),
-            ("v2", _) => KeyStyle::Plain('.'),
-            (_, Some(".")) => KeyStyle::Prefixed('.'),
-            _ => KeyStyle::Prefixed('/'),
-        };
-        let sharding = meta
-            .get("codecs")
-            .and_then(Value::as_array)
-            .and_then(|c| {
-                c.iter()
-                    .find(|c| c.get("name").and_then(Value::as_str) == Some("sharding_indexed"))
-            })
-            .and_then(|c| c.get("configuration"));
-        let shard = match sharding {
-            None => None,
-            Some(conf) => {
-                let inner = conf.get("chunk_shape").and_then(Value::as_array);
-                // Inner chunks per shard; 0 (unknown) means the shard is read unplanned.
-                let chunks = inner
-                    .and_then(|inner| grid(chunk_shape, inner))
-                    .map_or(0, |g| g.iter().product());
-                let index_at_end =
-                    conf.get("index_location").and_then(Value::as_str) != Some("start");
-                Some(Shard {
-                    chunks,
-                    index_at_end,
-                })
-            }
-        };
-        self.arrays.insert(
-            path.to_string(),
-            Array {
-                grid: grid(shape, chunk_shape)?,
-                style,
-                shard,
-            },
-        );
-        Some(())
+    fn from_store(store: &StoreMeta) -> Option<Self> {
+        let mut l = ZarrLayout::default();
+        for node in &store.nodes {
+            l.add_node(node);
+        }
+        l.meta.extend(store.documents.iter().cloned());
+        let root = store.root_array.as_ref().map(|a| ("", a));
+        for (path, array) in store
+            .arrays
+            .iter()
+            .map(|(p, a)| (p.as_str(), a))
+            .chain(root)
+        {
+            l.arrays
+                .insert(path.to_string(), Array::new(array.as_ref().ok()?));
+        }
+        Some(l)
     }
 
     /// Records a node and every group above it.
@@ -250,7 +118,7 @@ impl ZarrLayout {
         let mut p = parent;
         loop {
             if let Some(a) = self.arrays.get(p) {
-                return a.shard.filter(|s| s.chunks > 0);
+                return a.shard.clone();
             }
             if p.is_empty() {
                 return None;
@@ -293,21 +161,20 @@ impl ZarrLayout {
 impl Array {
     /// `rest`: the path below the array directory.
     fn classify(&self, rest: &str) -> ZarrEntry {
-        let (sep, body) = match self.style {
-            KeyStyle::Plain(sep) => (sep, Some(rest)),
-            KeyStyle::Prefixed(sep) => {
-                if rest == "c" {
-                    // 0-d array's only chunk, or the directory of `/`-separated keys.
-                    return if self.grid.is_empty() {
-                        self.chunk()
-                    } else if sep == '/' {
-                        ZarrEntry::Dir
-                    } else {
-                        ZarrEntry::Unknown
-                    };
-                }
-                (sep, rest.strip_prefix(&format!("c{sep}")))
-            }
+        let sep = self.keys.sep;
+        let body = if !self.keys.prefix {
+            Some(rest)
+        } else if rest == "c" {
+            // 0-d array's only chunk, or the directory of `/`-separated keys.
+            return if self.grid.is_empty() {
+                self.chunk()
+            } else if sep == '/' {
+                ZarrEntry::Dir
+            } else {
+                ZarrEntry::Unknown
+            };
+        } else {
+            rest.strip_prefix(&format!("c{sep}"))
         };
         let Some(body) = body else {
             return ZarrEntry::Unknown;
@@ -339,7 +206,7 @@ impl Array {
 
     fn chunk(&self) -> ZarrEntry {
         ZarrEntry::Chunk {
-            whole: self.shard.is_none(),
+            whole: !self.sharded,
         }
     }
 }
@@ -428,13 +295,7 @@ mod tests {
             assert_eq!(l.classify(p), want, "{p}");
         }
         let shard = l.shard_of("g/s/c/1").unwrap();
-        assert_eq!(
-            shard,
-            Shard {
-                chunks: 5,
-                index_at_end: true
-            }
-        );
+        assert_eq!((shard.count(), shard.index_at_end), (5, true));
         assert_eq!(l.shard_of("a/c/1/1"), None);
         let mut index = Vec::new();
         for (off, len) in [
@@ -456,5 +317,39 @@ mod tests {
         assert_eq!(shard.chunk_ranges(&index[1..], 200), None);
         assert!(ZarrLayout::from_v3(br#"{"zarr_format": 3, "node_type": "group"}"#).is_none());
         assert!(ZarrLayout::from_v2(b"not json").is_none());
+    }
+
+    /// The index of a shard is as long as its index codecs say (no CRC32C with `bytes` alone),
+    /// a shard read whole when `sharding_indexed` is not the last codec, and an array whose
+    /// grid cannot be read leaves the store without a layout.
+    #[test]
+    fn shard_index_codecs_and_unreadable_grids() {
+        let array = |codecs: serde_json::Value| {
+            json!({"zarr_format": 3, "node_type": "array", "shape": [8],
+                   "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [4]}},
+                   "codecs": codecs})
+        };
+        let root = |arrays: serde_json::Value| {
+            let doc = json!({"zarr_format": 3, "node_type": "group",
+                "consolidated_metadata": {"kind": "inline", "must_understand": false,
+                                          "metadata": arrays}});
+            ZarrLayout::from_v3(&serde_json::to_vec(&doc).unwrap())
+        };
+        let sharded = json!({"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [2], "index_codecs": [{"name": "bytes"}], "index_location": "start"}});
+        let l = root(json!({
+            "plain": array(json!([sharded.clone()])),
+            "wrapped": array(json!([sharded, {"name": "zstd"}])),
+        }))
+        .unwrap();
+        let shard = l.shard_of("plain/c/1").unwrap();
+        assert_eq!((shard.count(), shard.index_len()), (2, 32));
+        assert!(!shard.index_at_end && !shard.index_crc);
+        assert_eq!(l.classify("plain/c/1"), ZarrEntry::Chunk { whole: false });
+        assert_eq!(l.shard_of("wrapped/c/1"), None);
+        assert_eq!(l.classify("wrapped/c/1"), ZarrEntry::Chunk { whole: true });
+        let mut bad = array(json!([]));
+        bad["chunk_grid"]["configuration"]["chunk_shape"] = json!([0]);
+        assert!(root(json!({"bad": bad})).is_none());
     }
 }

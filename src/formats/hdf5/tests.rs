@@ -43,7 +43,7 @@ fn air_nc_storage_is_what_h5py_reports() {
 }
 
 fn plan_touched(units: &[Range<u64>], r: &Range<u64>) -> Vec<Range<u64>> {
-    units[crate::plan::touched(units, r.clone())].to_vec()
+    units[crate::formats::touched(units, r.clone())].to_vec()
 }
 
 #[test]
