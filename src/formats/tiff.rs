@@ -43,6 +43,7 @@ pub mod tag {
 
 /// TIFF field types (TIFF 6.0 and BigTIFF).
 pub mod field {
+    pub const BYTE: u16 = 1;
     pub const ASCII: u16 = 2;
     pub const SHORT: u16 = 3;
     pub const LONG: u16 = 4;

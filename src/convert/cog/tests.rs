@@ -1,5 +1,6 @@
 use super::*;
 use crate::convert::crs::Earth;
+use crate::formats::tiff::field;
 use std::io::Read;
 
 fn u16_at(b: &[u8], o: usize) -> u16 {
@@ -20,10 +21,10 @@ fn read_ifd(b: &[u8], off: usize) -> (IfdEntries, usize) {
         let e = off + 2 + 12 * k;
         let (tag, typ, count) = (u16_at(b, e), u16_at(b, e + 2), u32_at(b, e + 4));
         let size = match typ {
-            1 | 2 => 1,
-            3 => 2,
-            4 => 4,
-            12 => 8,
+            field::BYTE | field::ASCII => 1,
+            field::SHORT => 2,
+            field::LONG => 4,
+            field::DOUBLE => 8,
             other => panic!("unexpected type {other}"),
         } * count as usize;
         let data = if size <= 4 {
@@ -42,12 +43,12 @@ fn read_ifd(b: &[u8], off: usize) -> (IfdEntries, usize) {
 
 fn longs(v: &[(u16, u16, u32, Vec<u8>)], tag: u16) -> Vec<u32> {
     let (_, typ, _, data) = v.iter().find(|e| e.0 == tag).expect("tag present");
-    match typ {
-        3 => data
+    match *typ {
+        field::SHORT => data
             .chunks(2)
             .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
             .collect(),
-        4 => data
+        field::LONG => data
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
             .collect(),
@@ -185,14 +186,14 @@ fn check_structure(b: &[u8], levels: &[Raster], dims: &[(usize, usize)]) -> u64 
     let mut last_header_byte = 0;
     for (l, (ifd_off, e)) in ifds.iter().enumerate() {
         last_header_byte = last_header_byte.max(*ifd_off);
-        assert_eq!(longs(e, 254), vec![u32::from(l > 0)]);
-        assert_eq!(longs(e, 256)[0] as usize, dims[l].0);
-        assert_eq!(longs(e, 257)[0] as usize, dims[l].1);
-        assert_eq!(longs(e, 259), vec![8]);
-        assert_eq!(longs(e, 317), vec![3]);
-        assert_eq!(longs(e, 322), vec![512]);
-        let offsets = longs(e, 324);
-        let counts = longs(e, 325);
+        assert_eq!(longs(e, tag::NEW_SUBFILE_TYPE), vec![u32::from(l > 0)]);
+        assert_eq!(longs(e, tag::IMAGE_WIDTH)[0] as usize, dims[l].0);
+        assert_eq!(longs(e, tag::IMAGE_LENGTH)[0] as usize, dims[l].1);
+        assert_eq!(longs(e, tag::COMPRESSION), vec![8]);
+        assert_eq!(longs(e, tag::PREDICTOR), vec![3]);
+        assert_eq!(longs(e, tag::TILE_WIDTH), vec![512]);
+        let offsets = longs(e, tag::TILE_OFFSETS);
+        let counts = longs(e, tag::TILE_BYTE_COUNTS);
         assert_eq!(
             offsets.len(),
             dims[l].0.div_ceil(TILE) * dims[l].1.div_ceil(TILE)
@@ -222,11 +223,15 @@ fn check_structure(b: &[u8], levels: &[Raster], dims: &[(usize, usize)]) -> u64 
     assert!(first_data_by_level[2] > last_header_byte);
 
     let main = &ifds[0].1;
-    let keys = longs(main, 34735);
+    let keys = longs(main, tag::GEO_KEY_DIRECTORY);
     let key = |id: u32| keys[4..].chunks(4).find(|k| k[0] == id).map(|k| k[3]);
     assert_eq!(key(3075), Some(8), "CT_LambertConfConic_2SP");
-    assert!(ifds[1].1.iter().all(|e| e.0 != 34735));
-    let nodata = &main.iter().find(|e| e.0 == 42113).expect("nodata").3;
+    assert!(ifds[1].1.iter().all(|e| e.0 != tag::GEO_KEY_DIRECTORY));
+    let nodata = &main
+        .iter()
+        .find(|e| e.0 == tag::GDAL_NODATA)
+        .expect("nodata")
+        .3;
     assert_eq!(nodata.as_slice(), b"-9999\0");
 
     first_data_by_level[2] as u64
