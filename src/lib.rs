@@ -2,10 +2,10 @@
 //!
 //! The path of one read: `fuse` (thin fuser adapter) -> `fs` (operations, no fuser types)
 //! -> `namespace` (inodes, listings, metadata caches; Zarr stores from their consolidated
-//! metadata), `formats` (chunk, tile and message layout of Zarr, TIFF, GRIB2 and HDF5) and `reader`
-//! (prefetch policy) -> `cache` (memory blocks, then the persistent disk cache) -> `convert`
-//! (virtual GRIB2/Zarr views, a `store::Backend` wrapper) -> `store` (object_store backends with
-//! request metrics; `multi` routes a config file's several sources).
+//! metadata), `formats` (sans-I/O parsers: chunk, tile and message layout of Zarr, TIFF, GRIB2
+//! and HDF5) and `reader` (prefetch policy) -> `cache` (memory blocks, then the persistent disk
+//! cache) -> `convert` (virtual GRIB2/Zarr views, a `store::Backend` wrapper) -> `store`
+//! (object_store backends with request metrics; `multi` routes a config file's several sources).
 //!
 //! Where a mount's settings come from: `cli` and `config_file` -> `resolve` (presets from
 //! `catalog`, flags, environment, profiles) -> `config::MountConfig`; `credentials` supplies

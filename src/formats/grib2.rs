@@ -15,14 +15,16 @@
 //! (wgrib2 `-s`, NOAA's and the cloud mirrors' `.idx` files) pass: each line has the six
 //! fields wgrib2 writes, a message number of digits and dots and an integer offset; offsets
 //! never decrease; the first is 0 and every one lies inside the object. Anything else means
-//! the inventory does not describe the object (a planner then walks section 0; a view fails
-//! naming the line).
+//! the inventory does not describe the object (a planner then walks section 0; a view fails,
+//! saying why).
 //!
 //! The sections themselves are parsed by the `grib` crate (sections 1-5 of the head through
-//! [`parse_head`], values by the views); hand-written here is only what the crate cannot do
-//! from a prefix: finding messages (it parses whole messages from a whole buffer), reading the
-//! head of a message without its data sections, and the end of a statistical interval
-//! (product template 4.8), which it does not expose.
+//! [`parse_head`], values by the views). Hand-written here is what the crate cannot do: it
+//! walks a whole file's sections through a blocking `Read + Seek` when it opens one (so
+//! finding message boundaries with it would need every section header of the object, one
+//! blocking read each, where a planner makes one small ranged read per message), it expects
+//! messages back to back (no padding between them, which real files have), and it does not
+//! expose the end of a statistic's interval (product template 4.8).
 
 use std::ops::Range;
 

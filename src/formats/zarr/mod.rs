@@ -376,3 +376,86 @@ pub fn is_consolidated_v3(root: &[u8]) -> bool {
     serde_json::from_slice::<Value>(root)
         .is_ok_and(|d| d["consolidated_metadata"]["metadata"].is_object())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The same array in both versions reads to the same grid, keys, type, fill value and
+    /// dimension names; what cannot be read is said, not guessed.
+    #[test]
+    fn v2_and_v3_documents_read_alike() {
+        let v2 = ArrayMeta::from_v2(
+            &json!({"shape": [5, 4], "chunks": [2, 4], "dtype": ">i2", "fill_value": "-Infinity",
+                    "order": "C", "compressor": null, "filters": null, "zarr_format": 2,
+                    "dimension_separator": "/"}),
+            Some(&json!({"_ARRAY_DIMENSIONS": ["y", "x"], "units": "K"})),
+        )
+        .unwrap();
+        let v3 = ArrayMeta::from_v3(&json!({"zarr_format": 3, "node_type": "array",
+            "shape": [5, 4], "data_type": "int16", "fill_value": "-Infinity",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2, 4]}},
+            "chunk_key_encoding": {"name": "v2", "configuration": {"separator": "/"}},
+            "codecs": [{"name": "bytes", "configuration": {"endian": "big"}}],
+            "dimension_names": ["y", "x"], "attributes": {"units": "K"}}))
+        .unwrap();
+        for a in [&v2, &v3] {
+            assert_eq!(
+                (a.grid(), a.keys.key(&[2, 0])),
+                (vec![3, 1], "2/0".to_string())
+            );
+            assert_eq!(a.fill_value, f64::NEG_INFINITY);
+            assert_eq!(
+                (a.dims.clone(), a.attrs["units"].clone()),
+                (vec!["y".into(), "x".into()], json!("K"))
+            );
+            assert_eq!(
+                (a.data_type().unwrap().kind, a.data_type().unwrap().size),
+                (b'i', 2)
+            );
+        }
+        // Byte order: v2 says it in the dtype, v3 in the `bytes` codec (read by the decoder).
+        assert!(!v2.data_type().unwrap().le && v3.data_type().unwrap().le);
+        let keys = ChunkKeys {
+            prefix: true,
+            sep: '.',
+        };
+        assert_eq!(
+            (keys.key(&[1, 2]), keys.key(&[] as &[u64])),
+            ("c.1.2".into(), "c".into())
+        );
+        // Unreadable grids are refused; unsupported types are kept, as errors to judge.
+        assert!(ArrayMeta::from_v2(&json!({"shape": [4], "chunks": [0]}), None).is_err());
+        assert!(ArrayMeta::from_v2(&json!({"shape": [4, 4], "chunks": [2]}), None).is_err());
+        let rect = json!({"shape": [4], "chunk_grid": {"name": "rectilinear"}});
+        assert!(ArrayMeta::from_v3(&rect).is_err());
+        let odd = ArrayMeta::from_v2(
+            &json!({"shape": [4], "chunks": [2], "dtype": "<M8[ns]"}),
+            None,
+        )
+        .unwrap();
+        assert!(odd.data_type().is_err());
+        assert!(
+            ArrayMeta::from_v2(&json!({"shape": [4], "chunks": [2]}), None)
+                .unwrap()
+                .data_type()
+                .is_err()
+        );
+        // A v2 store: documents, nodes, and each array read or refused on its own.
+        let store = StoreMeta::from_zmetadata(
+            json!({"metadata": {".zgroup": {}, "a/.zarray": {"shape": [2], "chunks": [1]},
+                   "b/.zarray": {"shape": [2]}, "notes.txt": {}}})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            store.documents.iter().collect::<Vec<_>>(),
+            [".zgroup", ".zmetadata", "a/.zarray", "b/.zarray"]
+        );
+        assert!(store.arrays["a"].is_ok() && store.arrays["b"].is_err());
+        assert!(StoreMeta::from_zmetadata(b"{}").is_err());
+        assert!(StoreMeta::from_zarr_json(br#"{"zarr_format": 2}"#, &[]).is_err());
+    }
+}
