@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
-
-use async_trait::async_trait;
 
 use crate::cache::block::{BlockCache, ObjectRef};
 use crate::config::Ownership;
