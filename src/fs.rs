@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
@@ -14,7 +15,8 @@ use crate::config::Ownership;
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::namespace::{DirEntry, Namespace, NodeInfo, NodeKind, ROOT_INO};
-use crate::reader::{FileReader, PrefetchBudget};
+use crate::reader::planner::Sidecars;
+use crate::reader::{FileReader, Known, PrefetchBudget, Reader};
 use crate::rope::Rope;
 use crate::store::Backend;
 
@@ -59,8 +61,7 @@ enum Handle {
 
 pub struct Fs {
     ns: Namespace,
-    cache: BlockCache,
-    budget: PrefetchBudget,
+    reader: Reader,
     metrics: Arc<Metrics>,
     own: Ownership,
     /// Directories have no time of their own in an object store: they show the mount time.
@@ -90,10 +91,10 @@ impl Fs {
     ) -> Self {
         // `--cache-memory` bounds cached blocks and prefetch in flight together.
         let (budget, cache_bytes) = PrefetchBudget::split(memory_bytes);
+        let cache = BlockCache::new(backend.clone(), metrics.clone(), cache_bytes);
         Self {
-            ns: Namespace::new(backend.clone(), ttl, metrics.clone()),
-            cache: BlockCache::new(backend, metrics.clone(), cache_bytes),
-            budget,
+            ns: Namespace::new(backend, cache.clone(), ttl, metrics.clone()),
+            reader: Reader::new(cache, budget, metrics.clone()),
             metrics,
             own,
             mounted_at: SystemTime::now(),
@@ -106,8 +107,9 @@ impl Fs {
 
     /// Adds the persistent disk tier below the memory block cache.
     pub fn with_disk(mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) -> Self {
-        self.ns.set_attr_cache(disk.clone());
-        self.cache = self.cache.with_disk(disk);
+        let cache = self.reader.cache().clone().with_disk(disk.clone());
+        self.ns.set_caches(cache.clone(), disk);
+        self.reader.set_cache(cache);
         self
     }
 
@@ -164,17 +166,6 @@ impl Fs {
             return Ok(self.stats_attr());
         }
         let info = self.ns.lookup(parent, name).await?;
-        // A lookup that fetched the whole object (a Zarr chunk) hands its bytes to the cache.
-        if let NodeKind::File { size, etag, .. } = &info.kind
-            && let Some(bytes) = self.ns.take_fetched(info.ino)
-        {
-            let obj = ObjectRef {
-                key: info.path.as_str().into(),
-                etag: etag.as_deref().map(Into::into),
-                size: *size,
-            };
-            self.cache.insert_whole(&obj, bytes).await;
-        }
         Ok(self.attr_of(&info))
     }
 
@@ -273,17 +264,18 @@ impl Fs {
             etag: etag.as_deref().map(Into::into),
             size,
         };
-        let units = self.plan(&info, &obj).await;
+        let name = info.path.rsplit('/').next().unwrap_or_default();
+        let known = Known {
+            zarr_shard: self.ns.zarr_shard(&info.path),
+        };
+        let beside = Beside {
+            ns: &self.ns,
+            dir: self.ns.parent_of(info.ino),
+        };
+        let reader = self.reader.open(obj, name, known, &beside).await;
         // A planned file bypasses the page cache: kernel readahead would otherwise widen a read
         // into the neighbouring unit and fetch it too.
-        let direct_io = units.is_some();
-        let reader = FileReader::new(
-            obj,
-            self.cache.clone(),
-            self.budget.clone(),
-            self.metrics.clone(),
-        )
-        .with_units(units);
+        let direct_io = reader.is_planned();
         self.handles
             .lock()
             .insert(fh, Handle::File(Arc::new(reader)));
@@ -320,6 +312,27 @@ impl Fs {
     }
 }
 
-mod planning;
+/// The objects beside an opened file, found through the namespace (so within its TTL a
+/// lookup needs no request).
+struct Beside<'a> {
+    ns: &'a Namespace,
+    dir: u64,
+}
+
+#[async_trait]
+impl Sidecars for Beside<'_> {
+    async fn beside(&self, name: &str) -> Option<ObjectRef> {
+        let info = self.ns.lookup(self.dir, name).await.ok()?;
+        let NodeKind::File { size, etag, .. } = info.kind else {
+            return None;
+        };
+        Some(ObjectRef {
+            key: info.path.into(),
+            etag: etag.map(Into::into),
+            size,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,9 +20,9 @@ use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::Backend;
 
-mod units;
+mod extents;
 
-pub use units::Access;
+pub use extents::Missing;
 
 /// Size of one cached block. Reads and prefetch runs are made of whole blocks.
 pub const BLOCK_SIZE: u64 = 1 << 20;
@@ -50,16 +50,16 @@ impl ObjectRef {
 struct BlockKey {
     key: Arc<str>,
     etag: Option<Arc<str>>,
-    /// Block index, or the start of a planned unit.
+    /// Block index, or the start of an extent.
     index: u64,
-    /// 0 for a block; the end of a planned unit.
+    /// 0 for a block; the end of an extent.
     end: u64,
-    /// Which bytes of the block or unit the entry holds.
+    /// Which bytes of the block or extent the entry holds.
     part: Part,
 }
 
-/// A cache entry holds a whole block or unit, or only the first or last bytes of a unit (the
-/// part a grazing read fetched).
+/// A cache entry holds a whole block or extent, or only the first or last bytes of an extent
+/// (the part a fetch covered).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 enum Part {
     Whole,
@@ -297,7 +297,7 @@ fn disk_tier<'a>(
     Some((disk.as_ref()?, obj.etag.as_deref()?))
 }
 
-/// Block `index` (or unit `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
+/// Block `index` (or extent `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
 /// there.
 async fn disk_get(
     disk: &Option<Arc<DiskCache>>,
@@ -324,7 +324,7 @@ async fn disk_get(
     .map(Rope::from)
 }
 
-/// Writes fetched blocks (`(index, 0)`) or units (`(start, end)`) of `obj` to disk; returns
+/// Writes fetched blocks (`(index, 0)`) or extents (`(start, end)`) of `obj` to disk; returns
 /// once they are there (or failed, logged).
 async fn disk_put(disk: &Option<Arc<DiskCache>>, obj: &ObjectRef, blocks: Vec<((u64, u64), Rope)>) {
     let Some((d, etag)) = disk_tier(disk, obj) else {
@@ -475,153 +475,5 @@ mod tests {
         assert!(err.to_string().contains("short read"), "{err}");
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(!cache.contains(&obj, 0));
-    }
-
-    #[tokio::test]
-    async fn planned_units_are_fetched_whole_and_grazed_ones_only_in_part() {
-        let len = 300_000usize;
-        let (cache, obj, data, metrics) = setup(len).await;
-        let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
-        let fetched = || metrics.bytes_fetched.load(Relaxed);
-        let gets = || metrics.get_requests.load(Relaxed);
-        // A read covering unit 1 and grazing unit 2's head: unit 1 whole, that head only.
-        let got = cache
-            .read_units(&obj, &units, 100_000..205_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[100_000..205_000]);
-        assert_eq!((fetched(), gets()), (105_000, 1));
-        // A read inside unit 2 fetches the rest of it (its head is kept), and then it is cached.
-        let got = cache
-            .read_units(&obj, &units, 205_000..210_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[205_000..210_000]);
-        assert_eq!((fetched(), gets()), (200_000, 2));
-        let got = cache
-            .read_units(&obj, &units, 150_000..300_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[150_000..300_000]);
-        assert_eq!(gets(), 2);
-        // A read starting in unit 0's tail and covering unit 1: that tail only, then kept.
-        let got = cache
-            .read_units(&obj, &units, 99_000..200_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[99_000..200_000]);
-        assert_eq!((fetched(), gets()), (201_000, 3));
-        let got = cache
-            .read_units(&obj, &units, 99_500..150_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[99_500..150_000]);
-        assert_eq!(gets(), 3, "a kept tail serves a later read of it");
-    }
-
-    #[tokio::test]
-    async fn a_buffered_readers_grazes_cost_no_extra_request() {
-        // GDAL through stdio: a seek aligned down into the previous tile's tail, the tile, and
-        // a continuation that runs into the next tile's head.
-        let (cache, obj, data, metrics) = setup(300_000).await;
-        let units = vec![0..100_000, 100_000..200_000, 200_000..300_000];
-        let gets = || metrics.get_requests.load(Relaxed);
-        let fetched = || metrics.bytes_fetched.load(Relaxed);
-        // After a seek, from unit 0's tail into unit 1's head: unit 1 is fetched whole.
-        let got = cache
-            .read_planned(&obj, &units, 98_304..106_496, Access::Seek)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[98_304..106_496]);
-        assert_eq!((gets(), fetched()), (1, 101_696));
-        let got = cache
-            .read_planned(&obj, &units, 106_496..196_608, Access::Continue)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[106_496..196_608]);
-        // Continuing into unit 2's head: cut short at unit 2, no request.
-        let got = cache
-            .read_planned(&obj, &units, 196_608..204_800, Access::Continue)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[196_608..200_000]);
-        assert_eq!(gets(), 1);
-        // The reader goes on from there: unit 2 whole.
-        let got = cache
-            .read_planned(&obj, &units, 200_000..204_800, Access::Continue)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[200_000..204_800]);
-        assert_eq!((gets(), fetched()), (2, 201_696));
-        // The same reads again (a warm pass) need nothing, and are not cut short.
-        let got = cache
-            .read_planned(&obj, &units, 196_608..204_800, Access::Continue)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[196_608..204_800]);
-        let got = cache
-            .read_planned(&obj, &units, 98_304..106_496, Access::Seek)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[98_304..106_496]);
-        assert_eq!(gets(), 2);
-    }
-
-    #[tokio::test]
-    async fn small_random_reads_fetch_aligned_pieces_and_keep_them() {
-        let len = 4 * BLOCK_SIZE as usize;
-        let (cache, obj, data, metrics) = setup(len).await;
-        let fetched = || metrics.bytes_fetched.load(Relaxed);
-        let at = BLOCK_SIZE + 70_000;
-        let got = cache
-            .read_pieces(&obj, at..at + 4_096, 16_384)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[at as usize..at as usize + 4_096]);
-        assert_eq!(fetched(), 16_384);
-        // Straddling two pieces: the held one serves, the other is fetched.
-        let got = cache
-            .read_pieces(&obj, at + 10_000..at + 16_000, 16_384)
-            .await
-            .unwrap();
-        assert_eq!(
-            &got.to_bytes()[..],
-            &data[at as usize + 10_000..at as usize + 16_000]
-        );
-        assert_eq!(fetched(), 2 * 16_384);
-        assert_eq!(metrics.get_requests.load(Relaxed), 2);
-        // Held blocks serve as they are.
-        cache.read(&obj, 0..10).await.unwrap();
-        let got = cache.read_pieces(&obj, 500..600, 16_384).await.unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[500..600]);
-        assert_eq!(metrics.get_requests.load(Relaxed), 3);
-    }
-
-    #[tokio::test]
-    async fn a_read_just_past_a_units_start_fetches_it_whole_and_a_parsed_prefix_serves_heads() {
-        let (cache, obj, data, metrics) = setup(300_000).await;
-        let units = vec![0..1_000, 1_000..100_000, 100_000..200_000, 200_000..300_000];
-        let gets = || metrics.get_requests.load(Relaxed);
-        // The prefix 0..20_000 holds unit 0 whole and unit 1's head.
-        let prefix = Rope::from(data[..20_000].to_vec());
-        cache.insert_units(&obj, &units, 0, &prefix).await;
-        // A buffered reader's first read: served from the prefix, no request.
-        let got = cache.read_units(&obj, &units, 0..16_384).await.unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[..16_384]);
-        assert_eq!(gets(), 0);
-        // A tile read after its 4-byte size leader, running into the next unit: unit 2 whole
-        // (one GET with unit 3's head), then cached.
-        let got = cache
-            .read_units(&obj, &units, 100_004..210_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[100_004..210_000]);
-        assert_eq!(gets(), 1);
-        let got = cache
-            .read_units(&obj, &units, 100_000..200_000)
-            .await
-            .unwrap();
-        assert_eq!(&got.to_bytes()[..], &data[100_000..200_000]);
-        assert_eq!(gets(), 1);
     }
 }

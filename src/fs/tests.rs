@@ -873,3 +873,63 @@ async fn a_netcdf4_file_is_planned_from_one_first_read_and_read_by_whole_variabl
     // The first read and air's tail: bytes 0..72707, each fetched once.
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed), 72707);
 }
+
+/// GRIB2 messages of these lengths, back to back: section 0 (magic, edition 2, length), then
+/// random bytes.
+fn grib(lengths: &[u64], seed: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, &len) in lengths.iter().enumerate() {
+        let mut m = bytes(len as usize, seed * 100 + i as u64);
+        m[..4].copy_from_slice(b"GRIB");
+        m[4..8].copy_from_slice(&[0, 0, 0, 2]);
+        m[8..16].copy_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&m);
+    }
+    out
+}
+
+fn requests(env: &Env) -> (u64, u64, u64) {
+    let m = &env.metrics;
+    (
+        m.get_requests.load(Relaxed),
+        m.head_requests.load(Relaxed),
+        m.list_requests.load(Relaxed),
+    )
+}
+
+#[tokio::test]
+async fn a_reopened_planned_file_makes_no_request() {
+    let env = Env::new(LONG).await;
+    env.put("g/f.grib2", &grib(&[300_000, 700_000], 1)).await;
+    let (attr, first) = env.open("g/f.grib2").await;
+    assert!(first.direct_io, "walked by its messages");
+    let before = requests(&env);
+    let again = env.fs.open(attr.ino, libc::O_RDONLY).await.unwrap();
+    assert!(again.direct_io);
+    assert_eq!(
+        requests(&env),
+        before,
+        "the plan is kept: no probe, no lookup"
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_file_is_planned_anew() {
+    let env = Env::new(SHORT).await;
+    env.put("g/f.grib2", &grib(&[300_000, 700_000], 1)).await;
+    let (attr, opened) = env.open("g/f.grib2").await;
+    let fetched = || env.metrics.bytes_fetched.load(Relaxed);
+    // A read in message 2 fetches the rest of it after its probe (already held).
+    let before = fetched();
+    env.fs.read(opened.fh, 300_100, 1000).await.unwrap();
+    assert_eq!(fetched() - before, 700_000 - 80);
+    // The same name, other message boundaries.
+    let data = grib(&[500_000, 500_000], 2);
+    env.put("g/f.grib2", &data).await;
+    wait_ttl().await;
+    let opened = env.fs.open(attr.ino, libc::O_RDONLY).await.unwrap();
+    let before = fetched();
+    let got = env.fs.read(opened.fh, 500_100, 1000).await.unwrap();
+    assert_eq!(&got.to_bytes()[..], &data[500_100..501_100]);
+    assert_eq!(fetched() - before, 500_000 - 80, "read by the new plan");
+}

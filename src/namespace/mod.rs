@@ -1,6 +1,10 @@
 //! Inodes and metadata. Paths map to inode numbers that never change for the life of the mount.
 //! Listings, attributes and missing names are cached for the metadata TTL.
 //!
+//! The namespace holds metadata only. An object a lookup fetches whole (a Zarr chunk, a Zarr
+//! metadata document) is fetched through the block cache, which keeps its bytes keyed by (key,
+//! ETag) for the read that follows; the namespace keeps its attributes.
+//!
 //! Invariants:
 //! - one inode per path; a path that is a directory (it has keys below `path/`, or a `path/`
 //!   marker) is a directory even if an object `path` also exists: **the directory wins** and that
@@ -13,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
 
+use crate::cache::block::BlockCache;
+use crate::cache::disk::DiskCache;
 use crate::error::FsError;
 use crate::formats::zarr::ZarrLayout;
 use crate::metrics::Metrics;
-use crate::rope::Rope;
 use crate::store::{Backend, Listing, ObjectInfo, valid_name};
 
 mod zarr;
@@ -61,8 +66,6 @@ struct Node {
     listing: Option<(Arc<Vec<DirEntry>>, Instant)>,
     /// ETag of the last open, to keep the kernel page cache while it is unchanged.
     opened_etag: Option<String>,
-    /// The whole object, when a lookup fetched it (taken by the filesystem layer for its cache).
-    fetched: Option<Rope>,
 }
 
 #[derive(Debug, Default)]
@@ -77,13 +80,15 @@ struct Tables {
 #[derive(Debug)]
 pub struct Namespace {
     backend: Arc<dyn Backend>,
+    /// Where the bytes of objects fetched whole at lookup go.
+    cache: BlockCache,
     ttl: Duration,
     metrics: Arc<Metrics>,
     tables: RwLock<Tables>,
     /// Zarr stores with consolidated metadata, by store path: lookups inside need no LIST.
     zarr_stores: RwLock<HashMap<String, Arc<ZarrLayout>>>,
     /// Attributes of whole-fetched objects kept on disk, trusted for the TTL (even across mounts).
-    attr_cache: Option<Arc<crate::cache::disk::DiskCache>>,
+    attr_cache: Option<Arc<DiskCache>>,
 }
 
 fn join(parent: &str, name: &str) -> String {
@@ -111,7 +116,13 @@ fn file_kind(o: &ObjectInfo) -> NodeKind {
 }
 
 impl Namespace {
-    pub fn new(backend: Arc<dyn Backend>, ttl: Duration, metrics: Arc<Metrics>) -> Self {
+    /// A namespace over `backend`; objects fetched whole at lookup are kept in `cache`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        cache: BlockCache,
+        ttl: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut t = Tables {
             next_ino: ROOT_INO + 1,
             ..Default::default()
@@ -128,12 +139,12 @@ impl Namespace {
                 validated: Instant::now(),
                 listing: None,
                 opened_etag: None,
-                fetched: None,
             },
         );
         t.by_path.insert(String::new(), ROOT_INO);
         Self {
             backend,
+            cache,
             ttl,
             metrics,
             tables: RwLock::new(t),
@@ -142,8 +153,10 @@ impl Namespace {
         }
     }
 
-    /// Keeps attributes of whole-fetched objects (Zarr chunks) in the disk cache too.
-    pub fn set_attr_cache(&mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) {
+    /// Fetches whole objects through `cache` from now on, and keeps their attributes in the disk
+    /// cache `disk` too.
+    pub fn set_caches(&mut self, cache: BlockCache, disk: Option<Arc<DiskCache>>) {
+        self.cache = cache;
         self.attr_cache = disk;
     }
 
@@ -199,7 +212,6 @@ impl Namespace {
                 validated: Instant::now(),
                 listing: None,
                 opened_etag: None,
-                fetched: None,
             },
         );
         ino
@@ -350,21 +362,11 @@ impl Namespace {
         FsError::NotFound
     }
 
-    /// Records a file seen by a request (with its bytes, if fetched whole); returns its info.
-    fn record_file(
-        &self,
-        parent: u64,
-        path: String,
-        info: &ObjectInfo,
-        fetched: Option<Rope>,
-    ) -> NodeInfo {
+    /// Records a file seen by a request; returns its info.
+    fn record_file(&self, parent: u64, path: String, info: &ObjectInfo) -> NodeInfo {
         let mut t = self.tables.write();
         let ino = Self::upsert(&mut t, parent, path, file_kind(info));
-        let n = t.nodes.get_mut(&ino).expect("just inserted");
-        if fetched.is_some() {
-            n.fetched = fetched;
-        }
-        n.info.clone()
+        t.nodes[&ino].info.clone()
     }
 
     /// Records a directory and returns its info.
@@ -372,11 +374,6 @@ impl Namespace {
         let mut t = self.tables.write();
         let ino = Self::upsert(&mut t, parent, path, NodeKind::Dir);
         t.nodes[&ino].info.clone()
-    }
-
-    /// The whole object a lookup fetched for `ino`, once.
-    pub fn take_fetched(&self, ino: u64) -> Option<Rope> {
-        self.tables.write().nodes.get_mut(&ino)?.fetched.take()
     }
 
     /// Confirms a file's size and ETag for `open`, with a HEAD when the cached facts are older

@@ -45,7 +45,12 @@ impl Env {
         ));
         let env = Self {
             mem,
-            ns: Namespace::new(backend, ttl, metrics.clone()),
+            ns: Namespace::new(
+                backend.clone(),
+                BlockCache::new(backend, metrics.clone(), 64 << 20),
+                ttl,
+                metrics.clone(),
+            ),
             metrics,
         };
         for k in keys {

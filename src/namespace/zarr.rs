@@ -5,8 +5,9 @@
 //! the life of the mount and every later lookup below it is settled by the layout:
 //! - groups, arrays and `/`-separated chunk directories are directories, with no request;
 //! - metadata documents the layout does not list are missing, with no request;
-//! - metadata documents and chunks are fetched whole with one GET (size, ETag and bytes; a 404
-//!   is a missing chunk), and the bytes are handed to the block cache for the coming read;
+//! - metadata documents and chunks are fetched whole with one GET through the block cache, which
+//!   keeps the bytes for the coming read; the lookup keeps the size and ETag (a 404 is a missing
+//!   chunk);
 //! - shards (v3 `sharding_indexed`) are only stat'ed (HEAD): readers read them by their index;
 //! - anything the layout does not describe goes to the usual lookup.
 
@@ -60,7 +61,7 @@ impl Namespace {
                     Some(self.fetch_whole(parent, path).await)
                 }
                 ZarrEntry::Chunk { whole: false } => Some(match self.backend.head(path).await {
-                    Ok(o) => Ok(self.record_file(parent, path.to_string(), &o, None)),
+                    Ok(o) => Ok(self.record_file(parent, path.to_string(), &o)),
                     Err(FsError::NotFound) => Err(self.remember_missing(path.to_string())),
                     Err(e) => Err(e),
                 }),
@@ -74,7 +75,8 @@ impl Namespace {
         None
     }
 
-    /// One GET for the whole object: its attributes, and its bytes for the cache. Attributes
+    /// One GET for the whole object through the cache (which keeps its bytes); its attributes
+    /// are recorded. Attributes
     /// recorded on disk less than the TTL ago (by this mount or an earlier one) need no request:
     /// the bytes then come from the block cache.
     async fn fetch_whole(&self, parent: u64, path: &str) -> Result<NodeInfo, FsError> {
@@ -82,30 +84,31 @@ impl Namespace {
             let (key, ttl) = (path.to_string(), self.ttl);
             if let Ok(Some(info)) = tokio::task::spawn_blocking(move || d.get_attr(&key, ttl)).await
             {
-                return Ok(self.record_file(parent, path.to_string(), &info, None));
+                return Ok(self.record_file(parent, path.to_string(), &info));
             }
         }
-        match self.backend.get_object(path).await {
-            Ok((info, bytes)) => {
+        match self.cache.fetch_whole(path).await {
+            Ok((info, _)) => {
                 if let Some(d) = self.attr_cache.clone() {
                     let (key, i) = (path.to_string(), info.clone());
                     let _ = tokio::task::spawn_blocking(move || d.put_attr(&key, &i)).await;
                 }
-                Ok(self.record_file(parent, path.to_string(), &info, Some(bytes)))
+                Ok(self.record_file(parent, path.to_string(), &info))
             }
             Err(FsError::NotFound) => Err(self.remember_missing(path.to_string())),
             Err(e) => Err(e),
         }
     }
 
-    /// Probes `path` for consolidated metadata; on success registers the store and returns it
-    /// as a directory. Any failure leaves the usual lookup to decide.
+    /// Probes `path` for consolidated metadata (each document fetched whole through the cache,
+    /// which keeps its bytes); on success registers the store and returns it as a directory. Any
+    /// failure leaves the usual lookup to decide.
     async fn detect_store(&self, parent: u64, path: &str) -> Option<NodeInfo> {
         let v3_key = format!("{path}/zarr.json");
         let v2_key = format!("{path}/.zmetadata");
         let (v3, v2) = tokio::join!(
-            self.backend.get_object(&v3_key),
-            self.backend.get_object(&v2_key)
+            self.cache.fetch_whole(&v3_key),
+            self.cache.fetch_whole(&v2_key)
         );
         let parse = |got: &Result<(ObjectInfo, crate::rope::Rope), FsError>,
                      f: fn(&[u8]) -> Option<ZarrLayout>| {
@@ -121,8 +124,8 @@ impl Namespace {
         let dir = self.record_dir(parent, path.to_string());
         for (key, got) in [(v3_key, v3), (v2_key, v2)] {
             match got {
-                Ok((info, bytes)) => {
-                    self.record_file(dir.ino, key, &info, Some(bytes));
+                Ok((info, _)) => {
+                    self.record_file(dir.ino, key, &info);
                 }
                 Err(FsError::NotFound) => {
                     self.remember_missing(key);

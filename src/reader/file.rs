@@ -1,0 +1,387 @@
+//! The read policy of one open file.
+//!
+//! **Unplanned files.** A reader that keeps reading forward (small skips and slightly
+//! out-of-order kernel readahead tolerated) gets a prefetch window that doubles at each new block
+//! up to a cap; prefetch is issued as parallel multi-block GETs. A jump resets the window, and
+//! the read after it is served from aligned pieces sized from the reader's random reads
+//! ([`learned_piece`]), not whole blocks. Prefetch takes permits from a shared budget, so
+//! in-flight prefetch memory stays bounded.
+//!
+//! **Planned files** (units from a [`crate::reader::planner::Planner`]: TIFF tiles, GRIB2
+//! messages, shard inner chunks, HDF5 chunks) are read by their units: a unit a read lies in, or
+//! covers, is fetched whole, once, and kept in memory and on disk; adjacent missing pieces are
+//! fetched with one GET. The small pieces of a random read are read the same way.
+//!
+//! Buffered readers (stdio, GDAL's VSI layer) read through aligned buffers, so reading one unit
+//! also grazes its neighbours. A graze is served by how the reader got there ([`Access`]):
+//! - a small read that continues where the reader's previous small read ended (a stdio buffer
+//!   fill), and would end in the head of a unit not held, is cut short at that unit's start.
+//!   Planned files are opened with direct I/O, so the reader's read(2) returns short and it asks
+//!   again from there, where the unit is fetched whole, but only if the reader really goes on.
+//!   (Short reads are legal and every buffered reader loops on them; [`FileReader`] only asks
+//!   for this when the read is a whole read(2), never part of a larger one);
+//! - a read after a seek that starts in a unit's tail and ends in the next unit's head reads the
+//!   next unit whole (the reader aligned its seek down to a buffer boundary);
+//! - any other graze fetches just the bytes asked for. A tail is kept (in memory, and on disk by
+//!   its exact range), so the same aligned read later needs no request; a head is kept in memory
+//!   and completed when its unit is read.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{MAX_READ, PrefetchBudget, Units};
+use crate::cache::block::{BLOCK_SIZE, BlockCache, Missing, ObjectRef};
+use crate::error::FsError;
+use crate::metrics::Metrics;
+use crate::rope::Rope;
+
+/// First prefetch window after a sequential start.
+pub const INITIAL_WINDOW: u64 = BLOCK_SIZE;
+/// Largest prefetch window per reader.
+pub const MAX_WINDOW: u64 = 64 * BLOCK_SIZE;
+/// Largest single prefetch GET.
+pub const MAX_RUN_BLOCKS: u64 = 8;
+/// A forward jump up to this far still counts as sequential.
+pub const MAX_FORWARD_SKIP: u64 = 2 * BLOCK_SIZE;
+/// Reads this far behind the furthest read so far still count as sequential (async readahead
+/// requests arrive slightly out of order).
+pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
+
+/// Largest read of a planned file that may be cut short at a unit boundary: the buffer fills
+/// of stdio (8 KiB) and GDAL's VSI layer, with room.
+pub const CUT_MAX: u32 = 64 << 10;
+
+/// Smallest piece a random read is served from.
+pub const MIN_PIECE: u64 = 16 << 10;
+
+/// A read of a planned unit starting this close to the unit's start fetches the unit whole.
+const HEAD_SLACK: u64 = 4 << 10;
+
+/// The piece size for a random read of `len` bytes after pieces of `prev`: a quarter of the
+/// read rounded up to a power of two, so an unaligned read fetches at most a quarter more than
+/// it asks; never below [`MIN_PIECE`] (so nearby small reads share a piece) nor below half the
+/// previous size (one odd small read does not undo what the reader's usual size taught). At
+/// least [`BLOCK_SIZE`] means blocks.
+pub(super) fn learned_piece(prev: u64, len: u64) -> u64 {
+    (len.div_ceil(4).next_power_of_two())
+        .max(MIN_PIECE)
+        .max(prev / 2)
+        .min(BLOCK_SIZE)
+}
+
+/// How a read of a planned file relates to the reader's previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A small read starting where the previous small read ended: it may be cut short.
+    Continue,
+    /// Anything else: a first read, or one after a seek.
+    Seek,
+    /// Every unit touched is wanted whole (pieces of a random read).
+    Whole,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct SeqState {
+    /// Furthest byte read so far + 1.
+    frontier: u64,
+    pub(super) window: u64,
+    /// Blocks below this index have been requested by prefetch.
+    prefetched_until: u64,
+    last_block: Option<u64>,
+    /// Size of the pieces a random read is served from, learned from the reader's random
+    /// reads (0 before the first).
+    piece: u64,
+}
+
+#[derive(Debug)]
+pub struct FileReader {
+    obj: ObjectRef,
+    cache: BlockCache,
+    budget: PrefetchBudget,
+    metrics: Arc<Metrics>,
+    pub(super) state: Mutex<SeqState>,
+    /// End and asked length of the previous read of a planned file.
+    planned_prev: Mutex<(u64, u32)>,
+    /// Planned units (e.g. GRIB2 messages): reads fetch the units they touch, whole, and
+    /// nothing else (no window prefetch).
+    units: Option<Units>,
+}
+
+impl FileReader {
+    pub fn new(
+        obj: ObjectRef,
+        cache: BlockCache,
+        budget: PrefetchBudget,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            obj,
+            cache,
+            budget,
+            metrics,
+            state: Mutex::new(SeqState {
+                window: INITIAL_WINDOW,
+                ..Default::default()
+            }),
+            planned_prev: Mutex::new((u64::MAX, u32::MAX)),
+            units: None,
+        }
+    }
+
+    /// Serves reads from these planned units instead of blocks and prefetch windows.
+    pub fn with_units(mut self, units: Option<Units>) -> Self {
+        self.units = units;
+        self
+    }
+
+    pub fn object(&self) -> &ObjectRef {
+        &self.obj
+    }
+
+    /// Whether reads are served from planned units.
+    pub fn is_planned(&self) -> bool {
+        self.units.is_some()
+    }
+
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Rope, FsError> {
+        let end = (offset + len as u64).min(self.obj.size);
+        if offset >= end {
+            return Ok(Rope::default());
+        }
+        Metrics::inc(&self.metrics.fuse_reads);
+        if let Some(units) = &self.units {
+            let (prev_end, prev_len) =
+                std::mem::replace(&mut *self.planned_prev.lock(), (u64::MAX, u32::MAX));
+            // Only a buffer fill may be cut short: a small read (at most `CUT_MAX`) continuing
+            // a previous read that ended where it starts and was shorter than the kernel's
+            // request size (so it ended its read(2): the kernel cuts a larger read(2) into
+            // requests of `MAX_READ`).
+            let access = if prev_end == offset && prev_len < MAX_READ && len <= CUT_MAX {
+                Access::Continue
+            } else {
+                Access::Seek
+            };
+            let data = read_planned(&self.cache, &self.obj, units, offset..end, access).await?;
+            *self.planned_prev.lock() = (offset + data.len() as u64, len);
+            Metrics::add(&self.metrics.bytes_read, data.len() as u64);
+            return Ok(data);
+        }
+        let (runs, piece) = self.plan_prefetch(offset, end);
+        for (first, count) in runs {
+            self.spawn_prefetch(first, count);
+        }
+        let data = match piece {
+            Some(piece) => read_pieces(&self.cache, &self.obj, offset..end, piece).await?,
+            None => self.cache.read(&self.obj, offset..end).await?,
+        };
+        Metrics::add(&self.metrics.bytes_read, data.len() as u64);
+        Ok(data)
+    }
+
+    /// Updates the sequential state for a read of `offset..end` and returns the block runs to
+    /// prefetch (first block, count), and for a random read the piece size to serve it from.
+    pub(super) fn plan_prefetch(&self, offset: u64, end: u64) -> (Vec<(u64, u64)>, Option<u64>) {
+        let mut st = self.state.lock();
+        let sequential =
+            offset + MAX_BACKWARD >= st.frontier && offset <= st.frontier + MAX_FORWARD_SKIP;
+        let block = offset / BLOCK_SIZE;
+        if sequential {
+            if st.last_block.is_some_and(|b| block > b) {
+                st.window = (st.window * 2).min(self.budget.max_window);
+            }
+        } else {
+            st.window = INITIAL_WINDOW;
+            st.prefetched_until = 0;
+        }
+        st.last_block = Some(block);
+        st.frontier = st.frontier.max(end);
+        if !sequential {
+            st.piece = learned_piece(st.piece, end - offset);
+            return (Vec::new(), Some(st.piece).filter(|&p| p < BLOCK_SIZE));
+        }
+        let want_end = (end + st.window).min(self.obj.size).div_ceil(BLOCK_SIZE);
+        let reader_block = end.div_ceil(BLOCK_SIZE);
+        let from = st.prefetched_until.max(reader_block);
+        if from >= want_end {
+            return (Vec::new(), None);
+        }
+        // While prefetched data is still ahead of the reader, wait until a whole run can be
+        // requested: otherwise a saturated window advances one block per GET.
+        let batch = MAX_RUN_BLOCKS.min((st.window / BLOCK_SIZE).max(1));
+        let tail = want_end == self.obj.size.div_ceil(BLOCK_SIZE);
+        if from > reader_block && want_end - from < batch && !tail {
+            return (Vec::new(), None);
+        }
+        let mut runs = Vec::new();
+        let mut i = from;
+        while i < want_end {
+            if self.cache.contains(&self.obj, i) {
+                i += 1;
+                continue;
+            }
+            let mut n = 1;
+            while i + n < want_end && n < MAX_RUN_BLOCKS && !self.cache.contains(&self.obj, i + n) {
+                n += 1;
+            }
+            runs.push((i, n));
+            i += n;
+        }
+        st.prefetched_until = want_end;
+        (runs, None)
+    }
+
+    fn spawn_prefetch(&self, first: u64, count: u64) {
+        let Ok(permit) = self
+            .budget
+            .permits
+            .clone()
+            .try_acquire_many_owned(count as u32)
+        else {
+            Metrics::inc(&self.metrics.prefetch_skipped);
+            // Let a later read try again for these blocks.
+            let mut st = self.state.lock();
+            st.prefetched_until = st.prefetched_until.min(first);
+            return;
+        };
+        Metrics::inc(&self.metrics.prefetch_requests);
+        let run = self.cache.start_run(&self.obj, first, count);
+        let key = self.obj.key.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::debug!(%key, first, count, error = %e, "prefetch failed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Bytes `range` of `obj` served from planned units, as after a seek (never short).
+pub async fn read_units(
+    cache: &BlockCache,
+    obj: &ObjectRef,
+    units: &[Range<u64>],
+    range: Range<u64>,
+) -> Result<Rope, FsError> {
+    read_planned(cache, obj, units, range, Access::Seek).await
+}
+
+/// Bytes `range` of `obj` served from planned `units` (see the module doc). With
+/// [`Access::Continue`] the result may be shorter than asked (never empty unless `range` is).
+/// A read the units do not cover falls back to blocks.
+pub async fn read_planned(
+    cache: &BlockCache,
+    obj: &ObjectRef,
+    units: &[Range<u64>],
+    range: Range<u64>,
+    access: Access,
+) -> Result<Rope, FsError> {
+    let end = range.end.min(obj.size);
+    if range.start >= end {
+        return Ok(Rope::default());
+    }
+    let mut r = range.start..end;
+    let mut touched = &units[crate::formats::touched(units, r.clone())];
+    let covered = touched.first().is_some_and(|u| u.start <= r.start)
+        && touched.last().is_some_and(|u| u.end >= r.end)
+        && touched.windows(2).all(|w| w[0].end == w[1].start);
+    if !covered {
+        return cache.read(obj, r).await;
+    }
+    // Per touched unit: the bytes held (from where), once known.
+    let mut got: Vec<Option<(u64, Rope)>> = Vec::with_capacity(touched.len());
+    for u in touched {
+        got.push(cache.extent(obj, u).await.map(|b| (u.start, b)));
+    }
+    let whole = access == Access::Whole;
+    let grazed_head = |r: &Range<u64>, u: &Range<u64>| !whole && r.start < u.start && r.end < u.end;
+    // A continuing read that would end in the head of a unit not held stops before it.
+    if let ([.., _, last], [.., None]) = (touched, got.as_slice())
+        && access == Access::Continue
+        && grazed_head(&r, last)
+    {
+        let held = cache.extent_head(obj, last).await;
+        if last.start + held.map_or(0, |h| h.len() as u64) < r.end {
+            r.end = last.start;
+            touched = &touched[..touched.len() - 1];
+            got.pop();
+        }
+    }
+    // A read starting at most `HEAD_SLACK` past a unit's start (or inside its cached head)
+    // reads the unit from its start: a tile after its size leader, a buffered reader's
+    // continuation. The unit is fetched whole (the few bytes before cost nothing).
+    let grazed_tail = |u: &Range<u64>, have: u64| {
+        !whole && r.start > u.start + have.max(HEAD_SLACK) && r.end > u.end
+    };
+    // After a seek, a read from one unit's tail into the next unit's head wants that unit.
+    let seek_into_next = access == Access::Seek
+        && touched.len() == 2
+        && grazed_tail(&touched[0], 0)
+        && grazed_head(&r, &touched[1]);
+    // What to fetch per missing unit, after any head held.
+    let mut missing: Vec<(usize, Missing)> = Vec::with_capacity(touched.len());
+    for (k, u) in touched.iter().enumerate() {
+        if got[k].is_some() {
+            continue;
+        }
+        let head = cache.extent_head(obj, u).await;
+        let have = head.as_ref().map_or(0, |h| h.len() as u64);
+        let (want, head) = if grazed_tail(u, have) {
+            got[k] = cache.extent_tail(obj, u, r.start).await;
+            (r.start..u.end, None)
+        } else if grazed_head(&r, u) && u.start + have >= r.end {
+            got[k] = head.map(|h| (u.start, h));
+            continue;
+        } else if grazed_head(&r, u) && !seek_into_next {
+            (u.start + have..r.end, head)
+        } else {
+            (u.start + have..u.end, head)
+        };
+        if got[k].is_none() {
+            let extent = u.clone();
+            missing.push((k, Missing { extent, want, head }));
+        }
+    }
+    let (slots, missing): (Vec<usize>, Vec<Missing>) = missing.into_iter().unzip();
+    for (k, b) in slots
+        .into_iter()
+        .zip(cache.fetch_extents(obj, missing).await?)
+    {
+        got[k] = Some(b);
+    }
+    let mut out = Rope::default();
+    for (base, b) in got.into_iter().flatten() {
+        let from = r.start.max(base);
+        let to = r.end.min(base + b.len() as u64);
+        if from < to {
+            out.append(b.slice((from - base) as usize..(to - base) as usize));
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes `range` of `obj` from aligned pieces of `piece` bytes (a small random read): the
+/// pieces it touches are fetched with one GET and kept, so the reader's next read nearby and a
+/// later pass are served without a request. Blocks already held serve it as they are.
+pub async fn read_pieces(
+    cache: &BlockCache,
+    obj: &ObjectRef,
+    range: Range<u64>,
+    piece: u64,
+) -> Result<Rope, FsError> {
+    let end = range.end.min(obj.size);
+    if range.start >= end {
+        return Ok(Rope::default());
+    }
+    let blocks = range.start / BLOCK_SIZE..=(end - 1) / BLOCK_SIZE;
+    if piece == 0 || blocks.clone().all(|b| cache.contains(obj, b)) {
+        return cache.read(obj, range.start..end).await;
+    }
+    let first = range.start / piece * piece;
+    let pieces: Vec<Range<u64>> = (first..end)
+        .step_by(piece as usize)
+        .map(|s| s..(s + piece).min(obj.size))
+        .collect();
+    read_planned(cache, obj, &pieces, range.start..end, Access::Whole).await
+}

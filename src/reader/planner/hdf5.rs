@@ -1,0 +1,86 @@
+//! HDF5 (NetCDF-4) files are read by whole chunks, from their chunk indexes, walked with a few
+//! batched reads.
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+
+use super::{PlanIo, Planner, Subject};
+use crate::error::FsError;
+use crate::formats::hdf5::{SIGNATURE, Step, Walker, is_hdf5_name};
+use crate::rope::Rope;
+
+/// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
+/// the first chunk index nodes at the start, so one read usually finds most of them.
+const FIRST_READ: u64 = 64 << 10;
+
+#[derive(Debug)]
+pub struct Hdf5;
+
+#[async_trait]
+impl Planner for Hdf5 {
+    fn format(&self) -> &'static str {
+        "HDF5"
+    }
+
+    fn claims(&self, s: &Subject<'_>) -> bool {
+        is_hdf5_name(&s.name.to_ascii_lowercase())
+    }
+
+    fn first_read(&self, s: &Subject<'_>) -> Option<Range<u64>> {
+        Some(0..FIRST_READ.min(s.obj.size))
+    }
+
+    /// The signature lies at byte 0, 512, 1024, 2048, ... (after a user block). Only a first
+    /// read that holds the whole file settles its absence; otherwise the walker looks further.
+    fn magic(&self, first: &[u8], s: &Subject<'_>) -> bool {
+        let at =
+            std::iter::once(0).chain(std::iter::successors(Some(512usize), |a| a.checked_mul(2)));
+        let found = at
+            .take_while(|&a| a + SIGNATURE.len() <= first.len())
+            .any(|a| &first[a..a + SIGNATURE.len()] == SIGNATURE);
+        found || (first.len() as u64) < s.obj.size
+    }
+
+    /// Chunk units: the walker's reads (each an extent of its own, fetched concurrently per
+    /// round) and the units they hold whole are kept.
+    async fn plan(
+        &self,
+        s: &Subject<'_>,
+        first: Option<Rope>,
+        io: PlanIo<'_>,
+    ) -> Result<Option<Vec<Range<u64>>>, FsError> {
+        let obj = s.obj;
+        let mut walker = Walker::new(obj.size);
+        let first = first.unwrap_or_default();
+        walker.feed(0, &first.to_bytes());
+        let mut reads = vec![(0, first)];
+        loop {
+            match walker.step() {
+                Step::Done => break,
+                Step::Unsupported(why) => {
+                    tracing::debug!(key = %obj.key, "no chunk plan for this HDF5 file: {why}");
+                    return Ok(None);
+                }
+                Step::Need(ranges) => {
+                    let got = futures::future::join_all(
+                        ranges.iter().map(|r| io.read_extent(obj, r.clone())),
+                    )
+                    .await;
+                    for (r, data) in ranges.into_iter().zip(got) {
+                        let data = data?;
+                        walker.feed(r.start, &data.to_bytes());
+                        reads.push((r.start, data));
+                    }
+                }
+            }
+        }
+        let Some(units) = walker.units() else {
+            return Ok(None);
+        };
+        for (at, data) in &reads {
+            io.keep(obj, &units, *at, data).await;
+        }
+        Ok(Some(units))
+    }
+}
