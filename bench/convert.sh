@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/convert.sh — cost of the converted GRIB2 views, against GDAL doing the same conversion
-# from a local file. The HRRR sample (../shared/fixtures/hrrr) is mounted from a local folder
-# (file://), so only conversion is measured, not the network. Each run is a fresh mount with a
-# cold page cache. Prints a Markdown table and, with --write, puts it into BENCHMARKS.md between
-# its markers. Times are never asserted.
+# from a local file. The HRRR-like sample (tests/data/grib2: two APCP messages on the HRRR grid,
+# written by eccodes) is mounted from a local folder (file://), so only conversion is measured,
+# not the network. Each run is a fresh mount with a cold page cache. Prints a Markdown table
+# and, with --write, puts it into BENCHMARKS.md between its markers. Times are never asserted.
 #
 #   bench/convert.sh [--write]      (BENCH_RUNS=3 by default; the median is reported)
 #
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RUNS=${BENCH_RUNS:-3}
 WRITE=0
 [[ ${1:-} == --write ]] && WRITE=1
-SRC=../shared/fixtures/hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2
+SRC=tests/data/grib2/hrrr.t00z.wrfsfcf12.grib2
 VAR=APCP_surface_0_12_hour_acc_fcst
 cargo build --release -q
 GM=$PWD/target/release/geomount
@@ -67,7 +67,7 @@ DECODED=$((1799 * 1059 * 4))
 ms() { printf '%.0f' "$(echo "$(median ${T[$1]}) * 1000" | bc)"; }
 zarr_s=$(median ${T[zarr]})
 table=$(cat <<TABLE
-Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores (load $(cut -d' ' -f1-3 /proc/loadavg)), commit $(git rev-parse --short HEAD), \`bench/convert.sh\`, median of $RUNS cold runs; HRRR APCP message 1 (1799x1059) from a local folder.
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores (load $(cut -d' ' -f1-3 /proc/loadavg)), commit $(git rev-parse --short HEAD), \`bench/convert.sh\`, median of $RUNS cold runs; the HRRR-like APCP message 1 of tests/data/grib2 (1799x1059, complex packing) from a local folder.
 
 | what | time |
 |---|---|

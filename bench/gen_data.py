@@ -10,8 +10,9 @@ makes what is missing; the caller keys OUTDIR by mode and DATA_VERSION):
   random/obj{0..3}.bin   pseudo-random bytes (PCG64), the W1/W2 objects
   cog/big.tif            a tiled COG with overviews (gdal_translate -of COG, DEFLATE)
   cogs/cog_NNN.tif       small COGs cut from it, one folder
-  hrrr/hrrr.t00z.wrfsfcf12.grib2 (+ .idx)  the two real HRRR messages of
-                         ../shared/fixtures/hrrr/ repeated, with a rewritten wgrib2 inventory
+  hrrr/hrrr.t00z.wrfsfcf12.grib2 (+ .idx)  the two HRRR-like messages of
+                         tests/data/grib2/ (eccodes, tests/data/make.py) repeated, with a
+                         rewritten wgrib2 inventory
 The 100,000 small objects are not files: bench.py uploads them with lab/s3.py put-many.
 Prints the sizes as JSON (the `sizes` of the mode, plus bytes on disk per dataset).
 """
@@ -26,7 +27,7 @@ import numcodecs
 import numpy as np
 import zarr
 
-DATA_VERSION = "v1"  # bump when any generator below changes its output
+DATA_VERSION = "v2"  # bump when any generator below changes its output
 
 SIZES = {
     # zarr: (days, ny, nx, chunk); objects: bytes each; cog: side (pixels); W-parameters for bench.py
@@ -38,8 +39,8 @@ SIZES = {
                  cogs=100, grib_msgs=140, small=100_000),
 }
 
-FIXTURE_GRIB = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "hrrr",
-                            "subset_20201214_hrrr.t00z.wrfsfcf12.grib2")
+FIXTURE_GRIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                            "grib2", "hrrr.t00z.wrfsfcf12.grib2")
 # Lambert conformal conic of CONUS404 (WRF), as in the real store's `crs` variable.
 CRS_ATTRS = {
     "grid_mapping_name": "lambert_conformal_conic",
@@ -190,7 +191,7 @@ def gen_grib(out, s):
         return
     os.makedirs(os.path.join(out, "hrrr"), exist_ok=True)
     data = open(FIXTURE_GRIB, "rb").read()
-    # Split at the messages' own section 0 lengths (the fixture has a padding byte between them).
+    # Split at the messages' own section 0 lengths (the fixture has a stray byte after each).
     bodies, at = [], data.find(b"GRIB")
     while at >= 0:
         length = int.from_bytes(data[at + 8:at + 16], "big")

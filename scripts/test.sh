@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The one test command (README, CI): installs what the tests need, starts the lab's S3 servers
-# (Garage, moto) on loopback, runs every tier (unit tests and the lab tier, which mounts real FUSE
-# filesystems and checks them with real clients), and always stops the servers it started.
+# The one test command (README, CI): checks formatting and lints (`cargo fmt --check`, clippy
+# with -D warnings), installs what the tests need, starts the lab's S3 servers (Garage, moto) on
+# loopback, runs every tier (unit tests and the lab tier, which mounts real FUSE filesystems and
+# checks them with real clients), and always stops the servers it started. The fixtures are the
+# repository's own (tests/data). When ../shared/fixtures exists beside the checkout, a full run
+# also runs the corpus check over those real files (tests/corpus.rs) and says how many it
+# checked; an absent corpus is reported as not run, never as passed.
 #   scripts/test.sh [extra cargo test args, e.g. a test name filter]
+#   CORPUS=1 scripts/test.sh FILTER    also runs the corpus check with a filter given
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,15 +20,25 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The project builds while the lab installs: on a fresh machine both are long compiles with
+if ! cargo fmt --check >"$run_dir/fmt.log" 2>&1; then
+  cat "$run_dir/fmt.log" >&2
+  echo "test: cargo fmt --check failed (run cargo fmt)" >&2
+  exit 1
+fi
+
+# Lints, then the build, while the lab installs: on a fresh machine both are long compiles with
 # serial stretches, and they use separate target dirs, so overlapping them fills both cores.
-cargo build --features lab-tests --all-targets >"$run_dir/build.log" 2>&1 &
+lint_and_build() {
+  cargo clippy --all-targets --features lab-tests -- -D warnings ||
+    { echo "test: cargo clippy --all-targets --features lab-tests -- -D warnings failed"; return 1; }
+  cargo build --features lab-tests --all-targets || { echo "test: cargo build failed"; return 1; }
+}
+lint_and_build >"$run_dir/build.log" 2>&1 &
 build_pid=$!
 lab/install.sh
 if ! wait "$build_pid"; then
   build_pid=
   cat "$run_dir/build.log" >&2
-  echo "test: cargo build failed" >&2
   exit 1
 fi
 build_pid=
@@ -40,8 +55,25 @@ set +a
 # Mount-heavy tests run two at a time: the machine has 2 cores.
 cargo test --features lab-tests -- --test-threads="${TEST_THREADS:-2}" "$@"
 
+# The corpus check over the real sample files beside the checkout, when they are there.
+corpus=../shared/fixtures
+if (($# > 0)) && [[ ${CORPUS:-} != 1 ]]; then
+  corpus_result="corpus: not run (a test filter was given; CORPUS=1 runs it too)"
+elif [[ ! -d $corpus ]]; then
+  corpus_result="corpus: $corpus absent, corpus check not run"
+else
+  corpus_abs=$(cd "$corpus" && pwd -P)
+  GEOMOUNT_CORPUS=$corpus_abs cargo test --features lab-tests --test corpus -- --ignored \
+    --nocapture 2>&1 | tee "$run_dir/corpus.log"
+  corpus_result=$(grep -m 1 '^corpus: checked [0-9]* files from ' "$run_dir/corpus.log") ||
+    { echo "test: the corpus check printed no count" >&2; exit 1; }
+  corpus_result=${corpus_result/from $corpus_abs/from $corpus}
+fi
+echo "$corpus_result"
+
 # The benchmark harness at tiny sizes (its own lab and proxy), so that it never rots: it fails if
 # any workload cell fails or disagrees with the local reference. Skipped when a filter is given.
 if (($# == 0)) || [[ ${BENCH_SMOKE:-} == 1 ]]; then
   BENCH_GEOMOUNT=${CARGO_TARGET_DIR:-target}/debug/geomount bench/run.sh --smoke
+  echo "$corpus_result"
 fi

@@ -89,14 +89,11 @@ fn put_dir(server: &Server, dir: &Path, prefix: &str) {
 
 fn seed_hrrr() -> Server {
     let s = moto_bucket("noaa-hrrr-bdp-pds");
-    let dir = fixtures().join("hrrr");
-    s.put(
-        HRRR_KEY,
-        std::fs::read(dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2")).unwrap(),
-    );
+    let grib = fixtures().join(common::HRRR);
+    s.put(HRRR_KEY, std::fs::read(&grib).unwrap());
     s.put(
         &format!("{HRRR_KEY}.idx"),
-        std::fs::read(dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2.idx")).unwrap(),
+        std::fs::read(grib.with_extension("grib2.idx")).unwrap(),
     );
     s
 }
@@ -274,24 +271,22 @@ print(float(got["dataset"].mean()))
 fn hrrr_preset_serves_grib2_and_idx_byte_for_byte() {
     let moto = seed_hrrr();
     let m = Mount::with_args(&args(&["hrrr", "--endpoint-url", &moto.endpoint]), &[]);
-    let dir = fixtures().join("hrrr");
+    let local_grib = fixtures().join(common::HRRR);
     let grib = m.join(HRRR_KEY);
-    assert_same_file(
-        &grib,
-        &dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2"),
-    );
+    assert_same_file(&grib, &local_grib);
     assert_same_file(
         &m.join(&format!("{HRRR_KEY}.idx")),
-        &dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2.idx"),
+        &local_grib.with_extension("grib2.idx"),
     );
     // The second message as Herbie reads it: a ranged read from its .idx offset to the end.
     use std::os::unix::fs::FileExt;
+    let at = common::hrrr_message(1)["idx_offset"].as_u64().unwrap();
     let f = std::fs::File::open(&grib).unwrap();
     let len = f.metadata().unwrap().len();
-    let mut msg = vec![0u8; (len - 887_243) as usize];
-    f.read_exact_at(&mut msg, 887_243).unwrap();
-    let local = std::fs::read(dir.join("subset_20201214_hrrr.t00z.wrfsfcf12.grib2")).unwrap();
-    assert!(msg[..] == local[887_243..]);
+    let mut msg = vec![0u8; (len - at) as usize];
+    f.read_exact_at(&mut msg, at).unwrap();
+    let local = std::fs::read(&local_grib).unwrap();
+    assert!(msg[..] == local[at as usize..]);
     assert!(
         msg.windows(4).take(8).any(|w| w == b"GRIB"),
         "no GRIB header near the offset"
@@ -543,7 +538,7 @@ fn a_config_file_mounts_several_sources_under_one_tree() {
     assert_eq!(top, ["conus404", "cresst", "hrrr"]);
     assert_same_file(
         &m.join(&format!("hrrr/{HRRR_KEY}")),
-        &fixtures().join("hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2"),
+        &fixtures().join(common::HRRR),
     );
     assert_same_file(
         &m.join("conus404/conus404_daily.zarr/.zmetadata"),

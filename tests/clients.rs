@@ -1,14 +1,14 @@
-//! Real clients (GDAL, xarray + zarr, xarray + h5netcdf) reading the real fixture files through
-//! real mounts of the lab's S3 servers, compared with what the same client reads from the local
-//! copy. Seeding, mounting and unmounting come from `tests/common`.
+//! Real clients (GDAL, xarray + zarr, xarray + h5netcdf) reading the fixture files of tests/data
+//! (written by GDAL and xarray) through real mounts of the lab's S3 servers, compared with what
+//! the same client reads from the local copy. Seeding, mounting and unmounting come from
+//! `tests/common`.
 #![cfg(feature = "lab-tests")]
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{Mount, Server, fixtures, python, run_ok, unique_prefix};
+use common::{Mount, Server, fixtures, gdal_checksums, unique_prefix, xr_compare};
 
 /// Every file under `root` (dotfiles included), as paths relative to `root`, sorted.
 fn walk(root: &Path) -> Vec<String> {
@@ -54,21 +54,6 @@ fn cog_fixtures() -> Vec<PathBuf> {
     tifs
 }
 
-/// The `Checksum=N` (one per band) and `Overviews checksum: a, b, ...` values gdalinfo prints.
-fn gdal_checksums(path: &Path) -> Vec<String> {
-    let out = run_ok(Command::new("gdalinfo").arg("-checksum").arg(path));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut sums = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("Checksum=") {
-            sums.push(format!("band {v}"));
-        } else if let Some(v) = line.strip_prefix("Overviews checksum:") {
-            sums.push(format!("overviews {}", v.trim()));
-        }
-    }
-    sums
-}
-
 /// Seeds the COG fixtures on `server`, mounts them and compares gdalinfo's checksums.
 fn cog_checksums_match(server: &Server, test: &str) {
     let prefix = unique_prefix(test);
@@ -108,15 +93,6 @@ fn gdal_cog_checksums_moto_unsigned() {
     cog_checksums_match(&Server::moto(), "cog-moto");
 }
 
-/// Runs tests/py/xr_compare.py and returns its JSON.
-fn xr_compare(engine: &str, local: &Path, mounted: &Path) -> serde_json::Value {
-    let script = common::project_root().join("tests/py/xr_compare.py");
-    let out = run_ok(python().arg(script).arg(engine).arg(local).arg(mounted));
-    let text = String::from_utf8_lossy(&out.stdout);
-    eprintln!("xr_compare {engine}: {text}");
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("xr_compare output {text:?}: {e}"))
-}
-
 fn assert_all_equal(v: &serde_json::Value, vars: &[&str]) {
     assert_eq!(v["identical"], true, "datasets are not identical: {v}");
     let equal = v["equal"].as_object().expect("equal map");
@@ -143,21 +119,13 @@ fn xarray_zarr_blosc_garage() {
 
     let v = xr_compare("zarr", &local, &mounted);
     assert_all_equal(&v, &["dataset", "time", "x", "y"]);
-    assert_eq!(
-        v["sizes"],
-        serde_json::json!({"time": 2, "y": 1000, "x": 2000})
-    );
-    let d = &v["vars"]["dataset"];
-    assert_eq!(d["shape"], serde_json::json!([2, 1000, 2000]));
-    assert_eq!(d["first"], 0.0);
-    assert_eq!(d["last"], 1000.0);
-    let mean = d["mean"].as_f64().unwrap();
-    assert!((mean - 500.0).abs() < 1e-9, "dataset mean {mean}");
+    // What xarray read from the store when tests/data/make.py wrote it: sizes, and each
+    // variable's shape, first and last value and mean.
+    let want = &common::reference("zarr/dataset_3d.json")["xarray"];
+    assert_eq!(v["sizes"], want["sizes"]);
+    assert_eq!(v["vars"], want["vars"]);
     assert_eq!(v["vars"]["time"]["first"], "2022-01-01T00:00:00.000000000");
-    assert_eq!(v["vars"]["time"]["last"], "2023-01-01T00:00:00.000000000");
-    assert_eq!(v["vars"]["x"]["first"], -170.0);
-    assert_eq!(v["vars"]["y"]["first"], -80.0);
-    // 32 chunks of 1x250x500 float64 (blosc-lz4 compressed) were fetched from the server.
+    // The chunks (float64, blosc-lz4 compressed) were fetched from the server.
     assert!(mount.stat("bytes_fetched") > 0);
 }
 
@@ -177,20 +145,10 @@ fn xarray_h5netcdf_garage() {
 
     let v = xr_compare("h5netcdf", &local, &mounted);
     assert_all_equal(&v, &["air", "lat", "lon", "time"]);
-    assert_eq!(
-        v["sizes"],
-        serde_json::json!({"time": 124, "lat": 11, "lon": 21})
-    );
-    let air = &v["vars"]["air"];
-    assert_eq!(air["shape"], serde_json::json!([124, 11, 21]));
-    assert_eq!(air["first"], 258.2);
-    assert_eq!(air["last"], 277.89);
-    let mean = air["mean"].as_f64().unwrap();
-    assert!(
-        (mean - 270.519_001_536_098_3).abs() < 1e-9,
-        "air mean {mean}"
-    );
-    assert_eq!(v["vars"]["time"]["first"], "2014-10-01T00:00:00.000000000");
+    // What xarray read from the file when tests/data/make.py wrote it.
+    let want = &common::reference("netcdf/air.json")["xarray"];
+    assert_eq!(v["sizes"], want["sizes"]);
+    assert_eq!(v["vars"], want["vars"]);
     assert_eq!(v["vars"]["time"]["last"], "2014-10-31T18:00:00.000000000");
     assert!(mount.stat("bytes_fetched") > 0);
 }

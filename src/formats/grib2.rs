@@ -310,15 +310,22 @@ mod tests {
         assert_eq!(touched(&m, 1_532_183..1_532_200), 2..2);
     }
 
-    /// The planner's walk on the HRRR sample (a stray byte before message 2 and after the
-    /// last): two probes, units contiguous from 0 to the end, message 2 in one unit after
-    /// its probe.
+    /// The planner's walk on the HRRR-like sample (a stray byte before message 2 and after
+    /// the last): two probes, units contiguous from 0 to the end, message 2 in one unit after
+    /// its probe. The messages are where eccodes finds them (tests/data/make.py).
     #[test]
     fn section0_hops_walk_the_hrrr_sample() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2");
-        let data = std::fs::read(path).unwrap();
+            .join("tests/data/grib2/hrrr.t00z.wrfsfcf12.grib2");
+        let data = std::fs::read(&path).unwrap();
         let size = data.len() as u64;
+        let eccodes: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(path.with_extension("grib2.json")).unwrap(),
+        )
+        .unwrap();
+        let at = |k: usize, key: &str| eccodes["messages"][k][key].as_u64().unwrap();
+        let (end1, start2) = (at(0, "length"), at(1, "offset"));
+        let end2 = start2 + at(1, "length");
         let (mut probes, mut messages, mut pos) = (vec![], vec![], 0);
         while pos + 16 <= size {
             let probe = pos..(pos + PROBE_BYTES).min(size);
@@ -327,23 +334,27 @@ mod tests {
             probes.push(probe);
             messages.push(m);
         }
-        assert_eq!(messages, vec![0..887_243, 887_244..size - 1]);
+        assert_eq!(messages, vec![0..end1, start2..end2]);
+        assert!(
+            start2 == end1 + 1 && end2 == size - 1,
+            "one stray byte after each"
+        );
         let units = hop_units(&probes, &messages, Some(size));
         assert_eq!(
             units,
             vec![
                 0..80,
-                80..887_243,
-                887_243..887_323,
-                887_323..size - 1,
-                size - 1..size
+                80..end1,
+                end1..end1 + 80,
+                end1 + 80..end2,
+                end2..size
             ]
         );
-        assert_eq!(touched(&units, 887_243..size), 2..5);
+        assert_eq!(touched(&units, end1..size), 2..5);
         // A partial walk leaves the rest unplanned; junk and truncated messages are refused.
         assert_eq!(
             hop_units(&probes[..1], &messages[..1], None),
-            vec![0..80, 80..887_243]
+            vec![0..80, 80..end1]
         );
         assert!(message_at(&[0; 80], 0, size).is_err());
         assert!(message_at(&data[..80], 0, 1000).is_err());
@@ -355,11 +366,18 @@ mod tests {
 
     #[test]
     fn real_full_inventories_parse_and_bad_ones_are_refused() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/idx");
-        let text = std::fs::read_to_string(dir.join("hrrr.t01z.wrfsfcf00.grib2.idx")).unwrap();
-        let m = messages_from_idx(&text, 200 << 20).unwrap();
-        assert!(m.len() >= 150, "{}", m.len());
-        assert!(m.windows(2).all(|w| w[0].end == w[1].start));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/idx");
+        // wgrib2-style inventories of HRRR files, one message per line (some lines without
+        // their trailing colon in the subhourly one).
+        for name in [
+            "hrrr.t01z.wrfsfcf00.grib2.idx",
+            "hrrr.t01z.wrfsubhf00.grib2.idx",
+        ] {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let m = messages_from_idx(&text, 200 << 20).unwrap();
+            assert_eq!(m.len(), text.lines().count(), "{name}");
+            assert!(m.windows(2).all(|w| w[0].end == w[1].start), "{name}");
+        }
         // Shared offsets (sub-messages) collapse; lines without a trailing colon parse.
         assert_eq!(
             messages_from_idx("1:0:d=1:A:x:f:\n1.1:0:d=1:B:x:f:\n2:10:d=1:C:x:f", 20).unwrap(),

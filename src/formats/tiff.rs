@@ -203,7 +203,7 @@ mod tests {
 
     fn fixture(name: &str) -> Vec<u8> {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/cog")
+            .join("tests/data/cog")
             .join(name);
         std::fs::read(p).unwrap()
     }

@@ -852,9 +852,23 @@ async fn a_zarr_v3_shard_is_read_by_its_inner_chunks() {
 
 #[tokio::test]
 async fn a_netcdf4_file_is_planned_from_one_first_read_and_read_by_whole_variables() {
-    let p =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/netcdf/air.nc");
-    let data = std::fs::read(p).unwrap();
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/netcdf/air.nc");
+    let data = std::fs::read(&p).unwrap();
+    // Where h5py says each variable's bytes are (tests/data/make.py).
+    let h5py: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.with_extension("json")).unwrap()).unwrap();
+    let var = |name: &str| {
+        let s = h5py["storage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap();
+        let start = s["offset"].as_u64().unwrap();
+        start..start + s["size"].as_u64().unwrap()
+    };
+    let (lat, air) = (var("lat"), var("air"));
+    assert!(lat.end <= 64 << 10 && air.start < 64 << 10 && air.end > 64 << 10);
     let env = Env::new(LONG).await;
     env.put("n/air.nc", &data).await;
     let (_, opened) = env.open("n/air.nc").await;
@@ -862,16 +876,27 @@ async fn a_netcdf4_file_is_planned_from_one_first_read_and_read_by_whole_variabl
     // One planning read: the first 64 KiB, which hold all the metadata.
     assert_eq!(env.gets(), 1);
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed), 64 << 10);
-    // `lat` (contiguous, 5179..5223, as h5py reports) lies in that read: no request.
-    let got = env.fs.read(opened.fh, 5179, 44).await.unwrap();
-    assert_eq!(&got.to_bytes()[..], &data[5179..5223]);
+    // `lat` (contiguous) lies in that read: no request.
+    let got = env
+        .fs
+        .read(opened.fh, lat.start, (lat.end - lat.start) as u32)
+        .await
+        .unwrap();
+    assert_eq!(
+        &got.to_bytes()[..],
+        &data[lat.start as usize..lat.end as usize]
+    );
     assert_eq!(env.gets(), 1);
-    // `air` (15419..72707) runs past it: only its missing tail is fetched.
-    let got = env.fs.read(opened.fh, 15419, 57288).await.unwrap();
-    assert_eq!(&got.to_bytes()[..], &data[15419..72707]);
+    // `air` runs past it: only its missing tail is fetched.
+    let len = (air.end - air.start) as u32;
+    let got = env.fs.read(opened.fh, air.start, len).await.unwrap();
+    assert_eq!(
+        &got.to_bytes()[..],
+        &data[air.start as usize..air.end as usize]
+    );
     assert_eq!(env.gets(), 2);
-    // The first read and air's tail: bytes 0..72707, each fetched once.
-    assert_eq!(env.metrics.bytes_fetched.load(Relaxed), 72707);
+    // The first read and air's tail: bytes 0..air.end, each fetched once.
+    assert_eq!(env.metrics.bytes_fetched.load(Relaxed), air.end);
 }
 
 /// GRIB2 messages of these lengths, back to back: section 0 (magic, edition 2, length), then

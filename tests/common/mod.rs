@@ -176,8 +176,26 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The fixtures that tests/data/make.py writes with the real producers (tests/data/README.md).
 pub fn fixtures() -> PathBuf {
-    project_root().join("../shared/fixtures")
+    project_root().join("tests/data")
+}
+
+/// The HRRR-like GRIB2 file under [`fixtures`]: two APCP messages written by eccodes (Lambert
+/// conformal, complex packing with spatial differencing), with its `.idx` and `.json` beside it.
+pub const HRRR: &str = "grib2/hrrr.t00z.wrfsfcf12.grib2";
+
+/// The JSON that tests/data/make.py wrote beside a fixture: what its producer reads from it.
+pub fn reference(rel: &str) -> serde_json::Value {
+    let path = fixtures().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// eccodes' reading of message `n` (from 0) of [`HRRR`]: `idx_offset`, `offset`, `length`,
+/// `count`, `min`, `max`, `mean`, ...
+pub fn hrrr_message(n: usize) -> serde_json::Value {
+    reference(&format!("{HRRR}.json"))["messages"][n].clone()
 }
 
 /// A FUSE mount made by the real binary; dropping it unmounts (also when the test panicked).
@@ -429,4 +447,28 @@ pub fn assert_valid_cog(tif: &Path) -> String {
         "validator {tif:?}: {out}"
     );
     info
+}
+
+/// The `Checksum=N` (one per band) and `Overviews checksum: a, b, ...` values gdalinfo prints.
+pub fn gdal_checksums(path: &Path) -> Vec<String> {
+    let out = run_ok(Command::new("gdalinfo").arg("-checksum").arg(path));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sums = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Checksum=") {
+            sums.push(format!("band {v}"));
+        } else if let Some(v) = line.strip_prefix("Overviews checksum:") {
+            sums.push(format!("overviews {}", v.trim()));
+        }
+    }
+    sums
+}
+
+/// Runs tests/py/xr_compare.py (xarray with `engine` on both copies) and returns its JSON.
+pub fn xr_compare(engine: &str, local: &Path, mounted: &Path) -> serde_json::Value {
+    let script = project_root().join("tests/py/xr_compare.py");
+    let out = run_ok(python().arg(script).arg(engine).arg(local).arg(mounted));
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("xr_compare {engine}: {text}");
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("xr_compare output {text:?}: {e}"))
 }

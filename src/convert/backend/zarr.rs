@@ -356,7 +356,8 @@ mod tests {
     async fn blosc_store_view_and_cached_preview() {
         use crate::store::object::{Lister, ObjectBackend};
         let dir = tempfile::tempdir().unwrap();
-        let src = std::path::Path::new("../shared/fixtures/zarr/dataset_3d.zarr");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/zarr/dataset_3d.zarr");
         let dst = dir.path().join("d.zarr");
         for sub in ["", "dataset", "time", "x", "y"] {
             std::fs::create_dir_all(dst.join(sub)).unwrap();
