@@ -29,11 +29,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
-use crate::config::{MountConfig, Source};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::ObjectInfo;
-use crate::store::build::endpoint_display;
 
 const MAGIC: &[u8; 8] = b"GMBLOCK1";
 const HEADER: usize = 32;
@@ -436,42 +434,6 @@ pub fn default_dir() -> Result<PathBuf> {
         .join(".cache"),
     };
     Ok(base.join("geomount").join("blocks"))
-}
-
-/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
-/// sources (a copy on the same disks would gain nothing). The scope is the endpoint and the
-/// source, so two buckets (or endpoints) never share blocks.
-pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Arc<DiskCache>>> {
-    if cfg.cache_disk == 0 || matches!(cfg.source, Source::Local { .. }) {
-        return Ok(None);
-    }
-    let dir = match &cfg.cache_dir {
-        Some(d) => d.clone(),
-        None => default_dir()?,
-    };
-    let scope = match &cfg.source {
-        // Keys of a tree start with the source's name; the scope names every source's place.
-        Source::Tree(sources) => sources
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}={} {}",
-                    t.name,
-                    endpoint_display(&t.s3),
-                    t.source.display_name()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        _ => format!(
-            "{} {}",
-            endpoint_display(&cfg.s3),
-            cfg.source.display_name()
-        ),
-    };
-    DiskCache::open(&dir, cfg.cache_disk, &scope, metrics)
-        .map(Some)
-        .context("--cache-dir (pass --cache-disk 0 to mount without a disk cache)")
 }
 
 /// Counts entries and bytes in a cache directory without opening it for use.

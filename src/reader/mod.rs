@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use crate::cache::block::{Access, BLOCK_SIZE, BlockCache, ObjectRef};
+use crate::config::MAX_READ;
 use crate::error::FsError;
-use crate::fuse::MAX_READ;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 
