@@ -13,7 +13,7 @@ use fuser::{Config, MountOption, SessionACL};
 use crate::cache::disk::{DiskCache, default_dir};
 use crate::config::{MAX_READ, MountConfig, Source};
 use crate::credentials::keys_file;
-use crate::error::FsError;
+use crate::error::{FsError, NoAnswer, StoreError, StoreErrorKind, Unavailable};
 use crate::fs::Fs;
 use crate::fuse::FuseAdapter;
 use crate::metrics::Metrics;
@@ -100,37 +100,57 @@ fn fuse_config(cfg: &MountConfig) -> Config {
     fuse_cfg
 }
 
-/// Probes the source with one request, so a wrong bucket, endpoint or key fails the mount with one clear line.
+/// Probes the source with one request, so a wrong bucket, endpoint or key fails the mount with
+/// one clear line, chosen by the kind of the failure.
 async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
     let limit = cfg.request_timeout.min(ACCESS_CHECK_LIMIT);
     let res = match tokio::time::timeout(limit, backend.probe()).await {
         Ok(r) => r,
-        Err(_) => Err(FsError::Unavailable(format!("no answer within {limit:?}"))),
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Unavailable(Unavailable::Timeout),
+            "LIST (access check)",
+        )
+        .with_source(NoAnswer {
+            within: limit,
+            hint: "",
+        })
+        .into()),
     };
     let Err(e) = res else { return Ok(()) };
-    let one_line = |s: String| s.replace(['\n', '\r'], " ");
-    Err(anyhow!(one_line(match &cfg.source {
-        Source::Local { root } => format!("cannot read source folder {}: {e}", root.display()),
-        Source::Tree(_) => format!("cannot read every source of the tree: {e}"),
-        Source::S3 { bucket, .. } => {
-            let endpoint = endpoint_display(&cfg.s3);
-            match &e {
-                FsError::Unavailable(d) => format!(
-                    "cannot reach endpoint {endpoint} for bucket '{bucket}': {d}; check --endpoint-url and that the server is up"
-                ),
-                FsError::AccessDenied(d) if d.contains(": credentials: ") => {
-                    format!("cannot get credentials for bucket '{bucket}': {d}")
-                }
-                FsError::AccessDenied(d) => format!(
-                    "access denied to bucket '{bucket}' at {endpoint}: {d}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --no-sign-request for a public bucket"
-                ),
-                FsError::Remote(d) if d.contains("NoSuchBucket") || d.contains("404") => format!(
-                    "bucket '{bucket}' does not exist at {endpoint}: check the bucket name and --region/--endpoint-url ({d})"
-                ),
-                other => format!("cannot list bucket '{bucket}' at {endpoint}: {other}"),
-            }
+    Err(anyhow!(access_message(&e, cfg).replace(['\n', '\r'], " ")))
+}
+
+/// The line a failed access check reports: what failed, for which bucket at which endpoint,
+/// and what to check.
+fn access_message(e: &FsError, cfg: &MountConfig) -> String {
+    let bucket = match &cfg.source {
+        Source::Local { root } => {
+            return format!("cannot read source folder {}: {e}", root.display());
         }
-    })))
+        Source::Tree(_) => return format!("cannot read every source of the tree: {e}"),
+        Source::S3 { bucket, .. } => bucket,
+    };
+    let endpoint = endpoint_display(&cfg.s3);
+    let FsError::Store(s) = e else {
+        return format!("cannot list bucket '{bucket}' at {endpoint}: {e}");
+    };
+    let d = s.detail();
+    match s.kind() {
+        StoreErrorKind::Unavailable(_) => format!(
+            "cannot reach endpoint {endpoint} for bucket '{bucket}': {d}; check --endpoint-url and that the server is up"
+        ),
+        StoreErrorKind::Credentials => format!("cannot get credentials for bucket '{bucket}': {d}"),
+        StoreErrorKind::AccessDenied => format!(
+            "access denied to bucket '{bucket}' at {endpoint}: {d}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --no-sign-request for a public bucket"
+        ),
+        // A listing answers 404 only for a bucket that is not there.
+        StoreErrorKind::NotFound | StoreErrorKind::Remote { status: Some(404) } => format!(
+            "bucket '{bucket}' does not exist at {endpoint}: check the bucket name and --region/--endpoint-url ({d})"
+        ),
+        StoreErrorKind::Stale | StoreErrorKind::Remote { .. } => {
+            format!("cannot list bucket '{bucket}' at {endpoint}: {e}")
+        }
+    }
 }
 
 /// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
@@ -192,5 +212,92 @@ pub fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
             tracing::info!(file = %path.display(), "SIGHUP: reloaded the S3 keys");
         }
         Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Ownership, S3Settings};
+    use crate::error::ErrorResponse;
+
+    fn s3_mount() -> MountConfig {
+        MountConfig {
+            source: Source::S3 {
+                bucket: "era5".into(),
+                prefix: String::new(),
+            },
+            mountpoint: "/mnt".into(),
+            s3: S3Settings {
+                endpoint_url: Some("http://127.0.0.1:3900".into()),
+                ..Default::default()
+            },
+            foreground: true,
+            allow_other: false,
+            noexec: false,
+            credentials_file: None,
+            ownership: Ownership {
+                uid: 0,
+                gid: 0,
+                file_mode: 0o444,
+                dir_mode: 0o555,
+            },
+            metadata_ttl: Duration::from_secs(60),
+            cache_memory: 64 << 20,
+            cache_dir: None,
+            cache_disk: 0,
+            request_timeout: Duration::from_secs(10),
+            threads: 1,
+            convert: false,
+        }
+    }
+
+    #[test]
+    fn the_access_check_line_follows_the_kind_of_failure() {
+        let cfg = s3_mount();
+        let msg = |kind, source: Option<ErrorResponse>| {
+            let mut e = StoreError::new(kind, "listing s3://era5/");
+            if let Some(s) = source {
+                e = e.with_source(s);
+            }
+            access_message(&e.into(), &cfg)
+        };
+        let answer = |status, code: &str| ErrorResponse {
+            status,
+            code: code.into(),
+            message: "m".into(),
+        };
+        let m = msg(
+            StoreErrorKind::Remote { status: Some(404) },
+            Some(answer(http::StatusCode::NOT_FOUND, "NoSuchBucket")),
+        );
+        assert!(
+            m.starts_with("bucket 'era5' does not exist at http://127.0.0.1:3900")
+                && m.contains("NoSuchBucket"),
+            "{m}"
+        );
+        let m = msg(
+            StoreErrorKind::AccessDenied,
+            Some(answer(http::StatusCode::FORBIDDEN, "AccessDenied")),
+        );
+        assert!(
+            m.starts_with("access denied to bucket 'era5'") && m.contains("AWS_SECRET_ACCESS_KEY"),
+            "{m}"
+        );
+        let m = msg(StoreErrorKind::Credentials, None);
+        assert!(
+            m.starts_with("cannot get credentials for bucket 'era5'"),
+            "{m}"
+        );
+        let m = msg(StoreErrorKind::Unavailable(Unavailable::Connect), None);
+        assert!(
+            m.starts_with("cannot reach endpoint http://127.0.0.1:3900 for bucket 'era5'"),
+            "{m}"
+        );
+        let m = msg(
+            StoreErrorKind::Remote { status: Some(500) },
+            Some(answer(http::StatusCode::INTERNAL_SERVER_ERROR, "")),
+        );
+        assert!(m.starts_with("cannot list bucket 'era5'"), "{m}");
     }
 }
