@@ -1,16 +1,13 @@
 //! Command line: clap arguments, turned into a validated [`MountConfig`] in one step.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{
-    MountConfig, Ownership, S3Settings, Source, parse_duration, parse_mode, parse_size,
-};
-use crate::credentials::Access;
-use crate::resolve::{SourceRequest, preset_or_url, resolve};
+use crate::config::{MountConfig, S3Settings, Source, env_nonempty};
+use crate::credentials::{Access, keys_file};
+use crate::resolve::{MountOptions, SourceRequest, preset_or_url, resolve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,105 +113,6 @@ impl S3Args {
     }
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct MountOptions {
-    /// Stay in the foreground instead of returning once the mount is ready.
-    #[arg(long, short = 'f')]
-    pub foreground: bool,
-    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf for non-root).
-    #[arg(long)]
-    pub allow_other: bool,
-    /// Forbid running programs from the mount.
-    #[arg(long)]
-    pub noexec: bool,
-    /// Owner shown for every entry (default: the mounting user).
-    #[arg(long)]
-    pub uid: Option<u32>,
-    /// Group shown for every entry (default: the mounting user's group).
-    #[arg(long)]
-    pub gid: Option<u32>,
-    /// Permission bits of files, octal.
-    #[arg(long, default_value = "0444")]
-    pub file_mode: String,
-    /// Permission bits of directories, octal.
-    #[arg(long, default_value = "0555")]
-    pub dir_mode: String,
-    /// How long listings, attributes and missing names are cached (e.g. 60, 10s, 5m).
-    #[arg(long, default_value = "60s")]
-    pub metadata_ttl: String,
-    /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
-    #[arg(long, default_value = "512MiB")]
-    pub cache_memory: String,
-    /// Directory of the persistent block cache, kept across mounts [default:
-    /// $XDG_CACHE_HOME/geomount/blocks or ~/.cache/geomount/blocks; for root
-    /// /var/cache/geomount/blocks].
-    #[arg(long, env = "GEOMOUNT_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Disk budget of the persistent block cache (e.g. 10GiB); 0 disables it.
-    #[arg(long, default_value = "10GiB")]
-    pub cache_disk: String,
-    /// Bound on one request including retries; a read past it fails with EIO.
-    #[arg(long, default_value = "10s")]
-    pub request_timeout: String,
-    /// FUSE worker threads.
-    #[arg(long, default_value_t = 4)]
-    pub threads: usize,
-    /// Write logs here (background mounts otherwise log nowhere once ready).
-    #[arg(long)]
-    pub log_file: Option<PathBuf>,
-    /// Do not show converted views (NAME.grib2.zarr/, NAME.grib2.cog/) beside GRIB2 files.
-    #[arg(long)]
-    pub no_convert: bool,
-}
-
-pub(crate) fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-impl MountOptions {
-    pub(crate) fn to_config(
-        &self,
-        source: Source,
-        mountpoint: PathBuf,
-        s3: S3Settings,
-    ) -> Result<MountConfig> {
-        if self.threads == 0 || self.threads > 256 {
-            bail!("--threads must be between 1 and 256");
-        }
-        let cache_memory = parse_size(&self.cache_memory).context("--cache-memory")?;
-        if cache_memory < 16 << 20 {
-            bail!("--cache-memory must be at least 16MiB");
-        }
-        let request_timeout = parse_duration(&self.request_timeout).context("--request-timeout")?;
-        if request_timeout < Duration::from_millis(100) {
-            bail!("--request-timeout must be at least 100ms");
-        }
-        Ok(MountConfig {
-            source,
-            mountpoint,
-            s3,
-            foreground: self.foreground,
-            allow_other: self.allow_other,
-            noexec: self.noexec,
-            credentials_file: None,
-            ownership: Ownership {
-                // SAFETY: getuid/getgid cannot fail.
-                uid: self.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
-                gid: self.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
-                file_mode: parse_mode(&self.file_mode).context("--file-mode")?,
-                dir_mode: parse_mode(&self.dir_mode).context("--dir-mode")?,
-            },
-            metadata_ttl: parse_duration(&self.metadata_ttl).context("--metadata-ttl")?,
-            cache_memory,
-            cache_dir: self.cache_dir.clone(),
-            cache_disk: parse_size(&self.cache_disk).context("--cache-disk")?,
-            request_timeout,
-            threads: self.threads,
-            convert: !self.no_convert,
-        })
-    }
-}
-
 impl MountArgs {
     pub fn to_config(&self) -> Result<MountConfig> {
         if let Some(file) = &self.config {
@@ -226,7 +124,7 @@ impl MountArgs {
             .context("missing MOUNTPOINT: use geomount mount SOURCE MOUNTPOINT")?;
         let (preset, url) = preset_or_url(&self.source)?;
         let keys = match &self.s3.credentials_file {
-            Some(path) => Some(read_credentials_file(path)?),
+            Some(path) => Some(keys_file::read(path)?),
             None => None,
         };
         let (source, s3) = resolve(SourceRequest {
@@ -270,131 +168,6 @@ impl MountArgs {
             S3Settings::default(),
         )
     }
-}
-
-/// S3 keys read from a `--credentials-file`. No `Debug`: the values are secrets.
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
-
-/// Reads a credentials file after checking that other users cannot read it.
-pub fn read_credentials_file(path: &Path) -> Result<Credentials> {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read credentials file {shown}"))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o004 != 0 {
-        bail!(
-            "credentials file {shown} is readable by every user (mode {mode:04o}): run `chmod 600 {shown}`"
-        );
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read credentials file {shown}"))?;
-    parse_credentials(&text).with_context(|| format!("credentials file {shown}"))
-}
-
-/// Parses `NAME=value` lines like systemd's `EnvironmentFile=`: blank lines and `#`/`;` comments
-/// are skipped, `export ` and one pair of surrounding quotes are allowed. Errors name the line and
-/// the variable, never a value (nor a name that does not look like one: it may be a pasted secret).
-pub fn parse_credentials(text: &str) -> Result<Credentials> {
-    let (mut id, mut secret, mut token) = (None, None, None);
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let is_name = |s: &str| {
-            !s.is_empty()
-                && !s.starts_with(|c: char| c.is_ascii_digit())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        };
-        let Some((name, value)) = line.split_once('=').filter(|(n, _)| is_name(n.trim())) else {
-            bail!("line {}: expected NAME=value", n + 1);
-        };
-        let value = value.trim();
-        let value = ['"', '\'']
-            .iter()
-            .find_map(|q| value.strip_prefix(*q)?.strip_suffix(*q))
-            .unwrap_or(value)
-            .to_string();
-        let slot = match name.trim() {
-            "AWS_ACCESS_KEY_ID" => &mut id,
-            "AWS_SECRET_ACCESS_KEY" => &mut secret,
-            "AWS_SESSION_TOKEN" => &mut token,
-            other => bail!(
-                "line {}: unknown name '{other}': use AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN",
-                n + 1
-            ),
-        };
-        *slot = Some(value).filter(|v| !v.is_empty());
-    }
-    match (id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: token,
-        }),
-        _ => bail!("needs both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-    }
-}
-
-/// Whether stderr is the journal's stream (systemd sets `JOURNAL_STREAM=DEV:INODE` for it).
-pub fn stderr_is_journal() -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-    let Some(want) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Ok(meta) = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata())
-    else {
-        return false;
-    };
-    want.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
-}
-
-/// Sets up `tracing`: level from `GEOMOUNT_LOG` (default `info`), to a file or stderr. On stderr,
-/// colours only on a terminal; into the journal, no timestamps either (the journal adds its own).
-pub fn init_logging(file: Option<&Path>, to_stderr: bool) -> Result<()> {
-    use tracing_subscriber::EnvFilter;
-    // fuser warns when its own unmount-on-drop finds the mount already gone: not news.
-    let filter = EnvFilter::try_from_env("GEOMOUNT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,fuser::session=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let res = match file {
-        Some(p) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open log file {}", p.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f))
-                .try_init()
-        }
-        None if to_stderr && stderr_is_journal() => builder
-            .with_ansi(false)
-            .without_time()
-            .with_writer(std::io::stderr)
-            .try_init(),
-        None if to_stderr => {
-            use std::io::IsTerminal;
-            builder
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .try_init()
-        }
-        None => builder.with_writer(std::io::sink).try_init(),
-    };
-    res.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
 fn demo(mountpoint: Option<PathBuf>, opts: &MountOptions) -> Result<()> {
@@ -550,70 +323,14 @@ pub fn main() -> i32 {
     let argv0 = args.next().unwrap_or_default();
     let name = Path::new(&argv0).file_name().unwrap_or_default();
     if name.as_encoded_bytes().starts_with(b"mount.") {
-        return crate::mount_helper::main(args.collect());
+        return crate::mount_helper::main(args.collect(), run_args);
     }
     report(run(Cli::parse()))
-}
-
-/// The flags' default mount options, for tests.
-#[cfg(test)]
-pub fn test_mount_options() -> MountOptions {
-    #[derive(Parser)]
-    struct P {
-        #[command(flatten)]
-        o: MountOptions,
-    }
-    P::parse_from(["geomount"]).o
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_files_parse_like_environment_files() {
-        let c = parse_credentials(
-            "# keys for the lab\n\nAWS_ACCESS_KEY_ID=AKID\nexport AWS_SECRET_ACCESS_KEY=\"s3cr=t\"\n; note\nAWS_SESSION_TOKEN='tok'\n",
-        )
-        .unwrap();
-        assert_eq!(c.access_key_id, "AKID");
-        assert_eq!(c.secret_access_key, "s3cr=t");
-        assert_eq!(c.session_token.as_deref(), Some("tok"));
-        let c = parse_credentials("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b").unwrap();
-        assert!(c.session_token.is_none());
-    }
-
-    #[test]
-    fn credentials_file_errors_name_the_line_never_the_value() {
-        let e = |t: &str| match parse_credentials(t) {
-            Ok(_) => panic!("{t:?} parsed"),
-            Err(e) => format!("{e:#}"),
-        };
-        let msg = e("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_KEY=hunter2\n");
-        assert!(
-            msg.contains("line 2") && msg.contains("AWS_SECRET_KEY"),
-            "{msg}"
-        );
-        assert!(!msg.contains("hunter2"), "{msg}");
-        assert!(e("AWS_ACCESS_KEY_ID hunter2").contains("line 1"));
-        let msg = e("AWS_ACCESS_KEY_ID=a\nFQoGZXIvYXdzE+/token==\n");
-        assert!(msg.contains("line 2") && !msg.contains("FQoG"), "{msg}");
-        assert!(e("AWS_ACCESS_KEY_ID=a").contains("needs both"));
-        assert!(e("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=").contains("needs both"));
-    }
-
-    #[test]
-    fn a_world_readable_credentials_file_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.env");
-        std::fs::write(&p, "AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b\n").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let msg = format!("{:#}", read_credentials_file(&p).err().unwrap());
-        assert!(msg.contains("chmod 600"), "{msg}");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_credentials_file(&p).unwrap().access_key_id, "a");
-    }
 
     fn mount_config(argv: &[&str]) -> Result<MountConfig> {
         match Cli::try_parse_from(argv)?.command {

@@ -1,10 +1,19 @@
-//! Validated mount configuration. The CLI (`cli.rs`) turns raw arguments into a [`MountConfig`]
-//! in one step; everything after that trusts these values.
+//! Validated mount configuration. The front ends (`resolve`, `config_file`) turn raw arguments
+//! into a [`MountConfig`] in one step; everything after that trusts these values.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+
+/// Largest read the kernel may send in one request (the mount's `max_read` and readahead; also
+/// the prefetch unit for small files).
+pub const MAX_READ: u32 = 1 << 20;
+
+/// The value of environment variable `name`, unless unset or empty (which mean the same here).
+pub fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
 
 /// Where the objects come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

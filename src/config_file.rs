@@ -12,10 +12,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{MountOptions, read_credentials_file};
 use crate::config::{TreeSource, parse_duration, parse_mode, parse_size};
-use crate::credentials::Access;
-use crate::resolve::{SourceRequest, resolve};
+use crate::credentials::{Access, keys_file};
+use crate::resolve::{MountOptions, SourceRequest, resolve};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -248,7 +247,7 @@ fn source(
         )),
     };
     let keys = match &s.credentials_file {
-        Some(p) => Some(read_credentials_file(p)?),
+        Some(p) => Some(keys_file::read(p)?),
         None => None,
     };
     let endpoint = s.endpoint.clone();
@@ -371,7 +370,7 @@ earthdata-url = "http://127.0.0.1:1/s3credentials"
             c.sources[1].s3.earthdata_url.as_deref(),
             Some("http://127.0.0.1:1/s3credentials")
         );
-        let mut opts = crate::cli::test_mount_options();
+        let mut opts = crate::resolve::test_mount_options();
         c.apply_to(&mut opts);
         let cfg = opts
             .to_config(Source::Tree(c.sources), "/mnt".into(), Default::default())

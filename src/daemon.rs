@@ -1,37 +1,26 @@
-//! Mounting and running: the access check, the FUSE session, background mode with a readiness
-//! pipe (the parent returns only once the mount answers), systemd readiness (`notify`), signals,
-//! and unmount.
+//! The mount daemon's process: background mode with a readiness pipe (the parent returns only
+//! once the mount answers), logging, systemd readiness (`notify`), signals, and unmount. What
+//! is mounted is built by `mount`.
 
 use std::ffi::CString;
 use std::io::{BufRead, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use fuser::{Config, MountOption, SessionACL};
 
-use crate::config::{MountConfig, Source};
-use crate::error::FsError;
-use crate::fs::Fs;
-use crate::fuse::FuseAdapter;
-use crate::metrics::Metrics;
-use crate::store::Backend;
-use crate::store::build::{build_backend, endpoint_display};
-use crate::store::metered::Metered;
-use crate::store::swap::Swappable;
-
-/// The mount-time access check must answer within this, whatever the request timeout.
-const ACCESS_CHECK_LIMIT: Duration = Duration::from_secs(8);
+use crate::config::{MAX_READ, MountConfig};
+use crate::logging::{init_logging, stderr_is_journal};
+use crate::mount::{Assembled, assemble, reload_credentials};
 
 /// Mounts and serves until unmounted. In background mode the calling process returns as soon as
 /// the mount answers (or fails, with the reason), and a child keeps serving.
 pub fn run_mount(cfg: MountConfig, log_file: Option<PathBuf>) -> Result<()> {
     check_mountpoint(&cfg.mountpoint)?;
     if cfg.foreground {
-        crate::cli::init_logging(log_file.as_deref(), true)?;
+        init_logging(log_file.as_deref(), true)?;
         return serve(cfg, None);
     }
     let (read_fd, write_fd) = pipe()?;
@@ -42,8 +31,8 @@ pub fn run_mount(cfg: MountConfig, log_file: Option<PathBuf>) -> Result<()> {
             drop(read_fd);
             unsafe { libc::setsid() };
             // Under systemd (a .mount unit, fstab) stderr is the journal: keep logging there.
-            let journal = log_file.is_none() && crate::cli::stderr_is_journal();
-            crate::cli::init_logging(log_file.as_deref(), journal)?;
+            let journal = log_file.is_none() && stderr_is_journal();
+            init_logging(log_file.as_deref(), journal)?;
             let mut ready = Ready {
                 pipe: std::fs::File::from(write_fd),
                 keep_stderr: journal,
@@ -99,39 +88,6 @@ fn check_mountpoint(mp: &Path) -> Result<()> {
     }
 }
 
-/// Probes the source with one request, so a wrong bucket, endpoint or key fails the mount with one clear line.
-async fn check_access(backend: &dyn Backend, cfg: &MountConfig) -> Result<()> {
-    let limit = cfg.request_timeout.min(ACCESS_CHECK_LIMIT);
-    let res = match tokio::time::timeout(limit, backend.probe()).await {
-        Ok(r) => r,
-        Err(_) => Err(FsError::Unavailable(format!("no answer within {limit:?}"))),
-    };
-    let Err(e) = res else { return Ok(()) };
-    let one_line = |s: String| s.replace(['\n', '\r'], " ");
-    Err(anyhow!(one_line(match &cfg.source {
-        Source::Local { root } => format!("cannot read source folder {}: {e}", root.display()),
-        Source::Tree(_) => format!("cannot read every source of the tree: {e}"),
-        Source::S3 { bucket, .. } => {
-            let endpoint = endpoint_display(&cfg.s3);
-            match &e {
-                FsError::Unavailable(d) => format!(
-                    "cannot reach endpoint {endpoint} for bucket '{bucket}': {d}; check --endpoint-url and that the server is up"
-                ),
-                FsError::AccessDenied(d) if d.contains(": credentials: ") => {
-                    format!("cannot get credentials for bucket '{bucket}': {d}")
-                }
-                FsError::AccessDenied(d) => format!(
-                    "access denied to bucket '{bucket}' at {endpoint}: {d}; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --no-sign-request for a public bucket"
-                ),
-                FsError::Remote(d) if d.contains("NoSuchBucket") || d.contains("404") => format!(
-                    "bucket '{bucket}' does not exist at {endpoint}: check the bucket name and --region/--endpoint-url ({d})"
-                ),
-                other => format!("cannot list bucket '{bucket}' at {endpoint}: {other}"),
-            }
-        }
-    })))
-}
-
 /// How a background child tells its parent the mount answers.
 struct Ready {
     pipe: std::fs::File,
@@ -139,8 +95,8 @@ struct Ready {
     keep_stderr: bool,
 }
 
-/// Builds everything, mounts, signals readiness (pipe and `$NOTIFY_SOCKET`) once the mount answers,
-/// and serves until unmounted.
+/// Starts the runtime, assembles and mounts, signals readiness (pipe and `$NOTIFY_SOCKET`) once
+/// the mount answers, and serves until unmounted.
 fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(
@@ -152,58 +108,12 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let metrics = Arc::new(Metrics::default());
-    // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
-    let swappable = Arc::new(Swappable::new(build_backend(&cfg)?));
-    let metered = Metered::new(swappable.clone(), metrics.clone(), cfg.request_timeout);
-    // Converted views outside Metered: each request they make is counted and bounded.
-    let backend: Arc<dyn Backend> = if cfg.convert {
-        Arc::new(crate::convert::backend::Convert::new(metered))
-    } else {
-        Arc::new(metered)
-    };
-    rt.block_on(check_access(backend.as_ref(), &cfg))?;
-
-    let fs = Arc::new(
-        Fs::new(
-            backend,
-            metrics.clone(),
-            cfg.ownership,
-            cfg.metadata_ttl,
-            cfg.cache_memory,
-        )
-        .with_disk(crate::cache::disk::open_for_mount(&cfg, metrics.clone())?),
-    );
-    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
-    let mut options = vec![
-        MountOption::RO,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        MountOption::FSName(cfg.source.display_name()),
-        // The type shows as `fuse.geomount` in the mount table, which umount(8), findmnt and
-        // systemd match on. Not `MountOption::Subtype`: fuser's direct mount(2) as root drops it
-        // (type `fuse`); the kernel takes `subtype=` itself, and fusermount3 also understands it.
-        MountOption::CUSTOM("subtype=geomount".into()),
-        MountOption::DefaultPermissions,
-    ];
-    if cfg.noexec {
-        options.push(MountOption::NoExec);
-    }
-    options.push(MountOption::CUSTOM(format!(
-        "max_read={}",
-        crate::fuse::MAX_READ
-    )));
-    let mut fuse_cfg = Config::default();
-    fuse_cfg.mount_options = options;
-    fuse_cfg.acl = if cfg.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
-    fuse_cfg.n_threads = Some(cfg.threads);
-    fuse_cfg.clone_fd = true;
-    let session = fuser::Session::new(adapter, &cfg.mountpoint, &fuse_cfg)
-        .with_context(|| format!("cannot mount on {}", cfg.mountpoint.display()))?;
+    let Assembled {
+        session,
+        fs,
+        metrics,
+        backend: swappable,
+    } = assemble(&cfg, &rt)?;
 
     let mountpoint = cfg.mountpoint.clone();
     let source = cfg.source.display_name();
@@ -258,33 +168,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     res.context("FUSE session failed")
 }
 
-/// SIGHUP: with `--credentials-file`, reads the file again and swaps in a backend with the new
-/// keys, without dropping the mount; requests already under way finish with the old keys. Other
-/// settings (endpoint, cache size, TTL) need a restart. A bad file keeps the old keys.
-fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
-    let Some(path) = &cfg.credentials_file else {
-        tracing::warn!(
-            "SIGHUP: nothing to reload: the keys come from the environment or flags (use --credentials-file to rotate keys in place); restart to change other settings"
-        );
-        return;
-    };
-    let rebuilt = crate::cli::read_credentials_file(path).and_then(|c| {
-        let mut new_cfg = cfg.clone();
-        new_cfg.s3.access_key_id = Some(c.access_key_id);
-        new_cfg.s3.secret_access_key = Some(c.secret_access_key);
-        new_cfg.s3.session_token = c.session_token;
-        build_backend(&new_cfg)
-    });
-    match rebuilt {
-        Ok(b) => {
-            swappable.swap(b);
-            tracing::info!(file = %path.display(), "SIGHUP: reloaded the S3 keys");
-        }
-        Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),
-    }
-}
-
-/// Lets the kernel send reads of up to [`crate::fuse::MAX_READ`] bytes instead of its 128 KiB
+/// Lets the kernel send reads of up to [`MAX_READ`] bytes instead of its 128 KiB
 /// default readahead: 8x fewer requests for sequential readers. Best effort: needs root.
 fn raise_readahead(mountpoint: &Path) {
     use std::os::unix::fs::MetadataExt;
@@ -294,7 +178,7 @@ fn raise_readahead(mountpoint: &Path) {
     let dev = meta.dev();
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
-    match std::fs::write(&knob, format!("{}", crate::fuse::MAX_READ / 1024)) {
+    match std::fs::write(&knob, format!("{}", MAX_READ / 1024)) {
         Ok(()) => tracing::debug!(knob, "raised kernel readahead"),
         Err(e) => tracing::debug!(knob, error = %e, "kept the kernel's default readahead"),
     }

@@ -1,8 +1,21 @@
 //! The one errno table: every filesystem error is an [`FsError`] and [`FsError::errno`] is the
-//! only place that turns one into an errno. The match is exhaustive, so a new variant must
-//! choose its errno here.
+//! only place that turns one into an errno. The match is exhaustive (down to the kinds of the
+//! typed errors), so a new variant or kind must choose its errno here.
+//!
+//! Each layer's failures have their own type, which keeps what went wrong as a kind and the
+//! underlying error as its source: [`StoreError`] (object store requests), [`FormatError`] (bytes
+//! of a format that do not parse), [`CacheError`] (the cache's own storage). They fold into
+//! [`FsError`] with `?` (`From`), so a caller above never classifies an error by its text.
 
-use std::fmt;
+mod cache;
+mod format;
+mod store;
+
+pub use cache::{CacheError, CacheErrorKind};
+pub use format::{Format, FormatError};
+pub use store::{
+    CredentialsError, ErrorResponse, NoAnswer, StoreError, StoreErrorKind, Unavailable,
+};
 
 /// Errors surfaced by filesystem operations.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -17,18 +30,28 @@ pub enum FsError {
     ReadOnly,
     #[error("object changed since it was opened (ETag {expected} no longer matches)")]
     Stale { expected: String },
-    #[error("access denied by the server: {0}")]
-    AccessDenied(String),
-    #[error("request timed out or the server is unreachable: {0}")]
-    Unavailable(String),
+    /// An object store request failed (other than a missing or changed object, which are
+    /// [`FsError::NotFound`] and [`FsError::Stale`]).
+    #[error(transparent)]
+    Store(StoreError),
+    /// A backend's answer, though the request succeeded, is not what was asked for (a body
+    /// shorter than the range), found by a layer above the store; the message names the object.
     #[error("remote I/O error: {0}")]
     Remote(String),
+    /// Bytes of a known format do not parse.
+    #[error(transparent)]
+    Format(FormatError),
+    /// The cache's own storage failed.
+    #[error(transparent)]
+    Cache(CacheError),
     #[error("bad file handle")]
     BadHandle,
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("no such attribute")]
     NoAttribute,
+    /// A converted view cannot be built or served (a grid, codec or layout it does not
+    /// support, a source that contradicts its inventory); the message names the source.
     #[error("converted view failed: {0}")]
     Convert(String),
 }
@@ -41,9 +64,22 @@ impl FsError {
             FsError::IsADirectory => libc::EISDIR,
             FsError::ReadOnly => libc::EROFS,
             FsError::Stale { .. } => libc::ESTALE,
-            FsError::AccessDenied(_) => libc::EACCES,
-            FsError::Unavailable(_) => libc::EIO,
+            FsError::Store(e) => match e.kind() {
+                StoreErrorKind::NotFound => libc::ENOENT,
+                StoreErrorKind::Stale => libc::ESTALE,
+                StoreErrorKind::AccessDenied | StoreErrorKind::Credentials => libc::EACCES,
+                StoreErrorKind::Unavailable(
+                    Unavailable::Timeout | Unavailable::Connect | Unavailable::Interrupted,
+                ) => libc::EIO,
+                StoreErrorKind::Remote { .. } => libc::EIO,
+            },
             FsError::Remote(_) => libc::EIO,
+            FsError::Format(_) => libc::EIO,
+            // A read-only filesystem reports its cache's trouble as an I/O error; a full cache
+            // disk never fails a read (the block is served without being kept).
+            FsError::Cache(e) => match e.kind() {
+                CacheErrorKind::Io | CacheErrorKind::Full | CacheErrorKind::Corrupt => libc::EIO,
+            },
             FsError::BadHandle => libc::EBADF,
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NoAttribute => libc::ENODATA,
@@ -58,31 +94,45 @@ impl FsError {
             FsError::NotFound | FsError::NoAttribute | FsError::ReadOnly
         )
     }
+
+    /// A converted view's failure, described in words.
+    pub fn convert(msg: impl Into<String>) -> Self {
+        FsError::Convert(msg.into())
+    }
+
+    /// A backend answer that is not what was asked for, described in words.
+    pub fn remote(msg: impl Into<String>) -> Self {
+        FsError::Remote(msg.into())
+    }
 }
 
-/// Classifies an object_store error. `what` names the object or prefix for the message.
-pub fn from_object_store(err: &object_store::Error, what: impl fmt::Display) -> FsError {
-    use object_store::Error as E;
-    match err {
-        E::NotFound { .. } => FsError::NotFound,
-        E::Precondition { .. } | E::NotModified { .. } => FsError::Stale {
-            expected: what.to_string(),
-        },
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
-            FsError::AccessDenied(format!("{what}: {err}"))
-        }
-        other => {
-            let text = format!("{what}: {}", chain(other));
-            if looks_unavailable(&text) {
-                FsError::Unavailable(text)
-            } else {
-                FsError::Remote(text)
-            }
+/// A store failure is an [`FsError`]; a missing or changed object becomes the plain
+/// [`FsError::NotFound`] and [`FsError::Stale`] that the layers above match on.
+impl From<StoreError> for FsError {
+    fn from(e: StoreError) -> Self {
+        match e.kind() {
+            StoreErrorKind::NotFound => FsError::NotFound,
+            StoreErrorKind::Stale => FsError::Stale {
+                expected: e.what().to_string(),
+            },
+            _ => FsError::Store(e),
         }
     }
 }
 
-/// Formats an error with its sources, one line.
+impl From<FormatError> for FsError {
+    fn from(e: FormatError) -> Self {
+        FsError::Format(e)
+    }
+}
+
+impl From<CacheError> for FsError {
+    fn from(e: CacheError) -> Self {
+        FsError::Cache(e)
+    }
+}
+
+/// Formats an error with its sources, one line; a source whose text is already shown is skipped.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut s = err.to_string();
     let mut cur = err.source();
@@ -95,20 +145,6 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         cur = e.source();
     }
     s
-}
-
-fn looks_unavailable(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    [
-        "timed out",
-        "timeout",
-        "connection refused",
-        "error sending request",
-        "connect",
-        "retry",
-    ]
-    .iter()
-    .any(|k| t.contains(k))
 }
 
 #[cfg(test)]
@@ -126,20 +162,39 @@ mod tests {
             .errno(),
             libc::ESTALE
         );
-        assert_eq!(FsError::Unavailable("x".into()).errno(), libc::EIO);
+        let store = |kind| FsError::Store(StoreError::new(kind, "GET k"));
+        assert_eq!(store(StoreErrorKind::AccessDenied).errno(), libc::EACCES);
+        assert_eq!(store(StoreErrorKind::Credentials).errno(), libc::EACCES);
+        assert_eq!(
+            store(StoreErrorKind::Unavailable(Unavailable::Timeout)).errno(),
+            libc::EIO
+        );
+        assert_eq!(
+            store(StoreErrorKind::Remote { status: Some(500) }).errno(),
+            libc::EIO
+        );
+        assert_eq!(FsError::convert("no grid").errno(), libc::EIO);
     }
 
     #[test]
-    fn object_store_errors_classify() {
-        let nf = object_store::Error::NotFound {
-            path: "a".into(),
-            source: "gone".into(),
-        };
-        assert!(matches!(from_object_store(&nf, "a"), FsError::NotFound));
-        let pre = object_store::Error::Precondition {
-            path: "a".into(),
-            source: "etag".into(),
-        };
-        assert_eq!(from_object_store(&pre, "a").errno(), libc::ESTALE);
+    fn missing_and_changed_objects_fold_into_the_plain_variants() {
+        let nf: FsError = StoreError::new(StoreErrorKind::NotFound, "HEAD k").into();
+        assert!(matches!(nf, FsError::NotFound));
+        let stale: FsError = StoreError::new(StoreErrorKind::Stale, "\"e1\"").into();
+        assert!(matches!(stale, FsError::Stale { expected } if expected == "\"e1\""));
+        let denied: FsError = StoreError::new(StoreErrorKind::AccessDenied, "HEAD k").into();
+        assert!(matches!(&denied, FsError::Store(e) if e.kind() == StoreErrorKind::AccessDenied));
+    }
+
+    #[test]
+    fn the_source_chain_is_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e: FsError =
+            StoreError::new(StoreErrorKind::Unavailable(Unavailable::Connect), "GET k")
+                .with_source(io)
+                .into();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert!(e.to_string().contains("refused"), "{e}");
     }
 }

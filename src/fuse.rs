@@ -14,12 +14,9 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
+use crate::config::MAX_READ;
 use crate::error::FsError;
 use crate::fs::{Attr, FileKind, Fs, Opened};
-
-/// Largest read the kernel may send (also the prefetch unit for small files): the readers'
-/// constant, since they tell a whole read(2) from a piece of a larger one by it.
-pub use crate::reader::MAX_READ;
 /// Background requests the kernel may have in flight (mountpoint-s3 measured +29% at 64 vs 16).
 pub const MAX_BACKGROUND: u16 = 64;
 

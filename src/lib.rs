@@ -7,9 +7,14 @@
 //! cache) -> `convert` (virtual GRIB2/Zarr views, a `store::Backend` wrapper) -> `store`
 //! (object_store backends with request metrics; `multi` routes a config file's several sources).
 //!
-//! Where a mount's settings come from: `cli` and `config_file` -> `resolve` (presets from
-//! `catalog`, flags, environment, profiles) -> `config::MountConfig`; `credentials` supplies
-//! and refreshes keys (AWS profiles, NASA Earthdata).
+//! Where a mount's settings come from: `cli`, `config_file` and `mount_helper` -> `resolve`
+//! (presets from `catalog`, flags, environment, profiles) -> `config::MountConfig`;
+//! `credentials` supplies and refreshes keys (AWS profiles, NASA Earthdata, key files). `mount`
+//! assembles the layers for one `MountConfig`; `daemon` runs the process around it.
+//!
+//! Imports run one way, from the command line down to the leaves (`rope`, `metrics`, `error`):
+//! `tests/layering.rs` holds the table of layers and fails on an import that points up or on a
+//! cycle between modules. `cli` is imported only by the binary.
 
 pub mod cache;
 pub mod catalog;
@@ -24,7 +29,9 @@ pub mod error;
 pub mod formats;
 pub mod fs;
 pub mod fuse;
+pub mod logging;
 pub mod metrics;
+pub mod mount;
 pub mod mount_helper;
 pub mod namespace;
 pub mod notify;

@@ -1,9 +1,9 @@
 //! `mount.fuse.geomount`: the helper mount(8) runs for `mount -t fuse.geomount SOURCE DIR -o OPTS`
 //! and for fstab lines of type `fuse.geomount`. The same binary, found through a symlink and
-//! recognised by its name (`cli::main`). mount(8) calls it as
-//! `mount.fuse.geomount SOURCE DIR [-s] [-f] [-n] [-v] [-o OPTS]`; [`translate`] turns `OPTS` into
-//! `geomount mount` flags, and the mount then runs in the background as usual: this process
-//! returns (and so does mount(8)) once the mount answers, or fails with the reason.
+//! recognised by its name (`cli::main`, which hands [`main`] the command line runner). mount(8)
+//! calls it as `mount.fuse.geomount SOURCE DIR [-s] [-f] [-n] [-v] [-o OPTS]`; [`translate`]
+//! turns `OPTS` into `geomount mount` flags, and the mount then runs in the background as usual:
+//! this process returns (and so does mount(8)) once the mount answers, or fails with the reason.
 //!
 //! mount(8) strips `x-*`, `noauto`, `comment=` and `defaults` itself and always passes `rw`
 //! unless `ro` is given; options it or systemd own are accepted and dropped here.
@@ -221,8 +221,9 @@ fn parse_invocation(args: &[String]) -> Result<Invocation> {
     })
 }
 
-/// Runs as `mount.fuse.geomount` and returns the exit status mount(8) expects.
-pub fn main(args: Vec<OsString>) -> i32 {
+/// Runs as `mount.fuse.geomount` and returns the exit status mount(8) expects. `run` runs a
+/// `geomount` command line (`argv[0]` first) and returns its exit status.
+pub fn main(args: Vec<OsString>, run: impl FnOnce(Vec<String>) -> i32) -> i32 {
     let args: Vec<String> = match args.into_iter().map(OsString::into_string).collect() {
         Ok(a) => a,
         Err(_) => {
@@ -258,8 +259,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let argv = ["geomount", "mount", &inv.source, &inv.mountpoint]
         .into_iter()
         .map(str::to_string)
-        .chain(tr.flags);
-    match crate::cli::run_args(argv) {
+        .chain(tr.flags)
+        .collect();
+    match run(argv) {
         0 => 0,
         _ => EXIT_MOUNT_FAILED,
     }

@@ -1,17 +1,23 @@
 //! From what the user asked for (a dataset preset or a source URL, plus flags or config-file
-//! entries) to one [`Source`] and its [`S3Settings`]. Precedence, highest first:
+//! entries) to one [`Source`] and its [`S3Settings`], and from the mount flags
+//! ([`MountOptions`], shared by the command line and config files) to a [`MountConfig`].
+//! Precedence, highest first:
 //! - endpoint: flag/config, preset, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`;
 //! - region: flag/config, preset, `AWS_REGION`/`AWS_DEFAULT_REGION`, the profile's `region`;
 //! - access: see [`crate::credentials::resolve`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use clap::Args;
 
 use crate::catalog::{Preset, PresetAccess};
-use crate::cli::Credentials;
-use crate::cli::env_nonempty;
-use crate::config::{S3Settings, Source};
+use crate::config::{
+    MountConfig, Ownership, S3Settings, Source, env_nonempty, parse_duration, parse_mode,
+    parse_size,
+};
+use crate::credentials::keys_file::Keys;
 use crate::credentials::{self, Access};
 
 /// One source as requested. No `Debug`: `keys` are secrets.
@@ -26,7 +32,7 @@ pub struct SourceRequest {
     /// Access chosen by a flag or the config file.
     pub access: Option<Access>,
     /// Keys read from a credentials file (with `access: Some(Access::Keys)`).
-    pub keys: Option<Credentials>,
+    pub keys: Option<Keys>,
 }
 
 /// `SOURCE` as given on the command line: a URL, or else a preset name.
@@ -81,6 +87,116 @@ pub fn resolve(req: SourceRequest) -> Result<(Source, S3Settings)> {
         bail!("endpoint URL '{e}' must start with https:// (or http:// for a plain-HTTP server)");
     }
     Ok((source, s3))
+}
+
+/// The mount flags of `geomount mount` and `geomount demo`; a config file's `[mount]` and
+/// `[cache]` sections set the same fields.
+#[derive(Debug, Clone, Args)]
+pub struct MountOptions {
+    /// Stay in the foreground instead of returning once the mount is ready.
+    #[arg(long, short = 'f')]
+    pub foreground: bool,
+    /// Let other users access the mount (needs user_allow_other in /etc/fuse.conf for non-root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Forbid running programs from the mount.
+    #[arg(long)]
+    pub noexec: bool,
+    /// Owner shown for every entry (default: the mounting user).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group shown for every entry (default: the mounting user's group).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Permission bits of files, octal.
+    #[arg(long, default_value = "0444")]
+    pub file_mode: String,
+    /// Permission bits of directories, octal.
+    #[arg(long, default_value = "0555")]
+    pub dir_mode: String,
+    /// How long listings, attributes and missing names are cached (e.g. 60, 10s, 5m).
+    #[arg(long, default_value = "60s")]
+    pub metadata_ttl: String,
+    /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
+    #[arg(long, default_value = "512MiB")]
+    pub cache_memory: String,
+    /// Directory of the persistent block cache, kept across mounts [default:
+    /// $XDG_CACHE_HOME/geomount/blocks or ~/.cache/geomount/blocks; for root
+    /// /var/cache/geomount/blocks].
+    #[arg(long, env = "GEOMOUNT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Disk budget of the persistent block cache (e.g. 10GiB); 0 disables it.
+    #[arg(long, default_value = "10GiB")]
+    pub cache_disk: String,
+    /// Bound on one request including retries; a read past it fails with EIO.
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// Write logs here (background mounts otherwise log nowhere once ready).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Do not show converted views (NAME.grib2.zarr/, NAME.grib2.cog/) beside GRIB2 files.
+    #[arg(long)]
+    pub no_convert: bool,
+}
+
+impl MountOptions {
+    /// Validates the flags into the configuration of one mount of `source` at `mountpoint`.
+    pub fn to_config(
+        &self,
+        source: Source,
+        mountpoint: PathBuf,
+        s3: S3Settings,
+    ) -> Result<MountConfig> {
+        if self.threads == 0 || self.threads > 256 {
+            bail!("--threads must be between 1 and 256");
+        }
+        let cache_memory = parse_size(&self.cache_memory).context("--cache-memory")?;
+        if cache_memory < 16 << 20 {
+            bail!("--cache-memory must be at least 16MiB");
+        }
+        let request_timeout = parse_duration(&self.request_timeout).context("--request-timeout")?;
+        if request_timeout < Duration::from_millis(100) {
+            bail!("--request-timeout must be at least 100ms");
+        }
+        Ok(MountConfig {
+            source,
+            mountpoint,
+            s3,
+            foreground: self.foreground,
+            allow_other: self.allow_other,
+            noexec: self.noexec,
+            credentials_file: None,
+            ownership: Ownership {
+                // SAFETY: getuid/getgid cannot fail.
+                uid: self.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
+                gid: self.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
+                file_mode: parse_mode(&self.file_mode).context("--file-mode")?,
+                dir_mode: parse_mode(&self.dir_mode).context("--dir-mode")?,
+            },
+            metadata_ttl: parse_duration(&self.metadata_ttl).context("--metadata-ttl")?,
+            cache_memory,
+            cache_dir: self.cache_dir.clone(),
+            cache_disk: parse_size(&self.cache_disk).context("--cache-disk")?,
+            request_timeout,
+            threads: self.threads,
+            convert: !self.no_convert,
+        })
+    }
+}
+
+/// The flags' default mount options, for tests.
+#[cfg(test)]
+pub fn test_mount_options() -> MountOptions {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        o: MountOptions,
+    }
+    P::parse_from(["geomount"]).o
 }
 
 #[cfg(test)]
@@ -181,7 +297,7 @@ mod tests {
             region: Some("garage".into()),
             force_path_style: true,
             access: Some(Access::Keys),
-            keys: Some(Credentials {
+            keys: Some(Keys {
                 access_key_id: "AK".into(),
                 secret_access_key: "SK".into(),
                 session_token: None,

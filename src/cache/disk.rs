@@ -12,7 +12,9 @@
 //! rebuilt from the directory at start, using file modification times as last use, and a hit
 //! touches the file so recency survives a remount. Several mounts may share one directory: an
 //! entry another process evicted is a miss here, and each process keeps the budget with its own
-//! view (the directory may briefly exceed it by what the others wrote meanwhile).
+//! view (the directory may briefly exceed it by what the others wrote meanwhile). When the file
+//! system runs out of room (ENOSPC, EDQUOT) the budget drops below what the cache holds, so the
+//! cache keeps working at the size the disk has room for; a read never fails for it.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -20,7 +22,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use std::time::SystemTime;
 
@@ -29,11 +31,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
-use crate::config::{MountConfig, Source};
+use crate::error::{CacheError, CacheErrorKind};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::ObjectInfo;
-use crate::store::build::endpoint_display;
 
 const MAGIC: &[u8; 8] = b"GMBLOCK1";
 const HEADER: usize = 32;
@@ -76,7 +77,10 @@ pub struct DirStats {
 #[derive(Debug)]
 pub struct DiskCache {
     dir: PathBuf,
-    budget: u64,
+    /// Bytes the entries may take: `--cache-disk`, lowered when the file system is full.
+    budget: AtomicU64,
+    /// A full file system was reported (once per mount).
+    full_reported: AtomicBool,
     /// Hash of the source (endpoint, bucket, prefix) mixed into every name.
     scope: String,
     index: Mutex<Index>,
@@ -109,7 +113,8 @@ impl DiskCache {
         }
         let cache = Arc::new(Self {
             dir: dir.to_path_buf(),
-            budget,
+            budget: AtomicU64::new(budget),
+            full_reported: AtomicBool::new(false),
             scope: format!("{:032x}", xxh3_128(scope.as_bytes())),
             index: Mutex::new(index),
             tmp_seq: AtomicU64::new(0),
@@ -210,12 +215,8 @@ impl DiskCache {
                 self.forget(&name);
                 None
             }
-            Err(why) => {
-                tracing::warn!(
-                    file = %path.display(),
-                    key = id.key,
-                    "disk cache entry is corrupt ({why}): dropped, the block is fetched again"
-                );
+            Err(e) => {
+                tracing::warn!(key = id.key, "{e}: dropped, the block is fetched again");
                 Metrics::inc(&self.metrics.disk_corrupt);
                 Metrics::inc(&self.metrics.disk_misses);
                 let _ = std::fs::remove_file(&path);
@@ -228,7 +229,8 @@ impl DiskCache {
     /// Stores a block (atomically: temporary file, then rename). Blocking I/O; a failure is
     /// logged and ignored, the block then simply is not on disk.
     pub fn put(&self, id: &BlockId, data: &Rope) {
-        if self.budget == 0 || data.len() as u64 + HEADER as u64 > self.budget {
+        let budget = self.budget.load(Relaxed);
+        if budget == 0 || data.len() as u64 + HEADER as u64 > budget {
             return;
         }
         let identity = self.identity(id);
@@ -237,7 +239,7 @@ impl DiskCache {
             return;
         }
         if let Err(e) = self.write(&name, &identity, data) {
-            tracing::warn!(dir = %self.dir.display(), "cannot write to the disk cache: {e:#}");
+            self.write_failed(&e);
             return;
         }
         Metrics::inc(&self.metrics.disk_writes);
@@ -256,7 +258,28 @@ impl DiskCache {
         self.evict();
     }
 
-    fn write(&self, name: &str, identity: &str, data: &Rope) -> Result<()> {
+    /// A failed write: on a full file system the budget drops to a little below what the cache
+    /// holds now (so eviction makes room), reported once; any other failure is logged.
+    fn write_failed(&self, e: &CacheError) {
+        if e.kind() != CacheErrorKind::Full {
+            tracing::warn!("cannot write to the disk cache: {e}");
+            return;
+        }
+        let held = self.index.lock().bytes;
+        let cut = (held as f64 * LOW_WATER) as u64;
+        let was = self.budget.fetch_min(cut, Relaxed);
+        if !self.full_reported.swap(true, Relaxed) {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "{e}: the disk cache now keeps at most {cut} bytes (of {was}) for this mount"
+            );
+        } else {
+            tracing::debug!(dir = %self.dir.display(), cut, "{e}");
+        }
+        self.evict();
+    }
+
+    fn write(&self, name: &str, identity: &str, data: &Rope) -> Result<(), CacheError> {
         let mut sum = xxhash_rust::xxh3::Xxh3::new();
         for p in data.parts() {
             sum.update(p);
@@ -271,18 +294,20 @@ impl DiskCache {
             std::process::id(),
             self.tmp_seq.fetch_add(1, Relaxed)
         ));
-        let res = (|| -> Result<()> {
+        let res = (|| -> Result<(), CacheError> {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            f.write_all(&header)?;
+                .map_err(|e| CacheError::io("create", &tmp, e))?;
+            let write = |e| CacheError::io("write", &tmp, e);
+            f.write_all(&header).map_err(write)?;
             for p in data.parts() {
-                f.write_all(p)?;
+                f.write_all(p).map_err(write)?;
             }
-            std::fs::rename(&tmp, self.dir.join(name))?;
+            let path = self.dir.join(name);
+            std::fs::rename(&tmp, &path).map_err(|e| CacheError::io("rename", &path, e))?;
             Ok(())
         })();
         if res.is_err() {
@@ -303,10 +328,11 @@ impl DiskCache {
     fn evict(&self) {
         let victims: Vec<String> = {
             let mut idx = self.index.lock();
-            if idx.bytes <= self.budget {
+            let budget = self.budget.load(Relaxed);
+            if idx.bytes <= budget {
                 return;
             }
-            let target = (self.budget as f64 * LOW_WATER) as u64;
+            let target = (budget as f64 * LOW_WATER) as u64;
             let mut order: Vec<(u64, String, u64)> = idx
                 .entries
                 .iter()
@@ -383,39 +409,40 @@ fn scan(dir: &Path) -> Result<Vec<(String, u64, SystemTime)>> {
     Ok(out)
 }
 
-/// Reads and checks one entry. `Ok(None)`: no such file; `Err`: the file is not a valid entry
-/// for this identity and length.
-fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Bytes>, String> {
+/// Reads and checks one entry. `Ok(None)`: no such file; `Err`: the file cannot be read, or is
+/// not a valid entry for this identity and length.
+fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Bytes>, CacheError> {
     let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open: {e}")),
+        Err(e) => return Err(CacheError::io("open", path, e)),
     };
     let mut buf = Vec::with_capacity(HEADER + len.unwrap_or(0));
     f.read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(|e| CacheError::io("read", path, e))?;
+    let bad = |why: String| CacheError::corrupt(path, why);
     if buf.len() < HEADER {
-        return Err(format!("{} bytes, shorter than its header", buf.len()));
+        return Err(bad(format!("{} bytes, shorter than its header", buf.len())));
     }
     let word = |i: usize| u64::from_le_bytes(buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
     if &buf[..8] != MAGIC {
-        return Err("bad magic".into());
+        return Err(bad("bad magic".into()));
     }
     if word(3) != ident {
-        return Err("written for another block".into());
+        return Err(bad("written for another block".into()));
     }
     let stored = word(1);
     let len = len.unwrap_or(stored as usize);
     if stored != len as u64 || buf.len() != HEADER + len {
-        return Err(format!(
+        return Err(bad(format!(
             "length {} (header says {stored}), block is {len} bytes",
             buf.len() - HEADER
-        ));
+        )));
     }
     let sum = word(2);
     let payload = Bytes::from(buf).slice(HEADER..);
     if xxh3_64(&payload) != sum {
-        return Err("checksum mismatch".into());
+        return Err(bad("checksum mismatch".into()));
     }
     Ok(Some(payload))
 }
@@ -436,42 +463,6 @@ pub fn default_dir() -> Result<PathBuf> {
         .join(".cache"),
     };
     Ok(base.join("geomount").join("blocks"))
-}
-
-/// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
-/// sources (a copy on the same disks would gain nothing). The scope is the endpoint and the
-/// source, so two buckets (or endpoints) never share blocks.
-pub fn open_for_mount(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Arc<DiskCache>>> {
-    if cfg.cache_disk == 0 || matches!(cfg.source, Source::Local { .. }) {
-        return Ok(None);
-    }
-    let dir = match &cfg.cache_dir {
-        Some(d) => d.clone(),
-        None => default_dir()?,
-    };
-    let scope = match &cfg.source {
-        // Keys of a tree start with the source's name; the scope names every source's place.
-        Source::Tree(sources) => sources
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}={} {}",
-                    t.name,
-                    endpoint_display(&t.s3),
-                    t.source.display_name()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(";"),
-        _ => format!(
-            "{} {}",
-            endpoint_display(&cfg.s3),
-            cfg.source.display_name()
-        ),
-    };
-    DiskCache::open(&dir, cfg.cache_disk, &scope, metrics)
-        .map(Some)
-        .context("--cache-dir (pass --cache-disk 0 to mount without a disk cache)")
 }
 
 /// Counts entries and bytes in a cache directory without opening it for use.
@@ -621,6 +612,31 @@ mod tests {
             DiskCache::open(tmp.path(), 2 * (block + HEADER) as u64, "s", Arc::default()).unwrap();
         assert!(dir_stats(tmp.path()).unwrap().bytes <= 2 * (block + HEADER) as u64);
         assert!(small.contains(&id(5)), "the most recent entry stays");
+    }
+
+    #[test]
+    fn a_full_file_system_lowers_the_budget_below_what_is_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let block = 1000;
+        let c = DiskCache::open(tmp.path(), 1 << 20, "s", Arc::default()).unwrap();
+        for i in 0..10 {
+            c.put(&id(i), &data(block, i as u8));
+        }
+        let held = c.stats().bytes;
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        c.write_failed(&CacheError::io("write", tmp.path(), full));
+        let budget = c.budget.load(Relaxed);
+        assert!(budget < held, "{budget} < {held}");
+        assert!(c.stats().bytes <= budget);
+        assert_eq!(dir_stats(tmp.path()).unwrap(), c.stats());
+        // The most recent entries stay, and new ones still go in (evicting old ones).
+        assert!(c.contains(&id(9)) && !c.contains(&id(0)));
+        c.put(&id(10), &data(block, 10));
+        assert!(c.contains(&id(10)) && c.stats().bytes <= budget);
+        // Another I/O failure leaves the budget alone.
+        let other = std::io::Error::from_raw_os_error(libc::EIO);
+        c.write_failed(&CacheError::io("write", tmp.path(), other));
+        assert_eq!(c.budget.load(Relaxed), budget);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Where request signatures come from, in the order AWS tools use, and the object_store
 //! credential provider for each: static keys, a named profile ([`aws_profile`]), NASA Earthdata
 //! temporary keys ([`earthdata`]), or none (anonymous). Expiring keys go through
-//! [`refresh::Refreshing`], which refreshes ahead of expiry without stalling requests.
+//! [`refresh::Refreshing`], which refreshes ahead of expiry without stalling requests. Static
+//! keys may come from a file ([`keys_file`]).
 
 pub mod aws_profile;
 pub mod earthdata;
+pub mod keys_file;
 pub mod netrc;
 pub mod refresh;
 
@@ -15,8 +17,7 @@ use anyhow::{Result, bail};
 use object_store::StaticCredentialProvider;
 use object_store::aws::{AwsCredential, AwsCredentialProvider};
 
-use crate::cli::env_nonempty;
-use crate::config::S3Settings;
+use crate::config::{S3Settings, env_nonempty};
 
 /// How one source's requests are signed.
 #[derive(Debug, Clone, PartialEq, Eq)]

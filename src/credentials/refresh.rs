@@ -16,6 +16,8 @@ use object_store::CredentialProvider;
 use object_store::aws::AwsCredential;
 use parking_lot::RwLock;
 
+use crate::error::CredentialsError;
+
 /// Keys this close to expiry are not used: a request signed now must still arrive in time.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 /// Refresh ahead at the latest this long before expiry (earlier for short-lived keys).
@@ -170,7 +172,7 @@ impl<F: Fetch> CredentialProvider for Refreshing<F> {
                 .await
                 .map_err(|e| object_store::Error::Generic {
                     store: "S3",
-                    source: e.into(),
+                    source: Box::new(CredentialsError::new(e)),
                 }),
         }
     }

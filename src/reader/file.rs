@@ -31,8 +31,9 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{MAX_READ, PrefetchBudget, Units};
+use super::{PrefetchBudget, Units};
 use crate::cache::block::{BLOCK_SIZE, BlockCache, Missing, ObjectRef};
+use crate::config::MAX_READ;
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::rope::Rope;

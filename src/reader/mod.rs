@@ -26,10 +26,6 @@ mod tests;
 pub use file::{Access, FileReader};
 use planner::{PLAN_CACHE_BYTES, PlanIo, Planners, Sidecars, Subject};
 
-/// Largest read the kernel may send (the FUSE session's `max_read`). A read of this size may be
-/// one piece of a larger read(2), so it is never cut short.
-pub const MAX_READ: u32 = 1 << 20;
-
 /// A file's plan: sorted, adjacent byte ranges, each fetched whole.
 pub type Units = Arc<Vec<Range<u64>>>;
 

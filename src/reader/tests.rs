@@ -3,6 +3,7 @@
 
 use super::file::*;
 use super::*;
+use crate::config::MAX_READ;
 use crate::rope::Rope;
 use crate::store::metered::Metered;
 use crate::store::object::{Lister, ObjectBackend};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Backend, Listing, ObjectInfo};
-use crate::error::FsError;
+use crate::error::{FsError, NoAnswer, StoreError, StoreErrorKind, Unavailable};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 
@@ -35,10 +35,14 @@ impl<B: Backend> Metered<B> {
     ) -> Result<T, FsError> {
         let res = match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(FsError::Unavailable(format!(
-                "{what}: no answer within {:?} (--request-timeout)",
-                self.timeout
-            ))),
+            Err(_) => Err(
+                StoreError::new(StoreErrorKind::Unavailable(Unavailable::Timeout), what)
+                    .with_source(NoAnswer {
+                        within: self.timeout,
+                        hint: "--request-timeout",
+                    })
+                    .into(),
+            ),
         };
         if let Err(e) = &res
             && !e.is_expected()

@@ -54,11 +54,7 @@ impl Backend for MultiBackend {
         for ((name, _), r) in self.sources.iter().zip(results) {
             if let Err(e) = r {
                 return Err(match e {
-                    FsError::Unavailable(d) => FsError::Unavailable(format!("source {name}: {d}")),
-                    FsError::AccessDenied(d) => {
-                        FsError::AccessDenied(format!("source {name}: {d}"))
-                    }
-                    FsError::Remote(d) => FsError::Remote(format!("source {name}: {d}")),
+                    FsError::Store(e) => FsError::Store(e.in_source(name)),
                     other => FsError::Remote(format!("source {name}: {other}")),
                 });
             }

@@ -11,7 +11,7 @@ use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectSt
 
 use super::s3_list::S3Lister;
 use super::{Backend, Listing, ObjectInfo, finish_listing};
-use crate::error::{FsError, from_object_store};
+use crate::error::{FsError, StoreError, StoreErrorKind};
 use crate::rope::Rope;
 
 /// How directory levels are listed.
@@ -54,7 +54,7 @@ impl ObjectBackend {
             .store
             .list_with_delimiter(prefix_opt)
             .await
-            .map_err(|e| from_object_store(&e, format!("listing '{full}'")))?;
+            .map_err(|e| StoreError::from_object_store(e, format!("listing '{full}'")))?;
         let strip = |p: &Path| -> Option<String> {
             let s = p.as_ref();
             let rest = if full.is_empty() {
@@ -109,7 +109,7 @@ impl Backend for ObjectBackend {
             .store
             .head(&path)
             .await
-            .map_err(|e| from_object_store(&e, format!("'{path}'")))?;
+            .map_err(|e| StoreError::from_object_store(e, format!("HEAD '{path}'")))?;
         Ok(ObjectInfo {
             name: key.rsplit('/').next().unwrap_or(key).to_string(),
             size: meta.size,
@@ -130,7 +130,7 @@ impl Backend for ObjectBackend {
             if_match: etag.map(str::to_string),
             ..Default::default()
         };
-        let what = || format!("'{path}' bytes {}-{}", range.start, range.end);
+        let what = || format!("GET '{path}' bytes {}-{}", range.start, range.end);
         let res = self
             .store
             .get_opts(&path, opts)
@@ -142,12 +142,12 @@ impl Backend for ObjectBackend {
     /// One GET: the response carries size, ETag and modification time with the bytes.
     async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
         let path = self.path(key)?;
-        let what = || format!("'{path}'");
+        let what = || format!("GET '{path}'");
         let res = self
             .store
             .get_opts(&path, GetOptions::default())
             .await
-            .map_err(|e| from_object_store(&e, what()))?;
+            .map_err(|e| StoreError::from_object_store(e, what()))?;
         let info = ObjectInfo {
             name: key.rsplit('/').next().unwrap_or(key).to_string(),
             size: res.meta.size,
@@ -157,7 +157,7 @@ impl Backend for ObjectBackend {
         let etag = info.etag.clone();
         let bytes = body(res, etag.as_deref(), what).await?;
         if bytes.len() as u64 != info.size {
-            return Err(FsError::Remote(format!(
+            return Err(FsError::remote(format!(
                 "short read of '{key}': wanted {} bytes, server sent {}",
                 info.size,
                 bytes.len()
@@ -188,12 +188,14 @@ async fn body(
     }
 }
 
+/// A failed GET; a failed precondition names the ETag the read was pinned to.
 fn stale_or(e: object_store::Error, etag: Option<&str>, what: String) -> FsError {
-    match from_object_store(&e, &what) {
-        FsError::Stale { .. } => FsError::Stale {
+    let e = StoreError::from_object_store(e, what);
+    match e.kind() {
+        StoreErrorKind::Stale => FsError::Stale {
             expected: etag.unwrap_or_default().to_string(),
         },
-        other => other,
+        _ => e.into(),
     }
 }
 

@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::{Listing, ObjectInfo};
-use crate::error::FsError;
+use crate::error::{ErrorResponse, FsError, StoreError, StoreErrorKind as K};
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded (SigV4 rules).
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC
@@ -147,11 +147,17 @@ impl S3Lister {
             match self.send(&url, &what).await {
                 Ok(body) => {
                     return quick_xml::de::from_reader(body.as_ref()).map_err(|e| {
-                        FsError::Remote(format!("{what}: unreadable ListObjectsV2 answer: {e}"))
+                        StoreError::new(
+                            K::Remote { status: Some(200) },
+                            format!("{what}: unreadable ListObjectsV2 answer"),
+                        )
+                        .with_source(e)
+                        .into()
                     });
                 }
-                Err(Retry::No(e)) => return Err(e),
-                Err(Retry::Yes(e)) if attempt >= 3 => return Err(e),
+                Err(Retry::Invalid(e)) => return Err(e),
+                Err(Retry::No(e)) => return Err(e.into()),
+                Err(Retry::Yes(e)) if attempt >= 3 => return Err(e.into()),
                 Err(Retry::Yes(e)) => {
                     tracing::debug!(attempt, error = %e, "retrying LIST");
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -165,49 +171,59 @@ impl S3Lister {
             .method(http::Method::GET)
             .uri(url)
             .body(HttpRequestBody::empty())
-            .map_err(|e| Retry::No(FsError::InvalidArgument(format!("{what}: {e}"))))?;
+            .map_err(|e| Retry::Invalid(FsError::InvalidArgument(format!("{what}: {e}"))))?;
         if let Some(provider) = &self.credentials {
-            let cred = provider.get_credential().await.map_err(|e| {
-                Retry::No(FsError::AccessDenied(format!("{what}: credentials: {e}")))
-            })?;
+            let cred = provider
+                .get_credential()
+                .await
+                .map_err(|e| Retry::No(StoreError::new(K::Credentials, what).with_source(e)))?;
             AwsAuthorizer::new(&cred, "s3", &self.region)
                 .try_authorize(&mut req, None)
-                .map_err(|e| Retry::No(FsError::AccessDenied(format!("{what}: signing: {e}"))))?;
+                .map_err(|e| {
+                    Retry::No(
+                        StoreError::new(K::AccessDenied, format!("{what}: signing")).with_source(e),
+                    )
+                })?;
         }
-        let resp = self.client.execute(req).await.map_err(|e| {
-            Retry::Yes(FsError::Unavailable(format!(
-                "{what}: {}",
-                crate::error::chain(&e)
-            )))
-        })?;
+        let resp = self
+            .client
+            .execute(req)
+            .await
+            .map_err(|e| Retry::Yes(StoreError::transport(e, what)))?;
         let status = resp.status();
         let body = resp
             .into_body()
             .bytes()
             .await
-            .map_err(|e| Retry::Yes(FsError::Unavailable(format!("{what}: {e}"))))?;
+            .map_err(|e| Retry::Yes(StoreError::transport(e, what)))?;
         if status.is_success() {
             return Ok(body);
         }
         let err: S3ErrorBody = quick_xml::de::from_reader(body.as_ref()).unwrap_or_default();
-        let detail = if err.code.is_empty() {
-            format!("HTTP {status}")
-        } else {
-            format!("HTTP {status} {}: {}", err.code, err.message)
+        let answer = ErrorResponse {
+            status,
+            code: err.code,
+            message: err.message,
         };
-        let msg = format!("{what}: {detail}");
-        Err(match status.as_u16() {
-            404 => Retry::No(FsError::Remote(msg)),
-            401 | 403 => Retry::No(FsError::AccessDenied(msg)),
-            429 | 500..=599 => Retry::Yes(FsError::Remote(msg)),
-            _ => Retry::No(FsError::Remote(msg)),
+        let code = status.as_u16();
+        let kind = match code {
+            401 | 403 => K::AccessDenied,
+            _ => K::Remote { status: Some(code) },
+        };
+        let e = StoreError::new(kind, what).with_source(answer);
+        Err(match code {
+            429 | 500..=599 => Retry::Yes(e),
+            _ => Retry::No(e),
         })
     }
 }
 
 enum Retry {
-    Yes(FsError),
-    No(FsError),
+    /// Worth another attempt: no answer, throttling, a server error.
+    Yes(StoreError),
+    No(StoreError),
+    /// The request itself cannot be built.
+    Invalid(FsError),
 }
 
 fn parse_time(s: &str) -> SystemTime {
