@@ -19,7 +19,7 @@ const LAYERS: &[(u32, &str, &[&str])] = &[
     ),
     // Formats: sans-I/O parsers and layouts (Zarr, TIFF, GRIB2, HDF5) of the bytes they are
     // given; they never fetch.
-    (1, "formats", &["formats", "plan"]),
+    (1, "formats", &["formats"]),
     // Settings: what a mount is (MountConfig), dataset presets, credential providers and keys.
     (2, "settings", &["catalog", "config", "credentials"]),
     // Store: object_store backends, request metering, multi-source routing, backend swap.
