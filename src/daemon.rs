@@ -155,24 +155,44 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
     let swappable = Arc::new(Swappable::new(build_backend(&cfg)?));
-    let metered = Metered::new(swappable.clone(), metrics.clone(), cfg.request_timeout);
-    // Converted views outside Metered: each request they make is counted and bounded.
+    let metered = Arc::new(Metered::new(
+        swappable.clone(),
+        metrics.clone(),
+        cfg.request_timeout,
+    ));
+    // The access check is the store's own probe (the views add none).
+    rt.block_on(check_access(metered.as_ref(), &cfg))?;
+    // `--cache-memory` is the whole process's: prefetch in flight, and one memory tier that the
+    // block cache and the converted views share.
+    let (budget, cache_bytes) = crate::reader::PrefetchBudget::split(cfg.cache_memory);
+    let memory = crate::cache::memory::MemoryTier::new(cache_bytes);
+    let disk = crate::cache::disk::open_for_mount(&cfg, metrics.clone())?;
+    // Converted views outside Metered: each request they make is counted and bounded. They read
+    // their sources through a block cache over Metered in the same memory and disk tiers.
     let backend: Arc<dyn Backend> = if cfg.convert {
-        Arc::new(crate::convert::backend::Convert::new(metered))
+        let sources = crate::cache::block::BlockCache::with_memory(
+            metered.clone(),
+            metrics.clone(),
+            memory.clone(),
+        )
+        .with_disk(disk.clone());
+        Arc::new(crate::convert::backend::Convert::with_cache(
+            metered, sources,
+        ))
     } else {
-        Arc::new(metered)
+        metered
     };
-    rt.block_on(check_access(backend.as_ref(), &cfg))?;
 
     let fs = Arc::new(
-        Fs::new(
+        Fs::with_memory(
             backend,
             metrics.clone(),
             cfg.ownership,
             cfg.metadata_ttl,
-            cfg.cache_memory,
+            budget,
+            memory,
         )
-        .with_disk(crate::cache::disk::open_for_mount(&cfg, metrics.clone())?),
+        .with_disk(disk),
     );
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let mut options = vec![
