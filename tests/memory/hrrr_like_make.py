@@ -49,7 +49,8 @@ def message(values, number):
     e.codes_set(h, "dataDate", 20201214)
     e.codes_set(h, "dataTime", 0)
     e.codes_set(h, "packingType", "grid_complex_spatial_differencing")
-    e.codes_set(h, "decimalScaleFactor", 2)
+    e.codes_set(h, "bitsPerValue", 16)
+    e.codes_set(h, "orderOfSpatialDifferencing", 2)
     e.codes_set_values(h, values.ravel())
     assert e.codes_get(h, "dataRepresentationTemplateNumber") == 3
     assert e.codes_get(h, "gridDefinitionTemplateNumber") == 30
