@@ -460,6 +460,71 @@ mod tests {
         (cache, obj, data, metrics)
     }
 
+    /// A backend whose objects under `v/` are derived (as a converted view's are).
+    #[derive(Debug)]
+    struct Deriving(Arc<dyn Backend>);
+
+    #[async_trait::async_trait]
+    impl Backend for Deriving {
+        async fn list(&self, dir: &str) -> Result<crate::store::Listing, FsError> {
+            self.0.list(dir).await
+        }
+        async fn probe(&self) -> Result<(), FsError> {
+            self.0.probe().await
+        }
+        async fn head(&self, key: &str) -> Result<crate::store::ObjectInfo, FsError> {
+            self.0.head(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: Range<u64>,
+            etag: Option<&str>,
+        ) -> Result<Rope, FsError> {
+            self.0.get_range(key, range, etag).await
+        }
+        fn is_derived(&self, key: &str) -> bool {
+            key.starts_with("v/")
+        }
+    }
+
+    #[tokio::test]
+    async fn derived_objects_stay_in_memory_and_stored_ones_go_to_disk() {
+        let mem = Arc::new(InMemory::new());
+        let data = vec![7u8; (2 * BLOCK_SIZE) as usize];
+        let mut objs = Vec::new();
+        for key in ["s/obj", "v/obj"] {
+            let r = mem
+                .put(&Path::from(key), PutPayload::from(data.clone()))
+                .await
+                .unwrap();
+            objs.push(ObjectRef {
+                key: key.into(),
+                etag: r.e_tag.map(Into::into),
+                size: data.len() as u64,
+            });
+        }
+        let metrics = Arc::new(Metrics::default());
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), 64 << 20, "test", metrics.clone()).unwrap();
+        let backend = Deriving(Arc::new(ObjectBackend::new(
+            mem,
+            String::new(),
+            Lister::Generic,
+        )));
+        let cache =
+            BlockCache::new(Arc::new(backend), metrics, 64 << 20).with_disk(Some(disk.clone()));
+        cache.read(&objs[1], 0..data.len() as u64).await.unwrap();
+        assert_eq!(
+            disk.stats().entries,
+            0,
+            "a derived object's blocks are not on disk"
+        );
+        assert!(cache.contains(&objs[1], 1), "but they are in memory");
+        cache.read(&objs[0], 0..data.len() as u64).await.unwrap();
+        assert_eq!(disk.stats().entries, 2, "a stored object's blocks are");
+    }
+
     #[tokio::test]
     async fn reads_across_blocks_match_the_source() {
         let len = (3 * BLOCK_SIZE + 123) as usize;
