@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::cache::block::{BlockCache, ObjectRef};
+use crate::cache::memory::MemoryTier;
 use crate::config::Ownership;
 use crate::error::FsError;
 use crate::metrics::Metrics;
@@ -89,9 +90,29 @@ impl Fs {
         ttl: Duration,
         memory_bytes: u64,
     ) -> Self {
-        // `--cache-memory` bounds cached blocks and prefetch in flight together.
+        // `--cache-memory` bounds cached bytes and prefetch in flight together.
         let (budget, cache_bytes) = PrefetchBudget::split(memory_bytes);
-        let cache = BlockCache::new(backend.clone(), metrics.clone(), cache_bytes);
+        Self::with_memory(
+            backend,
+            metrics,
+            own,
+            ttl,
+            budget,
+            MemoryTier::new(cache_bytes),
+        )
+    }
+
+    /// An `Fs` whose block cache lives in `memory`, the tier the rest of the process (the
+    /// converted views) shares, with `budget` for prefetch in flight beside it.
+    pub fn with_memory(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        own: Ownership,
+        ttl: Duration,
+        budget: PrefetchBudget,
+        memory: MemoryTier,
+    ) -> Self {
+        let cache = BlockCache::with_memory(backend.clone(), metrics.clone(), memory);
         Self {
             ns: Namespace::new(backend, cache.clone(), ttl, metrics.clone()),
             reader: Reader::new(cache, budget, metrics.clone()),

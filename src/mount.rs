@@ -10,13 +10,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use fuser::{Config, MountOption, SessionACL};
 
+use crate::cache::block::BlockCache;
 use crate::cache::disk::{DiskCache, default_dir};
+use crate::cache::memory::MemoryTier;
 use crate::config::{MAX_READ, MountConfig, Source};
 use crate::credentials::keys_file;
 use crate::error::{FsError, NoAnswer, StoreError, StoreErrorKind, Unavailable};
 use crate::fs::Fs;
 use crate::fuse::FuseAdapter;
 use crate::metrics::Metrics;
+use crate::reader::PrefetchBudget;
 use crate::store::Backend;
 use crate::store::build::{build_backend, endpoint_display};
 use crate::store::metered::Metered;
@@ -40,24 +43,40 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
     let metrics = Arc::new(Metrics::default());
     // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
     let swappable = Arc::new(Swappable::new(build_backend(cfg)?));
-    let metered = Metered::new(swappable.clone(), metrics.clone(), cfg.request_timeout);
-    // Converted views outside Metered: each request they make is counted and bounded.
+    let metered = Arc::new(Metered::new(
+        swappable.clone(),
+        metrics.clone(),
+        cfg.request_timeout,
+    ));
+    // The access check is the store's own probe (the views add none).
+    rt.block_on(check_access(metered.as_ref(), cfg))?;
+    // `--cache-memory` is the whole process's: prefetch in flight, and one memory tier that the
+    // block cache and the converted views share.
+    let (budget, cache_bytes) = PrefetchBudget::split(cfg.cache_memory);
+    let memory = MemoryTier::new(cache_bytes);
+    let disk = open_disk_cache(cfg, metrics.clone())?;
+    // Converted views outside Metered: each request they make is counted and bounded. They read
+    // their sources through a block cache over Metered in the same memory and disk tiers.
     let backend: Arc<dyn Backend> = if cfg.convert {
-        Arc::new(crate::convert::backend::Convert::new(metered))
+        let sources = BlockCache::with_memory(metered.clone(), metrics.clone(), memory.clone())
+            .with_disk(disk.clone());
+        Arc::new(crate::convert::backend::Convert::with_cache(
+            metered, sources,
+        ))
     } else {
-        Arc::new(metered)
+        metered
     };
-    rt.block_on(check_access(backend.as_ref(), cfg))?;
 
     let fs = Arc::new(
-        Fs::new(
+        Fs::with_memory(
             backend,
             metrics.clone(),
             cfg.ownership,
             cfg.metadata_ttl,
-            cfg.cache_memory,
+            budget,
+            memory,
         )
-        .with_disk(open_disk_cache(cfg, metrics.clone())?),
+        .with_disk(disk),
     );
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let session = fuser::Session::new(adapter, &cfg.mountpoint, &fuse_config(cfg))

@@ -1,8 +1,11 @@
-//! The memory block cache. Objects are cut into fixed blocks keyed by (key, ETag, index), so a
-//! changed object never shares blocks with its old version. Concurrent misses for one block fetch
-//! it once (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose
-//! result every waiting block shares. With a disk tier ([`DiskCache`]), a memory miss looks on
-//! disk before fetching, and every fetched block is written to disk before it is served.
+//! The block cache: object bytes in the shared memory tier ([`MemoryTier`]) and the disk tier
+//! ([`DiskCache`]). Objects are cut into fixed blocks keyed by (key, ETag, index), so a changed
+//! object never shares blocks with its old version. Concurrent misses for one block fetch it once
+//! (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose result
+//! every waiting block shares. With a disk tier, a memory miss looks on disk before fetching, and
+//! every fetched block is written to disk before it is served, except for objects the backend
+//! derives from others ([`Backend::is_derived`], the converted views): their sources' bytes are
+//! on disk already, and their own bytes would only take room there.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -10,11 +13,10 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::{Shared, join_all};
-use moka::future::Cache;
-use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
 
 use crate::cache::disk::{BlockId, DiskCache};
+use crate::cache::memory::MemoryTier;
 use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -46,8 +48,9 @@ impl ObjectRef {
     }
 }
 
+/// Key of object bytes in the memory tier.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
-struct BlockKey {
+pub(crate) struct BlockKey {
     key: Arc<str>,
     etag: Option<Arc<str>>,
     /// Block index, or the start of an extent.
@@ -58,10 +61,23 @@ struct BlockKey {
     part: Part,
 }
 
+impl BlockKey {
+    /// Block `index` of the object `key` at `etag`.
+    pub(crate) fn block(key: Arc<str>, etag: Option<Arc<str>>, index: u64) -> Self {
+        Self {
+            key,
+            etag,
+            index,
+            end: 0,
+            part: Part::Whole,
+        }
+    }
+}
+
 /// A cache entry holds a whole block or extent, or only the first or last bytes of an extent
 /// (the part a fetch covered).
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-enum Part {
+pub(crate) enum Part {
     Whole,
     Head,
     Tail,
@@ -78,52 +94,96 @@ impl std::fmt::Debug for BlockCache {
     }
 }
 
+/// The block cache's entries in the memory tier: bytes keyed by [`BlockKey`].
+#[derive(Clone)]
+struct Blocks(MemoryTier);
+
+impl Blocks {
+    async fn get(&self, key: &BlockKey) -> Option<Rope> {
+        self.0.get_bytes(key).await
+    }
+
+    async fn insert(&self, key: BlockKey, bytes: Rope) {
+        self.0.insert_bytes(key, bytes).await
+    }
+
+    async fn invalidate(&self, key: &BlockKey) {
+        self.0.invalidate_bytes(key).await
+    }
+
+    fn contains_key(&self, key: &BlockKey) -> bool {
+        self.0.contains_bytes(key)
+    }
+
+    async fn try_get_with(
+        &self,
+        key: BlockKey,
+        init: impl std::future::Future<Output = Result<Rope, FsError>>,
+    ) -> Result<Rope, Arc<FsError>> {
+        self.0.try_get_bytes(key, init).await
+    }
+
+    fn weighted_size(&self) -> u64 {
+        self.0.weighted_size()
+    }
+}
+
+/// The disk tier as the block cache uses it: the cache directory, if any, and the backend that
+/// tells which objects are derived (never written to or read from disk).
+#[derive(Clone)]
+struct DiskTier {
+    cache: Option<Arc<DiskCache>>,
+    backend: Arc<dyn Backend>,
+}
+
 #[derive(Clone)]
 pub struct BlockCache {
-    cache: Cache<BlockKey, Rope>,
+    cache: Blocks,
     /// Blocks a prefetch run is fetching right now.
     inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
-    disk: Option<Arc<DiskCache>>,
+    disk: DiskTier,
 }
 
 impl BlockCache {
-    /// A cache holding at most `capacity` bytes of blocks.
+    /// A cache with a memory tier of its own holding at most `capacity` bytes.
     pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
-        // Plain LRU, not moka's default TinyLFU admission: a block prefetched once must be
-        // admitted even when the cache is full, or a stream longer than the cache refetches it.
-        let cache = Cache::builder()
-            .eviction_policy(EvictionPolicy::lru())
-            .max_capacity(capacity)
-            .weigher(|_k: &BlockKey, v: &Rope| -> u32 {
-                let overhead = 128 + 32 * v.parts().len() as u64;
-                (v.len() as u64 + overhead).min(u32::MAX as u64) as u32
-            })
-            .build();
+        Self::with_memory(backend, metrics, MemoryTier::new(capacity))
+    }
+
+    /// A cache whose blocks live in `memory`, a tier it may share with other caches (its
+    /// capacity then bounds all of them together).
+    pub fn with_memory(
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        memory: MemoryTier,
+    ) -> Self {
         Self {
-            cache,
+            cache: Blocks(memory),
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            disk: DiskTier {
+                cache: None,
+                backend: backend.clone(),
+            },
             backend,
             metrics,
-            disk: None,
         }
     }
 
     /// Adds the persistent tier below the memory cache.
     pub fn with_disk(mut self, disk: Option<Arc<DiskCache>>) -> Self {
-        self.disk = disk;
+        self.disk.cache = disk;
         self
     }
 
+    /// The memory tier the blocks live in.
+    pub fn memory(&self) -> &MemoryTier {
+        &self.cache.0
+    }
+
     fn key(obj: &ObjectRef, index: u64) -> BlockKey {
-        BlockKey {
-            key: obj.key.clone(),
-            etag: obj.etag.clone(),
-            index,
-            end: 0,
-            part: Part::Whole,
-        }
+        BlockKey::block(obj.key.clone(), obj.etag.clone(), index)
     }
 
     /// Cached (in memory or on disk), or being fetched by a run.
@@ -288,19 +348,19 @@ impl BlockCache {
     }
 }
 
-/// The disk tier and the object's ETag, when the object's blocks may live on disk (only objects
-/// with an ETag: without one a changed object could not be told from the old).
-fn disk_tier<'a>(
-    disk: &'a Option<Arc<DiskCache>>,
-    obj: &'a ObjectRef,
-) -> Option<(&'a Arc<DiskCache>, &'a str)> {
-    Some((disk.as_ref()?, obj.etag.as_deref()?))
+/// The disk tier and the object's ETag, when the object's blocks may live on disk: only objects
+/// with an ETag (without one a changed object could not be told from the old) that are stored,
+/// not derived.
+fn disk_tier<'a>(disk: &'a DiskTier, obj: &'a ObjectRef) -> Option<(&'a Arc<DiskCache>, &'a str)> {
+    let d = disk.cache.as_ref()?;
+    let etag = obj.etag.as_deref()?;
+    (!disk.backend.is_derived(&obj.key)).then_some((d, etag))
 }
 
 /// Block `index` (or extent `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
 /// there.
 async fn disk_get(
-    disk: &Option<Arc<DiskCache>>,
+    disk: &DiskTier,
     obj: &ObjectRef,
     (index, end): (u64, u64),
     len: usize,
@@ -326,7 +386,7 @@ async fn disk_get(
 
 /// Writes fetched blocks (`(index, 0)`) or extents (`(start, end)`) of `obj` to disk; returns
 /// once they are there (or failed, logged).
-async fn disk_put(disk: &Option<Arc<DiskCache>>, obj: &ObjectRef, blocks: Vec<((u64, u64), Rope)>) {
+async fn disk_put(disk: &DiskTier, obj: &ObjectRef, blocks: Vec<((u64, u64), Rope)>) {
     let Some((d, etag)) = disk_tier(disk, obj) else {
         return;
     };
@@ -398,6 +458,71 @@ mod tests {
             size: len as u64,
         };
         (cache, obj, data, metrics)
+    }
+
+    /// A backend whose objects under `v/` are derived (as a converted view's are).
+    #[derive(Debug)]
+    struct Deriving(Arc<dyn Backend>);
+
+    #[async_trait::async_trait]
+    impl Backend for Deriving {
+        async fn list(&self, dir: &str) -> Result<crate::store::Listing, FsError> {
+            self.0.list(dir).await
+        }
+        async fn probe(&self) -> Result<(), FsError> {
+            self.0.probe().await
+        }
+        async fn head(&self, key: &str) -> Result<crate::store::ObjectInfo, FsError> {
+            self.0.head(key).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: Range<u64>,
+            etag: Option<&str>,
+        ) -> Result<Rope, FsError> {
+            self.0.get_range(key, range, etag).await
+        }
+        fn is_derived(&self, key: &str) -> bool {
+            key.starts_with("v/")
+        }
+    }
+
+    #[tokio::test]
+    async fn derived_objects_stay_in_memory_and_stored_ones_go_to_disk() {
+        let mem = Arc::new(InMemory::new());
+        let data = vec![7u8; (2 * BLOCK_SIZE) as usize];
+        let mut objs = Vec::new();
+        for key in ["s/obj", "v/obj"] {
+            let r = mem
+                .put(&Path::from(key), PutPayload::from(data.clone()))
+                .await
+                .unwrap();
+            objs.push(ObjectRef {
+                key: key.into(),
+                etag: r.e_tag.map(Into::into),
+                size: data.len() as u64,
+            });
+        }
+        let metrics = Arc::new(Metrics::default());
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), 64 << 20, "test", metrics.clone()).unwrap();
+        let backend = Deriving(Arc::new(ObjectBackend::new(
+            mem,
+            String::new(),
+            Lister::Generic,
+        )));
+        let cache =
+            BlockCache::new(Arc::new(backend), metrics, 64 << 20).with_disk(Some(disk.clone()));
+        cache.read(&objs[1], 0..data.len() as u64).await.unwrap();
+        assert_eq!(
+            disk.stats().entries,
+            0,
+            "a derived object's blocks are not on disk"
+        );
+        assert!(cache.contains(&objs[1], 1), "but they are in memory");
+        cache.read(&objs[0], 0..data.len() as u64).await.unwrap();
+        assert_eq!(disk.stats().entries, 2, "a stored object's blocks are");
     }
 
     #[tokio::test]

@@ -6,8 +6,13 @@
 //!
 //! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0
 //! when there is none), the first KiB of each message for its metadata, and a whole message
-//! only when one of its fields is read. Decoded fields, pyramids, tiles and rendered
-//! `preview.png` files are cached.
+//! only when one of its fields is read. Source bytes come through the range store plain files
+//! use ([`BlockCache`]: the shared memory tier, then the disk tier, then one GET with
+//! `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
+//! compressed tiles, lat/lon, `preview.png`) is an entry of the shared memory tier keyed by
+//! (source key, source ETag, what), weighed by its bytes, evicted under pressure and made again
+//! when needed. A read of a view file carries its virtual ETag, which names the source's ETag:
+//! while the inventory is held it needs no request to the source.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,15 +21,17 @@ use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use moka::future::Cache;
 
-use super::cog::Raster;
+use super::cog::{CogLayout, Raster};
 use super::grib::{Header, decode, parse_header, parse_idx};
 use super::grib_view::{Axis, Content, Message, VFile, Views, assign_names, north_up};
+use crate::cache::block::{BlockCache, ObjectRef};
+use crate::cache::memory::{DerivedKey, MemoryTier};
 use crate::error::FsError;
 use crate::formats::grib2::{
     HEAD_BYTES, IdxLine, PROBE_BYTES, find_magic, message_at, message_ranges, section0_len,
 };
+use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::{Backend, Listing, ObjectInfo};
 
@@ -78,125 +85,260 @@ fn parse_vpath(path: &str) -> Option<VPath> {
     None
 }
 
-/// Cached state is keyed by source key and ETag, so a replaced source is never mixed in.
-fn cache_key(source: &str, etag: Option<&str>) -> String {
-    format!("{source}\0{}", etag.unwrap_or(""))
+/// The source ETag a view file's ETag names (the source's plus `suffix`); a view ETag without
+/// the suffix can name no source version: stale.
+fn source_etag<'a>(etag: Option<&'a str>, suffix: &str) -> Result<Option<&'a str>, FsError> {
+    match etag {
+        None => Ok(None),
+        Some(e) => e
+            .strip_suffix(suffix)
+            .map(Some)
+            .ok_or_else(|| FsError::Stale {
+                expected: e.to_string(),
+            }),
+    }
 }
 
 fn fail(what: &str, e: anyhow::Error) -> FsError {
     FsError::Convert(format!("{what}: {e:#}"))
 }
 
-fn grib_layout(v: &Views, k: usize) -> &super::cog::CogLayout {
-    &v.cogs[k]
-}
-
 /// Latitudes and longitudes of a grid's points.
 type LatLon = (Vec<f64>, Vec<f64>);
 
+/// A GRIB2 source's info (as seen when its views were built) and its views.
 #[derive(Debug)]
-pub struct Convert<B> {
-    inner: B,
-    views: Cache<String, Arc<Views>>,
-    fields: Cache<String, Arc<Vec<f32>>>,
-    pyramids: Cache<String, Arc<Vec<Raster>>>,
-    latlon: Cache<String, Arc<LatLon>>,
-    tiles: Cache<String, Bytes>,
-    /// Rendered `preview.png` files, so a preview is drawn once, not per read.
-    previews: Cache<String, Bytes>,
-    zarr_views: Cache<String, Arc<zarr::ZarrViews>>,
+struct SourceViews {
+    info: ObjectInfo,
+    views: Views,
 }
 
-/// Bytes budget of each decoded-data cache.
-const CACHE_BYTES: u64 = 256 << 20;
+impl SourceViews {
+    fn object(&self, source: &str) -> ObjectRef {
+        object_ref(source, &self.info)
+    }
 
-fn weigh(bytes: usize) -> u32 {
-    u32::try_from(bytes).unwrap_or(u32::MAX)
+    fn etag(&self) -> Option<&str> {
+        self.info.etag.as_deref()
+    }
+
+    /// Bytes held, roughly: the JSON documents, the COG headers and tile tables, the messages.
+    fn weight(&self) -> usize {
+        let tree = |t: &std::collections::BTreeMap<String, VFile>| -> usize {
+            t.iter()
+                .map(|(p, f)| {
+                    p.len()
+                        + 64
+                        + match &f.content {
+                            Content::Json(s) => s.len(),
+                            _ => 0,
+                        }
+                })
+                .sum()
+        };
+        let cogs: usize = self.views.cogs.iter().map(cog_layout_weight).sum();
+        tree(&self.views.zarr) + tree(&self.views.cog) + cogs + 512 * self.views.messages.len()
+    }
 }
 
-impl<B: Backend> Convert<B> {
-    pub fn new(inner: B) -> Self {
+/// Bytes a COG layout holds, roughly: its header (IFDs, tile tables) and its tile list.
+fn cog_layout_weight(l: &CogLayout) -> usize {
+    4096 + 24 * l.tiles_in(0..l.size()).len()
+}
+
+fn grib_layout(v: &SourceViews, k: usize) -> &CogLayout {
+    &v.views.cogs[k]
+}
+
+fn object_ref(key: &str, info: &ObjectInfo) -> ObjectRef {
+    ObjectRef {
+        key: key.into(),
+        etag: info.etag.as_deref().map(Into::into),
+        size: info.size,
+    }
+}
+
+/// One pad unit of a tile's zlib stream: an empty, non-final stored deflate block.
+const PAD: [u8; 5] = [0, 0, 0, 0xff, 0xff];
+/// The last bytes of a framed tile are kept verbatim (the end of the padding, the final
+/// block, the Adler-32 and the trailer), so the run of [`PAD`] before them is all that is cut.
+const PACK_TAIL: usize = 32;
+
+/// A COG tile as the memory tier keeps it: its framed bytes less the run of [`PAD`] units that
+/// fills its zlib stream to the fixed slot, made again on read. Tiles of smooth fields compress
+/// to a few per cent of their slot, so this holds tens of tiles where the padded bytes held one.
+#[derive(Debug)]
+struct PackedTile {
+    head: Bytes,
+    pads: usize,
+    tail: Bytes,
+}
+
+impl PackedTile {
+    /// Any bytes pack: the run cut is whatever run of [`PAD`] ends where the kept tail starts
+    /// (the tail is lengthened by up to 4 bytes to meet the run's phase), so unpacking gives
+    /// the same bytes whatever the stream holds.
+    fn pack(framed: &[u8]) -> Self {
+        let run_before = |at: usize| {
+            let mut end = at;
+            while end >= PAD.len() && framed[end - PAD.len()..end] == PAD {
+                end -= PAD.len();
+            }
+            end
+        };
+        let tail_at = (0..PAD.len())
+            .filter_map(|shift| framed.len().checked_sub(PACK_TAIL + shift))
+            .max_by_key(|&at| at - run_before(at))
+            .unwrap_or(0);
+        let end = run_before(tail_at);
         Self {
-            inner,
-            views: Cache::new(64),
-            fields: Cache::builder()
-                .max_capacity(CACHE_BYTES)
-                .weigher(|_, v: &Arc<Vec<f32>>| weigh(v.len() * 4))
-                .build(),
-            pyramids: Cache::builder()
-                .max_capacity(CACHE_BYTES)
-                .weigher(|_, v: &Arc<Vec<Raster>>| weigh(v.iter().map(|r| r.data.len() * 4).sum()))
-                .build(),
-            latlon: Cache::builder()
-                .max_capacity(CACHE_BYTES)
-                .weigher(|_, v: &Arc<LatLon>| weigh((v.0.len() + v.1.len()) * 8))
-                .build(),
-            tiles: Cache::builder()
-                .max_capacity(CACHE_BYTES / 4)
-                .weigher(|_, v: &Bytes| weigh(v.len()))
-                .build(),
-            previews: Cache::builder()
-                .max_capacity(CACHE_BYTES / 16)
-                .weigher(|_, v: &Bytes| weigh(v.len()))
-                .build(),
-            zarr_views: Cache::new(64),
+            head: Bytes::copy_from_slice(&framed[..end]),
+            pads: (tail_at - end) / PAD.len(),
+            tail: Bytes::copy_from_slice(&framed[tail_at..]),
         }
     }
 
-    /// A `preview.png`: rendered once from the smallest level of `pyramid`, then cached
-    /// under `key` (the pyramid itself may be evicted meanwhile).
+    /// The framed bytes again.
+    fn unpack(&self) -> Bytes {
+        let mut out = Vec::with_capacity(self.head.len() + self.pads * PAD.len() + self.tail.len());
+        out.extend_from_slice(&self.head);
+        out.extend(PAD.iter().cycle().take(self.pads * PAD.len()));
+        out.extend_from_slice(&self.tail);
+        Bytes::from(out)
+    }
+
+    fn weight(&self) -> usize {
+        self.head.len() + self.tail.len() + 64
+    }
+}
+
+/// Little-endian bytes `range` of `values` (each `N` bytes), made only for that range.
+fn le_range<const N: usize, T: Copy>(
+    values: &[T],
+    range: Range<u64>,
+    to_le: fn(T) -> [u8; N],
+) -> Bytes {
+    let len = (values.len() * N) as u64;
+    let (start, end) = (range.start.min(len) as usize, range.end.min(len) as usize);
+    if start >= end {
+        return Bytes::new();
+    }
+    let mut out = Vec::with_capacity(end - start);
+    for v in &values[start / N..end.div_ceil(N)] {
+        out.extend_from_slice(&to_le(*v));
+    }
+    let skip = start % N;
+    out.drain(..skip);
+    out.truncate(end - start);
+    Bytes::from(out)
+}
+
+#[derive(Debug)]
+pub struct Convert<B> {
+    inner: Arc<B>,
+    /// The sources' bytes: the range store plain files are read through, over `inner`.
+    source: BlockCache,
+}
+
+/// Memory tier of a [`Convert`] made by [`Convert::new`], which has no tier to share.
+const OWN_MEMORY: u64 = 256 << 20;
+
+impl<B: Backend> Convert<B> {
+    /// Views over `inner` with a range store of their own (a memory tier of [`OWN_MEMORY`]
+    /// bytes, no disk tier).
+    pub fn new(inner: B) -> Self {
+        let inner = Arc::new(inner);
+        let source = BlockCache::new(inner.clone(), Arc::new(Metrics::default()), OWN_MEMORY);
+        Self { inner, source }
+    }
+
+    /// Views over `inner` reading source bytes through `source`, a block cache over the same
+    /// `inner`; what the views make goes into `source`'s memory tier too.
+    pub fn with_cache(inner: Arc<B>, source: BlockCache) -> Self {
+        Self { inner, source }
+    }
+
+    fn memory(&self) -> &MemoryTier {
+        self.source.memory()
+    }
+
+    /// Bytes `range` of `obj`, read as a unit of its own (kept in memory and on disk by its
+    /// exact range, so only these bytes are fetched, once).
+    async fn read_exact(&self, obj: &ObjectRef, range: Range<u64>) -> Result<Bytes, FsError> {
+        let unit = std::slice::from_ref(&range);
+        let got = crate::reader::file::read_units(&self.source, obj, unit, range.clone()).await?;
+        Ok(got.to_bytes())
+    }
+
+    /// A `preview.png`: rendered once from the smallest level of `pyramid`, then kept under
+    /// `key` (the pyramid itself may be evicted meanwhile).
     async fn preview_png(
         &self,
         what: &str,
-        key: String,
+        key: DerivedKey,
         pyramid: impl std::future::Future<Output = Result<Arc<Vec<Raster>>, FsError>>,
-    ) -> Result<Bytes, FsError> {
-        self.previews
-            .try_get_with(key, async {
+    ) -> Result<Arc<Bytes>, FsError> {
+        self.memory()
+            .get_or_make(key, async {
                 let pyr = pyramid.await?;
-                tokio::task::spawn_blocking(move || {
+                let png = tokio::task::spawn_blocking(move || {
                     Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
                 })
                 .await
-                .map_err(|e| fail(what, anyhow!("preview task: {e}")))
+                .map_err(|e| fail(what, anyhow!("preview task: {e}")))?;
+                let weight = png.len();
+                Ok((Arc::new(png), weight))
             })
             .await
-            .map_err(|e: Arc<FsError>| (*e).clone())
     }
 
-    async fn read_all(
+    /// The source object and its views, kept per (source, ETag). With `etag`, the source
+    /// version a reader holds, held views need no request; else (or to build them) the source
+    /// is stat'ed, and a source whose ETag is no longer `etag` is stale.
+    async fn source_views(
         &self,
-        key: &str,
-        range: Range<u64>,
+        source: &str,
         etag: Option<&str>,
-    ) -> Result<Bytes, FsError> {
-        Ok(self.inner.get_range(key, range, etag).await?.to_bytes())
-    }
-
-    /// The source object and its views (cached per ETag).
-    async fn source_views(&self, source: &str) -> Result<(ObjectInfo, Arc<Views>), FsError> {
+    ) -> Result<Arc<SourceViews>, FsError> {
+        if let Some(e) = etag
+            && let Some(v) = self
+                .memory()
+                .get(&DerivedKey::of::<SourceViews>(source, Some(e), "views"))
+                .await
+        {
+            return Ok(v);
+        }
         let info = self.inner.head(source).await?;
-        let key = cache_key(source, info.etag.as_deref());
-        let views = self
-            .views
-            .try_get_with(key, async {
-                self.build_views(source, &info).await.map(Arc::new)
+        if let Some(e) = etag
+            && info.etag.as_deref() != Some(e)
+        {
+            return Err(FsError::Stale {
+                expected: e.to_string(),
+            });
+        }
+        let key = DerivedKey::of::<SourceViews>(source, info.etag.as_deref(), "views");
+        self.memory()
+            .get_or_make(key, async {
+                let views = self.build_views(source, &info).await?;
+                let sv = SourceViews { info, views };
+                let weight = sv.weight();
+                Ok((Arc::new(sv), weight))
             })
             .await
-            .map_err(|e| (*e).clone())?;
-        Ok((info, views))
     }
 
     async fn build_views(&self, source: &str, info: &ObjectInfo) -> Result<Views, FsError> {
-        let etag = info.etag.as_deref();
+        let obj = object_ref(source, info);
         let idx_key = format!("{source}.idx");
         let lines: Vec<Option<IdxLine>>;
         let mut spans: Vec<(u64, u64)> = Vec::new();
         match self.inner.head(&idx_key).await {
             Ok(idx) => {
                 let text = self
-                    .read_all(&idx_key, 0..idx.size, idx.etag.as_deref())
-                    .await?;
+                    .source
+                    .read(&object_ref(&idx_key, &idx), 0..idx.size)
+                    .await?
+                    .to_bytes();
                 let parsed =
                     parse_idx(&String::from_utf8_lossy(&text)).map_err(|e| fail(&idx_key, e))?;
                 let ranges = message_ranges(&parsed, info.size)
@@ -210,7 +352,7 @@ impl<B: Backend> Convert<B> {
                 // Fewer than 16 bytes after the last message cannot hold one: trailing padding.
                 while pos + 16 <= info.size {
                     let window = (pos + PROBE_BYTES).min(info.size);
-                    let head = self.read_all(source, pos..window, etag).await?;
+                    let head = self.read_exact(&obj, pos..window).await?;
                     let m = message_at(&head, pos, info.size).map_err(|e| fail(source, e))?;
                     spans.push((m.start, m.end - m.start));
                     pos = m.end;
@@ -219,17 +361,14 @@ impl<B: Backend> Convert<B> {
             }
             Err(e) => return Err(e),
         }
+        let obj = &obj;
         let headers: Vec<(u64, u64, Header)> =
             futures::stream::iter(spans.iter().copied().enumerate())
                 .map(|(k, span)| async move {
-                    self.message_header(source, etag, span)
-                        .await
-                        .map_err(|e| match e {
-                            FsError::Convert(m) => {
-                                FsError::Convert(format!("{m} (message {})", k + 1))
-                            }
-                            other => other,
-                        })
+                    self.message_header(obj, span).await.map_err(|e| match e {
+                        FsError::Convert(m) => FsError::Convert(format!("{m} (message {})", k + 1)),
+                        other => other,
+                    })
                 })
                 .buffered(16)
                 .try_collect()
@@ -250,17 +389,18 @@ impl<B: Backend> Convert<B> {
         Views::new(messages, name).map_err(|e| fail(source, e))
     }
 
-    /// Where the message in `span` (offset, length) really starts and ends, and its header.
+    /// Where the message in `span` (offset, length) of `obj` really starts and ends, and its
+    /// header.
     async fn message_header(
         &self,
-        source: &str,
-        etag: Option<&str>,
+        obj: &ObjectRef,
         span: (u64, u64),
     ) -> Result<(u64, u64, Header), FsError> {
+        let source = &*obj.key;
         let (off, span_len) = span;
         let mut want = span_len.min(HEAD_BYTES);
         loop {
-            let head = self.read_all(source, off..off + want, etag).await?;
+            let head = self.read_exact(obj, off..off + want).await?;
             let skip = find_magic(&head)
                 .context("no GRIB magic at the message's offset")
                 .map_err(|e| fail(source, e))?;
@@ -280,20 +420,21 @@ impl<B: Backend> Convert<B> {
         }
     }
 
-    /// Values of message `k`, decoded once.
+    /// Values of message `k`, decoded once (while held).
     async fn field(
         &self,
         source: &str,
-        info: &ObjectInfo,
-        views: &Views,
+        sv: &SourceViews,
         k: usize,
     ) -> Result<Arc<Vec<f32>>, FsError> {
-        let m = &views.messages[k];
-        let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
-        self.fields
-            .try_get_with(key, async {
+        let m = &sv.views.messages[k];
+        let key = DerivedKey::of::<Vec<f32>>(source, sv.etag(), format!("field/{k}"));
+        self.memory()
+            .get_or_make(key, async {
+                // The message as a unit of its own: a plain reader's plan from the same `.idx`
+                // has the same unit.
                 let bytes = self
-                    .read_all(source, m.offset..m.offset + m.len, info.etag.as_deref())
+                    .read_exact(&sv.object(source), m.offset..m.offset + m.len)
                     .await?;
                 let g = &m.header.grid;
                 let want = g.nx * g.ny;
@@ -312,85 +453,92 @@ impl<B: Backend> Convert<B> {
                         ),
                     ));
                 }
-                Ok(Arc::new(values))
+                let weight = values.len() * 4;
+                Ok((Arc::new(values), weight))
             })
             .await
-            .map_err(|e| (*e).clone())
     }
 
     async fn pyramid(
         &self,
         source: &str,
-        info: &ObjectInfo,
-        views: &Views,
+        sv: &SourceViews,
         k: usize,
     ) -> Result<Arc<Vec<Raster>>, FsError> {
-        let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
-        self.pyramids
-            .try_get_with(key, async {
-                let values = self.field(source, info, views, k).await?;
-                let g = views.messages[k].header.grid.clone();
+        let key = DerivedKey::of::<Vec<Raster>>(source, sv.etag(), format!("pyramid/{k}"));
+        self.memory()
+            .get_or_make(key, async {
+                let values = self.field(source, sv, k).await?;
+                let g = sv.views.messages[k].header.grid.clone();
                 let levels = tokio::task::spawn_blocking(move || {
                     super::cog::pyramid(north_up(&g, &values), f32::NAN)
                 })
                 .await
                 .map_err(|e| fail(source, anyhow!("overview task: {e}")))?;
-                Ok::<_, FsError>(Arc::new(levels))
+                let weight = levels.iter().map(|r| r.data.len() * 4).sum();
+                Ok((Arc::new(levels), weight))
             })
             .await
-            .map_err(|e: Arc<FsError>| (*e).clone())
     }
 
-    /// Bytes `range` of a lazily made COG: compresses (and caches under `key`) only the tiles
-    /// the range reaches, building the pyramid only if there is one.
+    /// Bytes `range` of a lazily made COG: compresses (and keeps, packed, under `tiles`:
+    /// source key, ETag and a prefix naming the COG) only the tiles the range reaches, building
+    /// the pyramid only if there is one.
     #[allow(clippy::too_many_arguments)]
     async fn lazy_cog<T: Send + Sync + 'static>(
         &self,
         what: &str,
-        key: &str,
+        tiles: (&str, Option<&str>, &str),
         owner: Arc<T>,
-        layout: fn(&T, usize) -> &super::cog::CogLayout,
+        layout: fn(&T, usize) -> &CogLayout,
         k: usize,
         pyramid: impl std::future::Future<Output = Result<Arc<Vec<Raster>>, FsError>>,
         range: Range<u64>,
     ) -> Result<Bytes, FsError> {
+        let (key, etag, prefix) = tiles;
         let wanted = layout(&owner, k).tiles_in(range.clone());
-        let mut tiles = std::collections::HashMap::new();
+        let mut packed = std::collections::HashMap::new();
         if !wanted.is_empty() {
             let pyr = pyramid.await?;
             for (l, t) in wanted {
-                let bytes = self
-                    .tiles
-                    .try_get_with(format!("{key}\0{l}\0{t}"), async {
+                let id = DerivedKey::of::<PackedTile>(key, etag, format!("{prefix}/{l}/{t}"));
+                let tile = self
+                    .memory()
+                    .get_or_make(id, async {
                         // Tile compression is CPU work, kept off the async workers.
                         let (levels, owner) = (pyr.clone(), owner.clone());
-                        tokio::task::spawn_blocking(move || {
-                            layout(&owner, k).tile_bytes(&levels, l, t)
+                        let tile = tokio::task::spawn_blocking(move || {
+                            layout(&owner, k)
+                                .tile_bytes(&levels, l, t)
+                                .map(|b| PackedTile::pack(&b))
                         })
                         .await
                         .map_err(|e| fail(what, anyhow!("tile task: {e}")))?
-                        .map(Bytes::from)
-                        .map_err(|e| fail(what, e))
+                        .map_err(|e| fail(what, e))?;
+                        let weight = tile.weight();
+                        Ok((Arc::new(tile), weight))
                     })
-                    .await
-                    .map_err(|e: Arc<FsError>| (*e).clone())?;
-                tiles.insert((l, t), bytes);
+                    .await?;
+                packed.insert((l, t), tile);
             }
         }
+        // One tile unpacked at a time: the read copies what it needs and drops it.
         layout(&owner, k)
             .read(range, |l, t| {
-                tiles.get(&(l, t)).cloned().context("tile not prepared")
+                packed
+                    .get(&(l, t))
+                    .map(|p| p.unpack())
+                    .context("tile not prepared")
             })
             .map(Bytes::from)
             .map_err(|e| fail(what, e))
     }
 
-    /// Bytes of one virtual file (the part `range` of it).
+    /// Bytes `range` of one virtual file.
     async fn content(
         &self,
         vp: &VPath,
-        info: &ObjectInfo,
-        views: &Arc<Views>,
+        sv: &Arc<SourceViews>,
         file: &VFile,
         range: Range<u64>,
     ) -> Result<Bytes, FsError> {
@@ -398,43 +546,44 @@ impl<B: Backend> Convert<B> {
         let whole: Bytes = match &file.content {
             Content::Json(text) => Bytes::from(text.clone()),
             Content::Cog(k) => {
-                let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
-                let pyramid = self.pyramid(source, info, views, *k);
+                let pyramid = self.pyramid(source, sv, *k);
+                let prefix = format!("tile/{k}");
+                let tiles = (source, sv.etag(), prefix.as_str());
                 return self
-                    .lazy_cog(source, &key, views.clone(), grib_layout, *k, pyramid, range)
+                    .lazy_cog(source, tiles, sv.clone(), grib_layout, *k, pyramid, range)
                     .await;
             }
             Content::Field(k) => {
-                let v = self.field(source, info, views, *k).await?;
-                Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+                let v = self.field(source, sv, *k).await?;
+                return Ok(le_range(&v, range, f32::to_le_bytes));
             }
             Content::Axis(axis) => {
-                let g = &views.messages[0].header.grid;
+                let g = &sv.views.messages[0].header.grid;
                 let v = if *axis == Axis::X { g.x() } else { g.y() };
-                Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+                return Ok(le_range(&v, range, f64::to_le_bytes));
             }
             Content::LatLon(axis) => {
-                let key = cache_key(source, info.etag.as_deref());
-                let g = views.messages[0].header.grid.clone();
+                let key = DerivedKey::of::<LatLon>(source, sv.etag(), "latlon");
+                let g = sv.views.messages[0].header.grid.clone();
                 let ll = self
-                    .latlon
-                    .try_get_with(key, async move {
-                        tokio::task::spawn_blocking(move || g.latlon())
+                    .memory()
+                    .get_or_make(key, async move {
+                        let ll = tokio::task::spawn_blocking(move || g.latlon())
                             .await
                             .map_err(|e| fail(source, anyhow!("projection task: {e}")))?
-                            .map(Arc::new)
-                            .map_err(|e| fail(source, e))
+                            .map_err(|e| fail(source, e))?;
+                        let weight = (ll.0.len() + ll.1.len()) * 8;
+                        Ok((Arc::new(ll), weight))
                     })
-                    .await
-                    .map_err(|e| (*e).clone())?;
+                    .await?;
                 let v = if *axis == Axis::Y { &ll.0 } else { &ll.1 };
-                Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+                return Ok(le_range(v, range, f64::to_le_bytes));
             }
             Content::CrsValue => Bytes::from_static(&[0, 0, 0, 0]),
             Content::Preview(k) => {
-                let key = format!("{}\0{k}", cache_key(source, info.etag.as_deref()));
-                let pyramid = self.pyramid(source, info, views, *k);
-                self.preview_png(source, key, pyramid).await?
+                let key = DerivedKey::of::<Bytes>(source, sv.etag(), format!("preview/{k}"));
+                let pyramid = self.pyramid(source, sv, *k);
+                (*self.preview_png(source, key, pyramid).await?).clone()
             }
         };
         let end = range.end.min(whole.len() as u64) as usize;
@@ -473,10 +622,11 @@ impl<B: Backend> Backend for Convert<B> {
             listing.dirs.extend(extra);
             return Ok(crate::store::finish_listing(dir, listing));
         };
-        let (info, views) = self.source_views(&vp.source).await?;
+        let sv = self.source_views(&vp.source, None).await?;
+        let info = &sv.info;
         let mut listing = Listing::default();
         let mut any = false;
-        for (path, file) in Self::tree(&views, vp.kind) {
+        for (path, file) in Self::tree(&sv.views, vp.kind) {
             let Some(below) = path.strip_prefix(vp.rest.as_str()) else {
                 continue;
             };
@@ -487,7 +637,7 @@ impl<B: Backend> Backend for Convert<B> {
                     name: below.to_string(),
                     size: file.size,
                     mtime: info.mtime,
-                    etag: Self::etag(&info, vp.kind),
+                    etag: Self::etag(info, vp.kind),
                 }),
             }
         }
@@ -508,15 +658,15 @@ impl<B: Backend> Backend for Convert<B> {
         let Some(vp) = parse_vpath(key) else {
             return self.inner.head(key).await;
         };
-        let (info, views) = self.source_views(&vp.source).await?;
-        let file = Self::tree(&views, vp.kind)
+        let sv = self.source_views(&vp.source, None).await?;
+        let file = Self::tree(&sv.views, vp.kind)
             .get(&vp.rest)
             .ok_or(FsError::NotFound)?;
         Ok(ObjectInfo {
             name: key.rsplit('/').next().unwrap_or(key).to_string(),
             size: file.size,
-            mtime: info.mtime,
-            etag: Self::etag(&info, vp.kind),
+            mtime: sv.info.mtime,
+            etag: Self::etag(&sv.info, vp.kind),
         })
     }
 
@@ -532,18 +682,23 @@ impl<B: Backend> Backend for Convert<B> {
         let Some(vp) = parse_vpath(key) else {
             return self.inner.get_range(key, range, etag).await;
         };
-        let (info, views) = self.source_views(&vp.source).await?;
-        if let Some(expected) = etag
-            && Self::etag(&info, vp.kind).as_deref() != Some(expected)
-        {
-            return Err(FsError::Stale {
+        // The view file's ETag names the source version the reader holds: no request while
+        // that version's views are held.
+        let stale = |e: FsError| match (e, etag) {
+            (FsError::Stale { .. }, Some(expected)) => FsError::Stale {
                 expected: expected.to_string(),
-            });
-        }
-        let file = Self::tree(&views, vp.kind)
+            },
+            (e, _) => e,
+        };
+        let src_etag = source_etag(etag, vp.kind.suffix())?;
+        let sv = self
+            .source_views(&vp.source, src_etag)
+            .await
+            .map_err(stale)?;
+        let file = Self::tree(&sv.views, vp.kind)
             .get(&vp.rest)
             .ok_or(FsError::NotFound)?;
-        let bytes = self.content(&vp, &info, &views, file, range).await?;
+        let bytes = self.content(&vp, &sv, file, range).await.map_err(stale)?;
         Ok(Rope::from(bytes))
     }
 
@@ -557,6 +712,10 @@ impl<B: Backend> Backend for Convert<B> {
             .get_range(key, 0..info.size, info.etag.as_deref())
             .await?;
         Ok((info, bytes))
+    }
+
+    fn is_derived(&self, key: &str) -> bool {
+        parse_vpath(key).is_some() || zarr::parse_zpath(key).is_some()
     }
 }
 

@@ -63,6 +63,12 @@ pub trait Backend: Send + Sync + Debug + 'static {
             .await?;
         Ok((info, bytes))
     }
+    /// Whether `key`'s bytes are made here from other objects (a converted view) rather than
+    /// stored: the disk cache keeps the sources' bytes, not these. A wrapper above a backend that
+    /// derives objects must forward it.
+    fn is_derived(&self, _key: &str) -> bool {
+        false
+    }
 }
 
 /// A shared backend is a backend (so a wrapper can hold one that others also hold).
@@ -91,6 +97,10 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
         (**self).get_object(key).await
+    }
+
+    fn is_derived(&self, key: &str) -> bool {
+        (**self).is_derived(key)
     }
 }
 

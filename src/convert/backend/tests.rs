@@ -131,8 +131,11 @@ async fn grib_views_list_and_serve_eccodes_values() {
             .unwrap()
             .size
     );
-    b.fields.run_pending_tasks().await;
-    assert_eq!(b.fields.entry_count(), 2, "only the two zarr reads decoded");
+    let fields = b
+        .memory()
+        .count_derived(|k| k.what.starts_with("field/"))
+        .await;
+    assert_eq!(fields, 2, "only the two zarr reads decoded");
 
     // A wrong ETag is stale, a missing name is not found.
     let err = b
@@ -176,4 +179,128 @@ async fn a_corrupt_message_fails_only_its_own_views() {
             .is_ok()
     );
     assert!(read(&b, "hrrr.grib2").await.is_ok());
+}
+
+#[test]
+fn packed_tiles_unpack_to_their_padded_bytes_and_weigh_their_content() {
+    use crate::convert::cog::{CogSpec, GeoRef, pyramid};
+    use crate::convert::crs::{Crs, Earth};
+    let (w, h) = (700, 300);
+    let full = Raster {
+        width: w,
+        height: h,
+        data: (0..w * h).map(|k| ((k % 700) / 50) as f32).collect(),
+    };
+    let spec = CogSpec {
+        width: w,
+        height: h,
+        geo: GeoRef {
+            west: 0.0,
+            north: 0.0,
+            dx: 1.0,
+            dy: 1.0,
+        },
+        crs: Crs::Geographic {
+            earth: Earth { a: 1.0, b: 1.0 },
+        },
+        nodata: f32::NAN,
+        gdal_metadata: None,
+    };
+    let layout = CogLayout::new(&spec).unwrap();
+    let levels = pyramid(full, f32::NAN);
+    for (l, t) in layout.tiles_in(0..layout.size()) {
+        let framed = layout.tile_bytes(&levels, l, t).unwrap();
+        let packed = PackedTile::pack(&framed);
+        assert_eq!(&packed.unpack()[..], &framed[..], "tile {l}/{t}");
+        assert!(
+            packed.weight() * 20 < framed.len(),
+            "tile {l}/{t}: {} bytes held for {}",
+            packed.weight(),
+            framed.len()
+        );
+    }
+}
+
+#[test]
+fn le_ranges_are_the_slices_of_the_whole_encoding() {
+    let v: Vec<f32> = (0..10).map(|k| k as f32 * 1.5).collect();
+    let whole: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    for (a, b) in [(0, 40), (1, 7), (3, 4), (4, 8), (38, 45), (40, 50), (9, 9)] {
+        let got = le_range(&v, a..b, f32::to_le_bytes);
+        let end = (b as usize).min(whole.len());
+        let start = (a as usize).min(end);
+        assert_eq!(&got[..], &whole[start..end], "{a}..{b}");
+    }
+}
+
+/// Reads of a view file carry its ETag, which names the source's: once the views are built no
+/// read sends a HEAD, and what the views made again after eviction comes from source bytes the
+/// range store holds (no GET either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_reads_send_no_head_and_rebuilt_values_read_held_source_bytes() {
+    use crate::store::metered::Metered;
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(FIXTURE, dir.path().join(NAME)).unwrap();
+    std::fs::copy(
+        format!("{FIXTURE}.idx"),
+        dir.path().join(format!("{NAME}.idx")),
+    )
+    .unwrap();
+    let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let inner = Arc::new(Metered::new(
+        ObjectBackend::new(Arc::new(store), String::new(), Lister::Generic),
+        metrics.clone(),
+        std::time::Duration::from_secs(5),
+    ));
+    let sources = BlockCache::new(inner.clone(), metrics.clone(), 64 << 20);
+    let b = Convert::with_cache(inner, sources);
+    let key = "hrrr.grib2.cog/APCP_surface_0_12_hour_acc_fcst.tif";
+    let info = b.head(key).await.unwrap();
+    let (heads, gets) = (
+        metrics.head_requests.load(Relaxed),
+        metrics.get_requests.load(Relaxed),
+    );
+    // The last 1 MiB: full-resolution tiles, so the message is read and decoded.
+    let tail = info.size - (1 << 20)..info.size;
+    let first = b
+        .get_range(key, tail.clone(), info.etag.as_deref())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(
+        metrics.head_requests.load(Relaxed),
+        heads,
+        "no HEAD per read"
+    );
+    assert_eq!(
+        metrics.get_requests.load(Relaxed),
+        gets + 1,
+        "the message, once"
+    );
+    // Everything the views made is dropped; the source bytes are still held.
+    b.memory()
+        .invalidate_derived(|k| !k.what.starts_with("views"))
+        .await;
+    let again = b
+        .get_range(key, tail, info.etag.as_deref())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(again, first);
+    assert_eq!(
+        (
+            metrics.head_requests.load(Relaxed),
+            metrics.get_requests.load(Relaxed)
+        ),
+        (heads, gets + 1),
+        "made again from held source bytes"
+    );
+    // A view ETag that names another source version is stale.
+    let err = b
+        .get_range(key, 0..16, Some("other.cog"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FsError::Stale { .. }), "{err}");
 }

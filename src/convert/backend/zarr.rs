@@ -4,7 +4,9 @@
 //! without consolidated metadata: one listing of the store and the `zarr.json` of each folder
 //! below it) and the 1-D coordinate arrays; a COG's tiles read only the chunks of its own
 //! step. Virtual ETags are the metadata document's ETag plus `.cog`: a rewritten store gives
-//! new ETags. `preview.png` is rendered once per view and step and cached.
+//! new ETags. Chunk and shard bytes come through the range store; the view, each step's
+//! pyramid, its compressed tiles and `preview.png` are entries of the shared memory tier keyed
+//! by (store, metadata ETag, what).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -14,15 +16,17 @@ use anyhow::anyhow;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Convert, cache_key, fail};
+use super::{Convert, fail, object_ref, source_etag};
+use crate::cache::block::ObjectRef;
+use crate::cache::memory::DerivedKey;
 use crate::convert::cog::{CogLayout, Raster};
 use crate::convert::zarr_cog::{CogViews, Store, ZFile, step_raster};
 use crate::error::FsError;
 use crate::formats::zarr::Shard;
 use crate::store::{Backend, Listing, ObjectInfo};
 
-/// A shard's ETag and the byte range of each inner chunk (`None`: not written).
-type ShardIndex = (Option<String>, Vec<Option<Range<u64>>>);
+/// A shard object and the byte range of each inner chunk (`None`: not written).
+type ShardIndex = (ObjectRef, Vec<Option<Range<u64>>>);
 
 /// Suffix of the view directory beside `STORE.zarr`.
 pub(super) const SUFFIX: &str = ".cog";
@@ -32,8 +36,21 @@ pub(super) const SUFFIX: &str = ".cog";
 pub struct ZarrViews {
     store: Store,
     cogs: CogViews,
-    /// Cache key of the metadata document (and ETag) the view was made from.
-    meta_key: String,
+    /// The metadata document's info (its ETag names the view's version).
+    info: ObjectInfo,
+}
+
+impl ZarrViews {
+    fn etag(&self) -> Option<&str> {
+        self.info.etag.as_deref()
+    }
+
+    /// Bytes held, roughly: array metadata and attributes, coordinates, COG layouts.
+    fn weight(&self) -> usize {
+        let arrays = 4096 * self.store.arrays.len();
+        let layouts: usize = self.cogs.layouts.iter().map(super::cog_layout_weight).sum();
+        arrays + layouts + 128 * self.cogs.files.len()
+    }
 }
 
 /// A path below a Zarr COG view: the store's key prefix (`a/STORE.zarr`) and the path inside
@@ -142,32 +159,92 @@ impl<B: Backend> Convert<B> {
         Store::from_zarr_json(bytes, &extra).map_err(|e| fail(meta, e))
     }
 
-    /// The metadata document's info and the store's view (cached per ETag).
-    async fn zarr_views(&self, store: &str) -> Result<(ObjectInfo, Arc<ZarrViews>), FsError> {
+    /// The store's view, kept per (store, metadata ETag). With `etag`, the metadata version a
+    /// reader holds, a held view needs no request; else (or to build it) the metadata document
+    /// is stat'ed, and one whose ETag is no longer `etag` is stale.
+    async fn zarr_views(&self, store: &str, etag: Option<&str>) -> Result<Arc<ZarrViews>, FsError> {
+        if let Some(e) = etag
+            && let Some(v) = self
+                .memory()
+                .get(&DerivedKey::of::<ZarrViews>(store, Some(e), "zarr-views"))
+                .await
+        {
+            return Ok(v);
+        }
         let (zmeta, info) = self.zarr_meta(store).await?;
-        let key = cache_key(&zmeta, info.etag.as_deref());
-        let views = self
-            .zarr_views
-            .try_get_with(key.clone(), async {
+        if let Some(e) = etag
+            && info.etag.as_deref() != Some(e)
+        {
+            return Err(FsError::Stale {
+                expected: e.to_string(),
+            });
+        }
+        let key = DerivedKey::of::<ZarrViews>(store, info.etag.as_deref(), "zarr-views");
+        self.memory()
+            .get_or_make(key, async {
                 let bytes = self
-                    .read_all(&zmeta, 0..info.size, info.etag.as_deref())
-                    .await?;
+                    .source
+                    .read(&object_ref(&zmeta, &info), 0..info.size)
+                    .await?
+                    .to_bytes();
                 let parsed = self.zarr_store(store, &zmeta, &bytes).await?;
                 let mut coords = BTreeMap::new();
                 for path in parsed.coords_needed() {
-                    let v = self.read_slab(store, &parsed, &path, &[], 1).await?;
+                    let v = self
+                        .read_slab(store, info.etag.as_deref(), &parsed, &path, &[], 1)
+                        .await?;
                     coords.insert(path, v);
                 }
                 let cogs = CogViews::new(&parsed, &coords);
-                Ok::<_, FsError>(Arc::new(ZarrViews {
+                let views = ZarrViews {
                     store: parsed,
                     cogs,
-                    meta_key: key,
-                }))
+                    info,
+                };
+                let weight = views.weight();
+                Ok((Arc::new(views), weight))
             })
             .await
-            .map_err(|e| (*e).clone())?;
-        Ok((info, views))
+    }
+
+    /// All of the unsharded chunk object `key` (`None`: never written). Its size and ETag are
+    /// kept in the memory tier once seen (per store version `meta_etag`), so a later read is
+    /// served by the range store without a request; the first is one GET, whose bytes go into
+    /// the range store. A chunk rewritten since (stale) is fetched again.
+    async fn chunk_bytes(
+        &self,
+        key: &str,
+        meta_etag: Option<&str>,
+    ) -> Result<Option<Bytes>, FsError> {
+        let id = DerivedKey::of::<ObjectInfo>(key, meta_etag, "object-info");
+        if let Some(info) = self.memory().get::<ObjectInfo>(&id).await {
+            match self
+                .source
+                .read(&object_ref(key, &info), 0..info.size)
+                .await
+            {
+                Ok(r) => return Ok(Some(r.to_bytes())),
+                Err(FsError::Stale { .. } | FsError::NotFound) => {
+                    self.memory().invalidate(&id).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (info, rope) = match self.inner.get_object(key).await {
+            Ok(got) => got,
+            Err(FsError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.source
+            .insert_whole(&object_ref(key, &info), rope.clone())
+            .await;
+        let weight = 128 + info.name.len() + info.etag.as_ref().map_or(0, |e| e.len());
+        // Recorded only after its bytes are stored, so a reader of the record finds them.
+        let _ = self
+            .memory()
+            .get_or_make(id, async { Ok((Arc::new(info), weight)) })
+            .await;
+        Ok(Some(rope.to_bytes()))
     }
 
     /// The slab of array `var` at `lead` with its last `k` dimensions whole, reading only the
@@ -175,6 +252,7 @@ impl<B: Backend> Convert<B> {
     async fn read_slab(
         &self,
         store: &str,
+        meta_etag: Option<&str>,
         parsed: &Store,
         var: &str,
         lead: &[usize],
@@ -206,17 +284,17 @@ impl<B: Backend> Convert<B> {
                 let (rel, inner) = meta.chunk_location(var, &c);
                 let key = format!("{store}/{rel}");
                 let got = match (inner, indexes.get(&rel)) {
-                    (None, _) => self.inner.get_object(&key).await.map(|(_, r)| r),
+                    (None, _) => self.chunk_bytes(&key, meta_etag).await,
                     (Some(_), Some(None)) => return Ok(None),
-                    (Some((_, pos)), Some(Some((etag, ranges)))) => match &ranges[pos] {
-                        Some(r) => self.inner.get_range(&key, r.clone(), etag.as_deref()).await,
+                    (Some((_, pos)), Some(Some((shard, ranges)))) => match &ranges[pos] {
+                        Some(r) => self.read_exact(shard, r.clone()).await.map(Some),
                         None => return Ok(None),
                     },
                     (Some(_), None) => return Err(fail(&key, anyhow!("shard index not read"))),
                 };
                 let raw = match got {
-                    Ok(rope) => rope.to_bytes(),
-                    Err(FsError::NotFound) => return Ok(None),
+                    Ok(Some(b)) => b,
+                    Ok(None) | Err(FsError::NotFound) => return Ok(None),
                     Err(e) => return Err(e),
                 };
                 let m = meta.clone();
@@ -232,8 +310,8 @@ impl<B: Backend> Convert<B> {
         Ok(meta.assemble(lead, k, &chunks))
     }
 
-    /// A shard's ETag and the byte ranges of its inner chunks; `None` when the shard is
-    /// missing (all its chunks are the fill value).
+    /// A shard and the byte ranges of its inner chunks; `None` when the shard is missing (all
+    /// its chunks are the fill value). The index is read through the range store.
     async fn shard_index(&self, key: &str, sh: &Shard) -> Result<Option<ShardIndex>, FsError> {
         let info = match self.inner.head(key).await {
             Ok(i) => i,
@@ -241,11 +319,12 @@ impl<B: Backend> Convert<B> {
             Err(e) => return Err(e),
         };
         let range = sh.index_range(info.size).map_err(|e| fail(key, e))?;
-        let bytes = self.read_all(key, range, info.etag.as_deref()).await?;
+        let shard = object_ref(key, &info);
+        let bytes = self.read_exact(&shard, range).await?;
         let ranges = sh
             .inner_ranges(&bytes, info.size)
             .map_err(|e| fail(key, e))?;
-        Ok(Some((info.etag, ranges)))
+        Ok(Some((shard, ranges)))
     }
 
     async fn step_pyramid(
@@ -254,30 +333,31 @@ impl<B: Backend> Convert<B> {
         views: &ZarrViews,
         k: usize,
     ) -> Result<Arc<Vec<Raster>>, FsError> {
-        let key = format!("{}\0z{k}", views.meta_key);
-        self.pyramids
-            .try_get_with(key, async {
+        let key = DerivedKey::of::<Vec<Raster>>(store, views.etag(), format!("zpyramid/{k}"));
+        self.memory()
+            .get_or_make(key, async {
                 let step = views.cogs.steps[k].clone();
                 let (w, h) = views
                     .store
                     .plane(&step.var)
                     .ok_or_else(|| fail(store, anyhow!("no array `{}`", step.var)))?;
                 let slab = self
-                    .read_slab(store, &views.store, &step.var, &step.lead, 2)
+                    .read_slab(store, views.etag(), &views.store, &step.var, &step.lead, 2)
                     .await?;
                 let levels = tokio::task::spawn_blocking(move || {
                     crate::convert::cog::pyramid(step_raster(&step, w, h, &slab), f32::NAN)
                 })
                 .await
                 .map_err(|e| fail(store, anyhow!("overview task: {e}")))?;
-                Ok::<_, FsError>(Arc::new(levels))
+                let weight = levels.iter().map(|r| r.data.len() * 4).sum();
+                Ok((Arc::new(levels), weight))
             })
             .await
-            .map_err(|e: Arc<FsError>| (*e).clone())
     }
 
     pub(super) async fn zarr_list(&self, dir: &str, zp: &ZPath) -> Result<Listing, FsError> {
-        let (info, views) = self.zarr_views(&zp.store).await?;
+        let views = self.zarr_views(&zp.store, None).await?;
+        let info = &views.info;
         let mut listing = Listing::default();
         let mut any = false;
         for (path, &file) in &views.cogs.files {
@@ -291,7 +371,7 @@ impl<B: Backend> Convert<B> {
                     name: below.to_string(),
                     size: views.cogs.size(&views.store, file),
                     mtime: info.mtime,
-                    etag: etag(&info),
+                    etag: etag(info),
                 }),
             }
         }
@@ -302,13 +382,13 @@ impl<B: Backend> Convert<B> {
     }
 
     pub(super) async fn zarr_head(&self, key: &str, zp: &ZPath) -> Result<ObjectInfo, FsError> {
-        let (info, views) = self.zarr_views(&zp.store).await?;
+        let views = self.zarr_views(&zp.store, None).await?;
         let &file = views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)?;
         Ok(ObjectInfo {
             name: key.rsplit('/').next().unwrap_or(key).to_string(),
             size: views.cogs.size(&views.store, file),
-            mtime: info.mtime,
-            etag: etag(&info),
+            mtime: views.info.mtime,
+            etag: etag(&views.info),
         })
     }
 
@@ -318,30 +398,34 @@ impl<B: Backend> Convert<B> {
         range: Range<u64>,
         expected: Option<&str>,
     ) -> Result<Bytes, FsError> {
-        let (info, views) = self.zarr_views(&zp.store).await?;
-        if let Some(expected) = expected
-            && etag(&info).as_deref() != Some(expected)
-        {
-            return Err(FsError::Stale {
-                expected: expected.to_string(),
-            });
-        }
+        // The view file's ETag names the metadata version the reader holds: no request while
+        // that version's view is held.
+        let stale = |e: FsError| match (e, expected) {
+            (FsError::Stale { .. }, Some(x)) => FsError::Stale {
+                expected: x.to_string(),
+            },
+            (e, _) => e,
+        };
+        let meta_etag = source_etag(expected, SUFFIX)?;
+        let views = self.zarr_views(&zp.store, meta_etag).await.map_err(stale)?;
         let what = format!("{}{SUFFIX}/{}", zp.store, zp.rest);
         let k = match views.cogs.files.get(&zp.rest).ok_or(FsError::NotFound)? {
             ZFile::Cog(k) => *k,
             ZFile::Preview(k) => {
-                let key = format!("{}\0zp{k}", views.meta_key);
+                let key = DerivedKey::of::<Bytes>(&zp.store, views.etag(), format!("zpreview/{k}"));
                 let pyramid = self.step_pyramid(&zp.store, &views, *k);
-                let png = self.preview_png(&what, key, pyramid).await?;
+                let png = self.preview_png(&what, key, pyramid).await.map_err(stale)?;
                 let end = range.end.min(png.len() as u64) as usize;
                 let start = (range.start as usize).min(end);
                 return Ok(png.slice(start..end));
             }
         };
-        let tile_key = format!("{}\0z{k}", views.meta_key);
+        let prefix = format!("ztile/{k}");
+        let tiles = (zp.store.as_str(), views.etag(), prefix.as_str());
         let pyramid = self.step_pyramid(&zp.store, &views, k);
-        self.lazy_cog(&what, &tile_key, views.clone(), layout, k, pyramid, range)
+        self.lazy_cog(&what, tiles, views.clone(), layout, k, pyramid, range)
             .await
+            .map_err(stale)
     }
 }
 
@@ -395,7 +479,9 @@ mod tests {
         let (size, png) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
         assert_eq!(png.len() as u64, size);
         assert!(png.starts_with(b"\x89PNG"));
-        b.pyramids.invalidate_all();
+        b.memory()
+            .invalidate_derived(|k| k.what.starts_with("zpyramid/"))
+            .await;
         std::fs::remove_dir_all(dst.join("dataset")).unwrap();
         let (_, again) = read("d.zarr.cog/dataset/preview.png").await.unwrap();
         assert_eq!(again, png);
