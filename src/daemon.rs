@@ -113,7 +113,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
         session,
         fs,
         metrics,
-        backend: swappable,
+        backend: live,
     } = assemble(&cfg, &rt)?;
 
     let mountpoint = cfg.mountpoint.clone();
@@ -150,7 +150,7 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 // Caught so a hangup never kills the daemon and leaves a stale mount behind.
-                _ = hup.recv() => reload_credentials(&reload_cfg, &swappable),
+                _ = hup.recv() => reload_credentials(&reload_cfg, &live),
             }
         }
         tracing::info!("signal received: unmounting");

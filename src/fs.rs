@@ -60,6 +60,18 @@ enum Handle {
     Stats(Bytes),
 }
 
+/// Where a mount's objects come from: the store, and beside it the converted views, if any.
+///
+/// Bytes: the block cache reads a key the views derive ([`Backend::is_derived`]) from `views`
+/// and every other key straight from `store`. Metadata: with views, the namespace lists and
+/// stats through them (they answer for their own folders and files and show the store's entries
+/// with the view folders beside them); without, through the store.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub store: Arc<dyn Backend>,
+    pub views: Option<Arc<dyn Backend>>,
+}
+
 pub struct Fs {
     ns: Namespace,
     reader: Reader,
@@ -83,6 +95,8 @@ impl std::fmt::Debug for Fs {
 }
 
 impl Fs {
+    /// An `Fs` over the store `backend` alone (no converted views), with a memory tier of its
+    /// own.
     pub fn new(
         backend: Arc<dyn Backend>,
         metrics: Arc<Metrics>,
@@ -93,7 +107,10 @@ impl Fs {
         // `--cache-memory` bounds cached bytes and prefetch in flight together.
         let (budget, cache_bytes) = PrefetchBudget::split(memory_bytes);
         Self::with_memory(
-            backend,
+            Sources {
+                store: backend,
+                views: None,
+            },
             metrics,
             own,
             ttl,
@@ -102,19 +119,24 @@ impl Fs {
         )
     }
 
-    /// An `Fs` whose block cache lives in `memory`, the tier the rest of the process (the
-    /// converted views) shares, with `budget` for prefetch in flight beside it.
+    /// An `Fs` over `sources` whose block cache lives in `memory`, the tier the rest of the
+    /// process (the converted views) shares, with `budget` for prefetch in flight beside it.
     pub fn with_memory(
-        backend: Arc<dyn Backend>,
+        sources: Sources,
         metrics: Arc<Metrics>,
         own: Ownership,
         ttl: Duration,
         budget: PrefetchBudget,
         memory: MemoryTier,
     ) -> Self {
-        let cache = BlockCache::with_memory(backend.clone(), metrics.clone(), memory);
+        let Sources { store, views } = sources;
+        let mut cache = BlockCache::with_memory(store.clone(), metrics.clone(), memory);
+        if let Some(v) = &views {
+            cache = cache.with_views(v.clone());
+        }
+        let metadata = views.unwrap_or(store);
         Self {
-            ns: Namespace::new(backend, cache.clone(), ttl, metrics.clone()),
+            ns: Namespace::new(metadata, cache.clone(), ttl, metrics.clone()),
             reader: Reader::new(cache, budget, metrics.clone()),
             metrics,
             own,

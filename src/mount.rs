@@ -1,8 +1,14 @@
 //! Mount assembly, in dependency order: a [`MountConfig`]'s sources become object_store backends
-//! with their credentials (`store::build`), behind one swap point (SIGHUP rereads the keys) and
-//! request metering, wrapped in the converted views; one probe checks access; then the caches
-//! (memory blocks and the persistent disk tier), the filesystem, and the FUSE session with its
-//! mount options. The process around it (fork, readiness, signals, unmount) is `daemon`'s.
+//! with their credentials (`store::build`), held by the live, metered backend (SIGHUP swaps in
+//! new keys there); one probe checks access; then the caches (memory blocks and the persistent
+//! disk tier), the converted views beside the store (reading their sources through the same
+//! tiers), the filesystem, and the FUSE session with its mount options. The process around it
+//! (fork, readiness, signals, unmount) is `daemon`'s.
+//!
+//! A plain read passes `fuse.rs` → `fs.rs` → `reader/file.rs` → `cache/block.rs` (or its
+//! `extents.rs`) → `store/metered.rs` → `store/object.rs`; only a read of a view file goes from
+//! the block cache to the views (`convert/backend.rs`), which read their sources through the
+//! block cache in turn.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,14 +22,13 @@ use crate::cache::memory::MemoryTier;
 use crate::config::{MAX_READ, MountConfig, Source};
 use crate::credentials::keys_file;
 use crate::error::{FsError, NoAnswer, StoreError, StoreErrorKind, Unavailable};
-use crate::fs::Fs;
+use crate::fs::{Fs, Sources};
 use crate::fuse::FuseAdapter;
 use crate::metrics::Metrics;
 use crate::reader::PrefetchBudget;
 use crate::store::Backend;
 use crate::store::build::{build_backend, endpoint_display};
 use crate::store::metered::Metered;
-use crate::store::swap::Swappable;
 
 /// The mount-time access check must answer within this, whatever the request timeout.
 const ACCESS_CHECK_LIMIT: Duration = Duration::from_secs(8);
@@ -33,43 +38,45 @@ pub struct Assembled {
     pub session: fuser::Session<FuseAdapter>,
     pub fs: Arc<Fs>,
     pub metrics: Arc<Metrics>,
-    /// The backend under the metering; [`reload_credentials`] swaps what it holds.
-    pub backend: Arc<Swappable>,
+    /// The live backend; [`reload_credentials`] swaps what it holds.
+    pub backend: Arc<Metered>,
 }
 
 /// Builds every layer for `cfg` (its async parts on `rt`) and mounts it at `cfg.mountpoint`.
 /// Fails with one line naming the cause when the source cannot be read.
 pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assembled> {
     let metrics = Arc::new(Metrics::default());
-    // Metered outside Swappable: the counters survive a swap of the backend on SIGHUP.
-    let swappable = Arc::new(Swappable::new(build_backend(cfg)?));
-    let metered = Arc::new(Metered::new(
-        swappable.clone(),
+    // The counters are the mount's: they carry on across a swap of the backend on SIGHUP.
+    let store = Arc::new(Metered::shared(
+        build_backend(cfg)?,
         metrics.clone(),
         cfg.request_timeout,
     ));
     // The access check is the store's own probe (the views add none).
-    rt.block_on(check_access(metered.as_ref(), cfg))?;
+    rt.block_on(check_access(store.as_ref(), cfg))?;
     // `--cache-memory` is the whole process's: prefetch in flight, and one memory tier that the
     // block cache and the converted views share.
     let (budget, cache_bytes) = PrefetchBudget::split(cfg.cache_memory);
     let memory = MemoryTier::new(cache_bytes);
     let disk = open_disk_cache(cfg, metrics.clone())?;
-    // Converted views outside Metered: each request they make is counted and bounded. They read
-    // their sources through a block cache over Metered in the same memory and disk tiers.
-    let backend: Arc<dyn Backend> = if cfg.convert {
-        let sources = BlockCache::with_memory(metered.clone(), metrics.clone(), memory.clone())
+    // The converted views sit beside the store: they read their sources through a block cache
+    // over the store in the same memory and disk tiers, so each request they make is counted
+    // and bounded; the filesystem's block cache reads from them only the keys they derive.
+    let views: Option<Arc<dyn Backend>> = cfg.convert.then(|| {
+        let sources = BlockCache::with_memory(store.clone(), metrics.clone(), memory.clone())
             .with_disk(disk.clone());
         Arc::new(crate::convert::backend::Convert::with_cache(
-            metered, sources,
-        ))
-    } else {
-        metered
-    };
+            store.clone(),
+            sources,
+        )) as Arc<dyn Backend>
+    });
 
     let fs = Arc::new(
         Fs::with_memory(
-            backend,
+            Sources {
+                store: store.clone(),
+                views,
+            },
             metrics.clone(),
             cfg.ownership,
             cfg.metadata_ttl,
@@ -85,7 +92,7 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
         session,
         fs,
         metrics,
-        backend: swappable,
+        backend: store,
     })
 }
 
@@ -211,7 +218,7 @@ fn open_disk_cache(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Ar
 /// SIGHUP: with `--credentials-file`, reads the file again and swaps in a backend with the new
 /// keys, without dropping the mount; requests already under way finish with the old keys. Other
 /// settings (endpoint, cache size, TTL) need a restart. A bad file keeps the old keys.
-pub fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
+pub fn reload_credentials(cfg: &MountConfig, live: &Metered) {
     let Some(path) = &cfg.credentials_file else {
         tracing::warn!(
             "SIGHUP: nothing to reload: the keys come from the environment or flags (use --credentials-file to rotate keys in place); restart to change other settings"
@@ -227,7 +234,7 @@ pub fn reload_credentials(cfg: &MountConfig, swappable: &Swappable) {
     });
     match rebuilt {
         Ok(b) => {
-            swappable.swap(b);
+            live.swap(b);
             tracing::info!(file = %path.display(), "SIGHUP: reloaded the S3 keys");
         }
         Err(e) => tracing::error!("SIGHUP: keeping the current keys: {e:#}"),

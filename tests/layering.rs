@@ -22,7 +22,8 @@ const LAYERS: &[(u32, &str, &[&str])] = &[
     (1, "formats", &["formats"]),
     // Settings: what a mount is (MountConfig), dataset presets, credential providers and keys.
     (2, "settings", &["catalog", "config", "credentials"]),
-    // Store: object_store backends, request metering, multi-source routing, backend swap.
+    // Store: object_store backends, the live metered backend (SIGHUP swaps it), multi-source
+    // routing.
     (3, "store", &["store"]),
     // Cache: a range store (memory tier, disk tier) with no format knowledge; the `geomount
     // cache` and `geomount prefetch` commands it hosts use nothing above it either.

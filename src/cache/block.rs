@@ -1,11 +1,16 @@
-//! The block cache: object bytes in the shared memory tier ([`MemoryTier`]) and the disk tier
-//! ([`DiskCache`]). Objects are cut into fixed blocks keyed by (key, ETag, index), so a changed
-//! object never shares blocks with its old version. Concurrent misses for one block fetch it once
-//! (moka `try_get_with`), and a run of adjacent blocks is fetched with one ranged GET whose result
-//! every waiting block shares. With a disk tier, a memory miss looks on disk before fetching, and
-//! every fetched block is written to disk before it is served, except for objects the backend
-//! derives from others ([`Backend::is_derived`], the converted views): their sources' bytes are
+//! The block cache: object bytes in the shared memory tier ([`MemoryTier`]), the disk tier
+//! ([`DiskCache`]) and the origin ([`Origin`]). Objects are cut into fixed blocks keyed by (key,
+//! ETag, index), so a changed object never shares blocks with its old version. Concurrent misses
+//! for one block fetch it once (moka `try_get_with`), and a run of adjacent blocks is fetched with
+//! one ranged GET whose result every waiting block shares. With a disk tier, a memory miss looks
+//! on disk before fetching, and every fetched block is written to disk before it is served, except
+//! for derived objects ([`Backend::is_derived`], the converted views): their sources' bytes are
 //! on disk already, and their own bytes would only take room there.
+//!
+//! The origin is the store, and beside it, when the mount has them, the converted views. A key
+//! the views derive is read from the views; every other key goes straight to the store, so the
+//! bytes of a plain object never pass through the views. The cache asks only
+//! [`Backend::is_derived`]: which keys are views, and how they are made, is the views' business.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -128,12 +133,35 @@ impl Blocks {
     }
 }
 
-/// The disk tier as the block cache uses it: the cache directory, if any, and the backend that
-/// tells which objects are derived (never written to or read from disk).
+/// Where a block missing from memory and disk comes from: the store, or for the keys they
+/// derive, the views beside it.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    store: Arc<dyn Backend>,
+    views: Option<Arc<dyn Backend>>,
+}
+
+impl Origin {
+    /// The backend that holds `key`'s bytes.
+    fn of(&self, key: &str) -> &Arc<dyn Backend> {
+        match &self.views {
+            Some(v) if v.is_derived(key) => v,
+            _ => &self.store,
+        }
+    }
+
+    /// Whether `key`'s bytes are made from other objects rather than stored.
+    fn derived(&self, key: &str) -> bool {
+        self.of(key).is_derived(key)
+    }
+}
+
+/// The tiers below memory: the disk tier, if any, and the origin (which also tells which objects
+/// are derived, never written to or read from disk).
 #[derive(Clone)]
 struct DiskTier {
     cache: Option<Arc<DiskCache>>,
-    backend: Arc<dyn Backend>,
+    origin: Origin,
 }
 
 #[derive(Clone)]
@@ -141,34 +169,36 @@ pub struct BlockCache {
     cache: Blocks,
     /// Blocks a prefetch run is fetching right now.
     inflight: Arc<Mutex<HashMap<BlockKey, Pending>>>,
-    backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
     disk: DiskTier,
 }
 
 impl BlockCache {
-    /// A cache with a memory tier of its own holding at most `capacity` bytes.
-    pub fn new(backend: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
-        Self::with_memory(backend, metrics, MemoryTier::new(capacity))
+    /// A cache over the store `store` with a memory tier of its own holding at most `capacity`
+    /// bytes.
+    pub fn new(store: Arc<dyn Backend>, metrics: Arc<Metrics>, capacity: u64) -> Self {
+        Self::with_memory(store, metrics, MemoryTier::new(capacity))
     }
 
-    /// A cache whose blocks live in `memory`, a tier it may share with other caches (its
-    /// capacity then bounds all of them together).
-    pub fn with_memory(
-        backend: Arc<dyn Backend>,
-        metrics: Arc<Metrics>,
-        memory: MemoryTier,
-    ) -> Self {
+    /// A cache over the store `store` whose blocks live in `memory`, a tier it may share with
+    /// other caches (its capacity then bounds all of them together).
+    pub fn with_memory(store: Arc<dyn Backend>, metrics: Arc<Metrics>, memory: MemoryTier) -> Self {
         Self {
             cache: Blocks(memory),
             inflight: Arc::new(Mutex::new(HashMap::new())),
             disk: DiskTier {
                 cache: None,
-                backend: backend.clone(),
+                origin: Origin { store, views: None },
             },
-            backend,
             metrics,
         }
+    }
+
+    /// Reads the keys `views` derives ([`Backend::is_derived`]) from `views`; the rest still go
+    /// to the store.
+    pub fn with_views(mut self, views: Arc<dyn Backend>) -> Self {
+        self.disk.origin.views = Some(views);
+        self
     }
 
     /// Adds the persistent tier below the memory cache.
@@ -236,7 +266,7 @@ impl BlockCache {
         }
         Metrics::inc(&self.metrics.block_misses);
         let range = obj.block_range(index);
-        let backend = self.backend.clone();
+        let backend = self.disk.origin.of(&obj.key).clone();
         let obj2 = obj.clone();
         let disk = self.disk.clone();
         self.cache
@@ -291,7 +321,7 @@ impl BlockCache {
     ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
         let start = first * BLOCK_SIZE;
         let end = ((first + count) * BLOCK_SIZE).min(obj.size).max(start);
-        let backend = self.backend.clone();
+        let backend = self.disk.origin.of(&obj.key).clone();
         let obj2 = obj.clone();
         let run: RunFuture = async move {
             backend
@@ -354,7 +384,7 @@ impl BlockCache {
 fn disk_tier<'a>(disk: &'a DiskTier, obj: &'a ObjectRef) -> Option<(&'a Arc<DiskCache>, &'a str)> {
     let d = disk.cache.as_ref()?;
     let etag = obj.etag.as_deref()?;
-    (!disk.backend.is_derived(&obj.key)).then_some((d, etag))
+    (!disk.origin.derived(&obj.key)).then_some((d, etag))
 }
 
 /// Block `index` (or extent `index..end`) of `obj` from disk, if a valid entry of `len` bytes is
@@ -523,6 +553,93 @@ mod tests {
         assert!(cache.contains(&objs[1], 1), "but they are in memory");
         cache.read(&objs[0], 0..data.len() as u64).await.unwrap();
         assert_eq!(disk.stats().entries, 2, "a stored object's blocks are");
+    }
+
+    /// Views beside the store: they derive the keys under `v/` (bytes of 9) and count reads.
+    #[derive(Debug, Default)]
+    struct Views {
+        reads: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Views {
+        async fn list(&self, _: &str) -> Result<crate::store::Listing, FsError> {
+            Err(FsError::NotFound)
+        }
+        async fn probe(&self) -> Result<(), FsError> {
+            Ok(())
+        }
+        async fn head(&self, _: &str) -> Result<crate::store::ObjectInfo, FsError> {
+            Err(FsError::NotFound)
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: Range<u64>,
+            _: Option<&str>,
+        ) -> Result<Rope, FsError> {
+            assert!(
+                self.is_derived(key),
+                "a stored key read from the views: {key}"
+            );
+            self.reads.fetch_add(1, Relaxed);
+            Ok(Rope::from(vec![9u8; (range.end - range.start) as usize]))
+        }
+        fn is_derived(&self, key: &str) -> bool {
+            key.starts_with("v/")
+        }
+    }
+
+    #[tokio::test]
+    async fn derived_keys_are_read_from_the_views_and_the_rest_from_the_store() {
+        let (cache, stored, data, metrics) = setup((BLOCK_SIZE + 10) as usize).await;
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::open(dir.path(), 64 << 20, "test", metrics.clone()).unwrap();
+        let views = Arc::new(Views::default());
+        let cache = cache
+            .with_views(views.clone())
+            .with_disk(Some(disk.clone()));
+        let derived = ObjectRef {
+            key: "v/obj.tif".into(),
+            etag: Some("e.cog".into()),
+            size: 2 * BLOCK_SIZE,
+        };
+        let got = cache.read(&derived, 0..2 * BLOCK_SIZE).await.unwrap();
+        assert!(got.to_bytes().iter().all(|&b| b == 9));
+        assert_eq!(views.reads.load(Relaxed), 2, "one read per derived block");
+        assert_eq!(
+            metrics.get_requests.load(Relaxed),
+            0,
+            "none of them at the store"
+        );
+        assert_eq!(disk.stats().entries, 0, "derived blocks stay off the disk");
+        cache.start_run(&derived, 0, 2).await.unwrap();
+        assert_eq!(
+            (
+                views.reads.load(Relaxed),
+                metrics.get_requests.load(Relaxed)
+            ),
+            (3, 0)
+        );
+
+        let got = cache.read(&stored, 0..stored.size).await.unwrap();
+        assert_eq!(&got.to_bytes()[..], &data[..]);
+        assert_eq!(
+            metrics.get_requests.load(Relaxed),
+            2,
+            "stored blocks from the store"
+        );
+        assert_eq!(views.reads.load(Relaxed), 3, "and none through the views");
+        assert_eq!(disk.stats().entries, 2, "stored blocks go to disk");
+        let (info, _) = cache.fetch_whole("obj").await.unwrap();
+        assert_eq!(info.size, stored.size);
+        assert_eq!(
+            (
+                views.reads.load(Relaxed),
+                metrics.get_requests.load(Relaxed)
+            ),
+            (3, 3)
+        );
     }
 
     #[tokio::test]

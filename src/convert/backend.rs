@@ -1,7 +1,9 @@
-//! [`Convert`]: a [`Backend`] wrapper adding the converted views beside the objects they come
-//! from. For every `NAME.grib2` / `NAME.grb2` a listing also shows the directories
-//! `NAME.grib2.zarr/` and `NAME.grib2.cog/`; `head` and `get_range` on keys below them make
-//! the bytes. Virtual ETags are the source's ETag plus the view kind, so a replaced source
+//! [`Convert`]: the converted views, a source of bytes beside the store. For every
+//! `NAME.grib2` / `NAME.grb2` a listing also shows the directories `NAME.grib2.zarr/` and
+//! `NAME.grib2.cog/`; `head` and `get_range` on keys below them make the bytes. The keys it
+//! makes are those [`Backend::is_derived`] names: a mount's block cache reads only those from
+//! here and every other key straight from the store, while the namespace lists and stats through
+//! here (other keys' listings and HEADs are the store's, with the view folders added). Virtual ETags are the source's ETag plus the view kind, so a replaced source
 //! gives new ETags (and ESTALE to open files, as for any object).
 //!
 //! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0

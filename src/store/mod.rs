@@ -7,7 +7,6 @@ pub mod metered;
 pub mod multi;
 pub mod object;
 pub mod s3_list;
-pub mod swap;
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -64,8 +63,8 @@ pub trait Backend: Send + Sync + Debug + 'static {
         Ok((info, bytes))
     }
     /// Whether `key`'s bytes are made here from other objects (a converted view) rather than
-    /// stored: the disk cache keeps the sources' bytes, not these. A wrapper above a backend that
-    /// derives objects must forward it.
+    /// stored: the block cache reads such a key from the backend that derives it, and keeps
+    /// only the sources' bytes on disk, not these. A wrapper must forward it.
     fn is_derived(&self, _key: &str) -> bool {
         false
     }

@@ -141,7 +141,9 @@ impl BlockCache {
             let len = (span.end - span.start) as usize;
             tracing::debug!(key = %obj.key, extents = j + 1 - i, ?span, "fetching extents");
             let all = self
-                .backend
+                .disk
+                .origin
+                .of(&obj.key)
                 .get_range(&obj.key, span.clone(), obj.etag.as_deref())
                 .await?;
             if all.len() != len {
@@ -186,7 +188,7 @@ impl BlockCache {
     /// Fetches all of `key` with one GET and keeps its bytes (in memory and on disk), keyed by
     /// the ETag that GET returned. Returns its attributes and bytes.
     pub async fn fetch_whole(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
-        let (info, bytes) = self.backend.get_object(key).await?;
+        let (info, bytes) = self.disk.origin.of(key).get_object(key).await?;
         let obj = ObjectRef {
             key: key.into(),
             etag: info.etag.as_deref().map(Into::into),
