@@ -43,11 +43,11 @@ pub enum Command {
         opts: MountOptions,
     },
     /// Warm a mount's caches for a file, folder or Zarr subset by reading it through the mount.
-    Prefetch(crate::cache::prefetch::PrefetchArgs),
+    Prefetch(crate::commands::prefetch::PrefetchArgs),
     /// Show or clear the persistent block cache.
     Cache {
         #[command(subcommand)]
-        action: crate::cache::cli::CacheAction,
+        action: crate::commands::cache::CacheAction,
     },
     /// Write the man pages and shell completions (bash, zsh, fish) into DIR, for packaging.
     #[command(hide = true)]
@@ -289,8 +289,8 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::catalog::describe());
             Ok(())
         }
-        Command::Cache { action } => crate::cache::cli::run(action),
-        Command::Prefetch(args) => crate::cache::prefetch::run(args),
+        Command::Cache { action } => crate::commands::cache::run(action),
+        Command::Prefetch(args) => crate::commands::prefetch::run(args),
         Command::GenerateAssets { dir } => generate_assets(&dir),
     }
 }

@@ -10,7 +10,8 @@
 //! Where a mount's settings come from: `cli`, `config_file` and `mount_helper` -> `resolve`
 //! (presets from `catalog`, flags, environment, profiles) -> `config::MountConfig`;
 //! `credentials` supplies and refreshes keys (AWS profiles, NASA Earthdata, key files). `mount`
-//! assembles the layers for one `MountConfig`; `daemon` runs the process around it.
+//! assembles the layers for one `MountConfig`; `daemon` runs the process around it. `commands`
+//! holds the commands that are not a mount (`geomount cache`, `geomount prefetch`).
 //!
 //! Imports run one way, from the command line down to the leaves (`rope`, `metrics`, `error`):
 //! `tests/layering.rs` holds the table of layers and fails on an import that points up or on a
@@ -19,6 +20,7 @@
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod config_file;
 pub mod convert;

@@ -117,7 +117,8 @@ pub struct MountOptions {
     /// How long listings, attributes and missing names are cached (e.g. 60, 10s, 5m).
     #[arg(long, default_value = "60s")]
     pub metadata_ttl: String,
-    /// Memory for cached blocks and prefetch in flight together (e.g. 512MiB, 2GiB).
+    /// Memory for everything the daemon keeps, together: cached blocks, prefetch in flight, the
+    /// converted views' decoded fields and tiles, and read plans (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
     /// Directory of the persistent block cache, kept across mounts [default:

@@ -25,8 +25,7 @@ const LAYERS: &[(u32, &str, &[&str])] = &[
     // Store: object_store backends, the live metered backend (SIGHUP swaps it), multi-source
     // routing.
     (3, "store", &["store"]),
-    // Cache: a range store (memory tier, disk tier) with no format knowledge; the `geomount
-    // cache` and `geomount prefetch` commands it hosts use nothing above it either.
+    // Cache: a range store (memory tier, disk tier) with no format knowledge.
     (4, "cache", &["cache"]),
     // Reader: read policy (sequential window, random-read pieces, planned units, planners).
     (5, "reader", &["reader"]),
@@ -39,12 +38,13 @@ const LAYERS: &[(u32, &str, &[&str])] = &[
     // Mount assembly (config -> credentials -> store -> caches -> fs -> fuse) and the daemon's
     // process concerns (fork, readiness, signals, unmount).
     (9, "mount", &["mount", "daemon"]),
-    // Front ends that turn flags, config files and mount(8) options into a MountConfig, and the
-    // demo dataset.
+    // Front ends that turn flags, config files and mount(8) options into a MountConfig, the
+    // demo dataset, and the commands that are not a mount (`geomount cache`, `geomount
+    // prefetch`).
     (
         10,
         "front",
-        &["resolve", "config_file", "mount_helper", "demo"],
+        &["resolve", "config_file", "mount_helper", "demo", "commands"],
     ),
     // The command line: only the binary (src/main.rs) imports it.
     (11, "entry", &["cli"]),

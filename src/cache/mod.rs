@@ -4,7 +4,5 @@
 //! persistent tier below. No format knowledge lives here.
 
 pub mod block;
-pub mod cli;
 pub mod disk;
 pub mod memory;
-pub mod prefetch;

@@ -10,6 +10,12 @@
 //!   marker) is a directory even if an object `path` also exists: **the directory wins** and that
 //!   object is hidden (as in mountpoint-s3);
 //! - the table lock is never held across an `.await`.
+//!
+//! Memory: what the namespace keeps is metadata, outside `--cache-memory`. Missing names are
+//! bounded by bytes ([`MAX_NEGATIVE_BYTES`]). Inodes (and each directory's latest listing) grow
+//! with the paths the mount has seen, as the kernel's own inode cache does: an inode number never
+//! changes for the life of the mount, so they are not evicted. Zarr layouts are kept per store
+//! with consolidated metadata, for the life of the mount.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +33,13 @@ use crate::store::{Backend, Listing, ObjectInfo, valid_name};
 mod zarr;
 
 pub const ROOT_INO: u64 = 1;
-/// Bound on remembered missing names; past it expired ones are dropped (all, if none expired).
-const MAX_NEGATIVE: usize = 100_000;
+/// Bound on the bytes of remembered missing names (paths plus [`NEGATIVE_OVERHEAD`] each); past
+/// it expired ones are dropped (all, if that is not enough). Outside `--cache-memory`: it is
+/// metadata, bounded here, and at most this much whatever the workload.
+const MAX_NEGATIVE_BYTES: usize = 8 << 20;
+/// What a remembered missing name costs beyond its path: the map's slot, the string's header
+/// and the instant.
+const NEGATIVE_OVERHEAD: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeKind {
@@ -74,7 +85,37 @@ struct Tables {
     by_path: HashMap<String, u64>,
     /// Paths known missing, and when that was learned.
     negative: HashMap<String, Instant>,
+    /// Bytes of `negative`, as weighed by [`Tables::negative_weight`].
+    negative_bytes: usize,
     next_ino: u64,
+}
+
+impl Tables {
+    fn negative_weight(path: &str) -> usize {
+        path.len() + NEGATIVE_OVERHEAD
+    }
+
+    /// Remembers `path` as missing now, within [`MAX_NEGATIVE_BYTES`].
+    fn remember_missing(&mut self, path: String, ttl: Duration) {
+        let weight = Self::negative_weight(&path);
+        if self.negative_bytes + weight > MAX_NEGATIVE_BYTES {
+            self.negative.retain(|_, at| at.elapsed() < ttl);
+            self.negative_bytes = self.negative.keys().map(|p| Self::negative_weight(p)).sum();
+            if self.negative_bytes + weight > MAX_NEGATIVE_BYTES {
+                self.negative.clear();
+                self.negative_bytes = 0;
+            }
+        }
+        if self.negative.insert(path, Instant::now()).is_none() {
+            self.negative_bytes += weight;
+        }
+    }
+
+    fn forget_missing(&mut self, path: &str) {
+        if self.negative.remove(path).is_some() {
+            self.negative_bytes -= Self::negative_weight(path);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -187,7 +228,7 @@ impl Namespace {
 
     /// Records `kind` for `parent/name` and returns its inode (allocated on first sight).
     fn upsert(t: &mut Tables, parent: u64, path: String, kind: NodeKind) -> u64 {
-        t.negative.remove(&path);
+        t.forget_missing(&path);
         if let Some(&ino) = t.by_path.get(&path) {
             if let Some(n) = t.nodes.get_mut(&ino) {
                 if n.info.kind != kind {
@@ -350,15 +391,7 @@ impl Namespace {
 
     /// Records `path` as missing for the TTL; returns the error to give.
     fn remember_missing(&self, path: String) -> FsError {
-        let mut t = self.tables.write();
-        if t.negative.len() >= MAX_NEGATIVE {
-            let ttl = self.ttl;
-            t.negative.retain(|_, at| at.elapsed() < ttl);
-            if t.negative.len() >= MAX_NEGATIVE {
-                t.negative.clear();
-            }
-        }
-        t.negative.insert(path, Instant::now());
+        self.tables.write().remember_missing(path, self.ttl);
         FsError::NotFound
     }
 

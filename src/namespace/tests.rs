@@ -672,3 +672,28 @@ async fn listing_a_large_directory_keeps_every_key() {
     let distinct: HashSet<u64> = entries.iter().map(|e| e.ino).collect();
     assert_eq!(distinct.len(), 1500);
 }
+
+#[test]
+fn remembered_missing_names_stay_within_their_byte_bound() {
+    let mut t = Tables::default();
+    let ttl = Duration::from_secs(3600);
+    let long = "d/".repeat(1000);
+    let n = 2 * MAX_NEGATIVE_BYTES / Tables::negative_weight(&long);
+    for i in 0..n {
+        t.remember_missing(format!("{long}{i}"), ttl);
+        assert!(
+            t.negative_bytes <= MAX_NEGATIVE_BYTES,
+            "{}",
+            t.negative_bytes
+        );
+    }
+    let held: usize = t.negative.keys().map(|p| Tables::negative_weight(p)).sum();
+    assert_eq!(held, t.negative_bytes, "the tally is the entries' weight");
+    assert!(
+        t.negative.contains_key(&format!("{long}{}", n - 1)),
+        "the newest is kept"
+    );
+    t.forget_missing(&format!("{long}{}", n - 1));
+    let held: usize = t.negative.keys().map(|p| Tables::negative_weight(p)).sum();
+    assert_eq!(held, t.negative_bytes);
+}

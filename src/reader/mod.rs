@@ -24,7 +24,7 @@ pub mod planner;
 mod tests;
 
 pub use file::{Access, FileReader};
-use planner::{PLAN_CACHE_BYTES, PlanIo, Planners, Sidecars, Subject};
+use planner::{PlanIo, Planners, Sidecars, Subject};
 
 /// A file's plan: sorted, adjacent byte ranges, each fetched whole.
 pub type Units = Arc<Vec<Range<u64>>>;
@@ -77,7 +77,7 @@ impl Reader {
             cache,
             budget,
             metrics,
-            planners: Planners::new(PLAN_CACHE_BYTES),
+            planners: Planners::default(),
         }
     }
 
@@ -85,7 +85,7 @@ impl Reader {
         &self.cache
     }
 
-    /// Reads through `cache` from now on (plans already made are kept).
+    /// Reads through `cache` from now on (plans live in its memory tier).
     pub fn set_cache(&mut self, cache: BlockCache) {
         self.cache = cache;
     }

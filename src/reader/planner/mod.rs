@@ -9,8 +9,9 @@
 //!   magic is not the format's is read unplanned. No file is read to choose: a file no planner
 //!   claims costs nothing at open.
 //! - **Cache.** A plan is computed once per (key, ETag), and of its sidecar (GRIB2's `.idx`)
-//!   when it has one, and kept in a [`PlanCache`]: a second open of an unchanged object
-//!   computes nothing and makes no request. A changed object has another ETag, so it is planned
+//!   when it has one, and kept as an entry of the shared memory tier, weighed by its bytes in
+//!   `--cache-memory`: a second open of an unchanged object computes nothing and makes no
+//!   request (while the entry is held; an evicted plan is planned again, from cached probes). A changed object has another ETag, so it is planned
 //!   anew. Objects without an ETag are planned at every open (a change could not be told).
 //!   A plan that failed on I/O is not kept.
 //! - **I/O.** Planners read only through [`PlanIo`]: ranges of the object through the block
@@ -24,11 +25,11 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use moka::future::Cache;
 
 use super::Units;
 use super::file::read_units;
 use crate::cache::block::{BlockCache, ObjectRef};
+use crate::cache::memory::{DerivedKey, MemoryTier};
 use crate::error::FsError;
 use crate::formats::zarr::Shard;
 use crate::rope::Rope;
@@ -40,9 +41,6 @@ mod zarr_shard;
 
 #[cfg(test)]
 mod tests;
-
-/// Bytes of plans kept by default: tens of thousands of units per file for hundreds of files.
-pub const PLAN_CACHE_BYTES: u64 = 8 << 20;
 
 /// What a planner is told of the object being opened.
 #[derive(Debug, Clone)]
@@ -129,100 +127,85 @@ pub trait Planner: Send + Sync + Debug {
     ) -> Result<Option<Vec<Range<u64>>>, FsError>;
 }
 
-/// The cache key of a plan: the object's identity, and its sidecar's when it has one.
-#[derive(Debug, Clone, Hash, PartialEq, Eq)]
-struct PlanKey {
-    key: Arc<str>,
-    etag: Arc<str>,
-    size: u64,
-    sidecar: Option<(Arc<str>, Arc<str>, u64)>,
-}
+/// A plan as the memory tier keeps it (its own type, so no other maker's value is read as one).
+struct Plan(Option<Units>);
 
-impl PlanKey {
-    /// `None` when the object (or its sidecar) has no ETag: a change could not be told.
-    fn of(s: &Subject<'_>) -> Option<Self> {
-        let sidecar = match &s.sidecar {
-            Some(o) => Some((o.key.clone(), o.etag.clone()?, o.size)),
-            None => None,
-        };
-        Some(Self {
-            key: s.obj.key.clone(),
-            etag: s.obj.etag.clone()?,
-            size: s.obj.size,
-            sidecar,
-        })
-    }
-
-    fn weight(&self, plan: &Option<Units>) -> u32 {
-        let key = self.key.len() + self.etag.len();
-        let sidecar = self
-            .sidecar
-            .as_ref()
-            .map_or(0, |(k, e, _)| k.len() + e.len());
-        let units = plan
-            .as_ref()
-            .map_or(0, |u| u.len() * size_of::<Range<u64>>());
-        (128 + key + sidecar + units).min(u32::MAX as usize) as u32
-    }
-}
-
-/// Plans by (key, ETag), bounded by their bytes; concurrent opens of one object plan it once.
-#[derive(Clone)]
-pub struct PlanCache {
-    plans: Cache<PlanKey, Option<Units>>,
-}
-
-impl Debug for PlanCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlanCache")
-            .field("bytes", &self.plans.weighted_size())
-            .finish()
-    }
-}
+/// The plans, as entries of the shared memory tier (`crate::cache::memory`), so they draw from
+/// `--cache-memory` with everything else the process keeps. A plan is keyed by the object's key
+/// and ETag, and its size and sidecar's identity (key, ETag, size) in the entry's `what`; it
+/// weighs its units and keys. Concurrent opens of one object plan it once; a failure is not kept.
+struct PlanCache;
 
 impl PlanCache {
-    /// A cache holding at most `capacity` bytes of plans (keys and units).
-    pub fn new(capacity: u64) -> Self {
-        let plans = Cache::builder()
-            .max_capacity(capacity)
-            .weigher(|k: &PlanKey, v: &Option<Units>| k.weight(v))
-            .build();
-        Self { plans }
+    /// The tier key of the subject's plan; `None` when the object (or its sidecar) has no ETag:
+    /// a change could not be told.
+    fn key(s: &Subject<'_>) -> Option<(DerivedKey, usize)> {
+        let etag = s.obj.etag.as_deref()?;
+        // Length-prefixed, so no key or ETag can make two identities print the same.
+        let mut what = format!("plan/{}", s.obj.size);
+        let mut ids = s.obj.key.len() + etag.len();
+        if let Some(o) = &s.sidecar {
+            let se = o.etag.as_deref()?;
+            what.push_str(&format!(
+                "/{}:{}{}:{}/{}",
+                o.key.len(),
+                o.key,
+                se.len(),
+                se,
+                o.size
+            ));
+            ids += o.key.len() + se.len();
+        }
+        let key = DerivedKey::of::<Plan>(&s.obj.key, Some(etag), what.as_str());
+        Some((key, ids + what.len()))
     }
 
-    /// The plan of `key`, computed by `plan` unless kept (errors are returned, not kept).
-    async fn get_or_plan<F>(&self, key: PlanKey, plan: F) -> Result<Option<Units>, Arc<FsError>>
+    /// The plan under `key`, computed by `plan` unless held (errors are returned, not kept).
+    async fn get_or_plan<F>(
+        memory: &MemoryTier,
+        (key, ids): (DerivedKey, usize),
+        plan: F,
+    ) -> Result<Option<Units>, FsError>
     where
         F: Future<Output = Result<Option<Units>, FsError>>,
     {
-        self.plans.try_get_with(key, plan).await
+        let plan = memory
+            .get_or_make(key, async {
+                let units = plan.await?;
+                let bytes = ids
+                    + units
+                        .as_ref()
+                        .map_or(0, |u| u.len() * size_of::<Range<u64>>());
+                Ok((Arc::new(Plan(units)), bytes))
+            })
+            .await?;
+        Ok(plan.0.clone())
     }
 }
 
-/// The registry: the planners in the order they are asked, and the plans they made.
+/// The registry: the planners in the order they are asked. The plans they made are kept in the
+/// memory tier of the block cache they read through ([`PlanIo`]).
 #[derive(Debug)]
 pub struct Planners {
     planners: Vec<Box<dyn Planner>>,
-    cache: PlanCache,
+}
+
+impl Default for Planners {
+    /// The planners of every format read planned.
+    fn default() -> Self {
+        Self::with(vec![
+            Box::new(tiff::Tiff),
+            Box::new(hdf5::Hdf5),
+            Box::new(zarr_shard::ZarrShard),
+            Box::new(grib2::Grib2),
+        ])
+    }
 }
 
 impl Planners {
-    /// The planners of every format read planned, with a plan cache of `cache_bytes`.
-    pub fn new(cache_bytes: u64) -> Self {
-        Self::with(
-            vec![
-                Box::new(tiff::Tiff),
-                Box::new(hdf5::Hdf5),
-                Box::new(zarr_shard::ZarrShard),
-                Box::new(grib2::Grib2),
-            ],
-            PlanCache::new(cache_bytes),
-        )
-    }
-
     /// A registry of these planners, asked in this order.
-    pub fn with(planners: Vec<Box<dyn Planner>>, cache: PlanCache) -> Self {
-        Self { planners, cache }
+    pub fn with(planners: Vec<Box<dyn Planner>>) -> Self {
+        Self { planners }
     }
 
     /// The plan of the subject, or `None` to read it unplanned. Never an error: a failure to
@@ -241,9 +224,9 @@ impl Planners {
             let units = Self::compute(planner.as_ref(), &subject, io).await?;
             Ok(units.map(Arc::new))
         };
-        let planned = match PlanKey::of(&subject) {
-            Some(key) => self.cache.get_or_plan(key, compute).await,
-            None => compute.await.map_err(Arc::new),
+        let planned = match PlanCache::key(&subject) {
+            Some(key) => PlanCache::get_or_plan(io.cache.memory(), key, compute).await,
+            None => compute.await,
         };
         planned.unwrap_or_else(|e| {
             tracing::debug!(key = %subject.obj.key, format = planner.format(), "no plan this open: {e}");

@@ -60,7 +60,7 @@ impl Env {
             mem,
             cache: BlockCache::new(backend, metrics.clone(), 64 << 20),
             metrics,
-            planners: Planners::new(PLAN_CACHE_BYTES),
+            planners: Planners::default(),
             dir: Dir::default(),
         }
     }
@@ -133,6 +133,26 @@ async fn a_second_open_of_an_unchanged_object_plans_nothing_and_makes_no_request
     assert!(Arc::ptr_eq(&plan, &again), "the kept plan is served");
     assert_eq!(env.gets(), gets, "no request");
     assert_eq!(env.lookups(), lookups, "nothing read, even from the cache");
+}
+
+#[tokio::test]
+async fn plans_are_entries_of_the_shared_memory_tier() {
+    let env = Env::new();
+    let obj = env.put("f.grib2", &grib(&[1000, 2000, 500])).await;
+    let memory = env.cache.memory();
+    let plans = |k: &DerivedKey| k.what.starts_with("plan/");
+    assert_eq!(memory.count_derived(plans).await, 0);
+    env.plan(&obj).await.unwrap();
+    assert_eq!(memory.count_derived(plans).await, 1, "kept in the tier");
+    // The tier is the only place it is kept: once dropped there, the planner plans again.
+    memory.invalidate_derived(plans).await;
+    let lookups = env.lookups();
+    env.plan(&obj).await.unwrap();
+    assert!(
+        env.lookups() > lookups,
+        "planned again once the entry is gone"
+    );
+    assert_eq!(memory.count_derived(plans).await, 1);
 }
 
 #[tokio::test]
