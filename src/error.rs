@@ -34,10 +34,6 @@ pub enum FsError {
     /// [`FsError::NotFound`] and [`FsError::Stale`]).
     #[error(transparent)]
     Store(StoreError),
-    /// A backend's answer, though the request succeeded, is not what was asked for (a body
-    /// shorter than the range), found by a layer above the store; the message names the object.
-    #[error("remote I/O error: {0}")]
-    Remote(String),
     /// Bytes of a known format do not parse.
     #[error(transparent)]
     Format(FormatError),
@@ -71,14 +67,16 @@ impl FsError {
                 StoreErrorKind::Unavailable(
                     Unavailable::Timeout | Unavailable::Connect | Unavailable::Interrupted,
                 ) => libc::EIO,
-                StoreErrorKind::Remote { .. } => libc::EIO,
+                StoreErrorKind::Remote { .. } | StoreErrorKind::ShortRead { .. } => libc::EIO,
             },
-            FsError::Remote(_) => libc::EIO,
             FsError::Format(_) => libc::EIO,
             // A read-only filesystem reports its cache's trouble as an I/O error; a full cache
             // disk never fails a read (the block is served without being kept).
             FsError::Cache(e) => match e.kind() {
-                CacheErrorKind::Io | CacheErrorKind::Full | CacheErrorKind::Corrupt => libc::EIO,
+                CacheErrorKind::Io
+                | CacheErrorKind::Full
+                | CacheErrorKind::Corrupt
+                | CacheErrorKind::WrongKind => libc::EIO,
             },
             FsError::BadHandle => libc::EBADF,
             FsError::InvalidArgument(_) => libc::EINVAL,
@@ -98,11 +96,6 @@ impl FsError {
     /// A converted view's failure, described in words.
     pub fn convert(msg: impl Into<String>) -> Self {
         FsError::Convert(msg.into())
-    }
-
-    /// A backend answer that is not what was asked for, described in words.
-    pub fn remote(msg: impl Into<String>) -> Self {
-        FsError::Remote(msg.into())
     }
 }
 
@@ -172,6 +165,12 @@ mod tests {
         assert_eq!(
             store(StoreErrorKind::Remote { status: Some(500) }).errno(),
             libc::EIO
+        );
+        let short = FsError::from(StoreError::short_read("GET k bytes 0-9", 10, 4));
+        assert_eq!(short.errno(), libc::EIO);
+        assert_eq!(
+            short.to_string(),
+            "short read: GET k bytes 0-9: wanted 10 bytes, server sent 4"
         );
         assert_eq!(FsError::convert("no grid").errno(), libc::EIO);
     }
