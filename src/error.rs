@@ -4,18 +4,20 @@
 //!
 //! Each layer's failures have their own type, which keeps what went wrong as a kind and the
 //! underlying error as its source: [`StoreError`] (object store requests), [`FormatError`] (bytes
-//! of a format that do not parse), [`CacheError`] (the cache's own storage). They fold into
+//! of a format that do not parse), [`CacheError`] (the cache's own storage), [`ViewError`] (a converted view's failure). They fold into
 //! [`FsError`] with `?` (`From`), so a caller above never classifies an error by its text.
 
 mod cache;
 mod format;
 mod store;
+mod view;
 
 pub use cache::{CacheError, CacheErrorKind};
 pub use format::{Format, FormatError};
 pub use store::{
     CredentialsError, ErrorResponse, NoAnswer, StoreError, StoreErrorKind, Unavailable,
 };
+pub use view::ViewError;
 
 /// Errors surfaced by filesystem operations.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,9 +49,9 @@ pub enum FsError {
     #[error("no such attribute")]
     NoAttribute,
     /// A converted view cannot be built or served (a grid, codec or layout it does not
-    /// support, a source that contradicts its inventory); the message names the source.
-    #[error("converted view failed: {0}")]
-    Convert(String),
+    /// support, a source that contradicts its inventory); it names the view or its source.
+    #[error(transparent)]
+    View(ViewError),
 }
 
 impl FsError {
@@ -81,7 +83,7 @@ impl FsError {
             FsError::BadHandle => libc::EBADF,
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NoAttribute => libc::ENODATA,
-            FsError::Convert(_) => libc::EIO,
+            FsError::View(_) => libc::EIO,
         }
     }
 
@@ -93,9 +95,12 @@ impl FsError {
         )
     }
 
-    /// A converted view's failure, described in words.
-    pub fn convert(msg: impl Into<String>) -> Self {
-        FsError::Convert(msg.into())
+    /// The converted view (or source) `file` fails for `reason`.
+    pub fn view(
+        file: impl Into<String>,
+        reason: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        FsError::View(ViewError::new(file, reason))
     }
 }
 
@@ -116,6 +121,12 @@ impl From<StoreError> for FsError {
 impl From<FormatError> for FsError {
     fn from(e: FormatError) -> Self {
         FsError::Format(e)
+    }
+}
+
+impl From<ViewError> for FsError {
+    fn from(e: ViewError) -> Self {
+        FsError::View(e)
     }
 }
 
@@ -172,7 +183,7 @@ mod tests {
             short.to_string(),
             "short read: GET k bytes 0-9: wanted 10 bytes, server sent 4"
         );
-        assert_eq!(FsError::convert("no grid").errno(), libc::EIO);
+        assert_eq!(FsError::view("a.grib2", "no grid").errno(), libc::EIO);
     }
 
     #[test]

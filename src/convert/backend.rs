@@ -99,8 +99,12 @@ fn source_etag<'a>(etag: Option<&'a str>, suffix: &str) -> Result<Option<&'a str
     }
 }
 
-fn fail(what: &str, e: anyhow::Error) -> FsError {
-    FsError::Convert(format!("{what}: {e:#}"))
+/// The view or source `what` fails for `reason` (its source chain kept).
+fn fail(
+    what: &str,
+    reason: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> FsError {
+    FsError::view(what, reason)
 }
 
 /// Latitudes and longitudes of a grid's points.
@@ -366,7 +370,7 @@ impl<B: Backend> Convert<B> {
             futures::stream::iter(spans.iter().copied().enumerate())
                 .map(|(k, span)| async move {
                     self.message_header(obj, span).await.map_err(|e| match e {
-                        FsError::Convert(m) => FsError::Convert(format!("{m} (message {})", k + 1)),
+                        FsError::View(v) => FsError::View(v.within(format!("message {}", k + 1))),
                         other => other,
                     })
                 })
