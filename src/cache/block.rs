@@ -595,6 +595,11 @@ mod tests {
         obj.size = 200;
         obj.etag = None;
         let err = cache.read(&obj, 0..150).await.unwrap_err();
+        assert!(
+            matches!(&err, FsError::Store(e)
+                if matches!(e.kind(), crate::error::StoreErrorKind::ShortRead { got: 100, .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("short read"), "{err}");
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(!cache.contains(&obj, 0));
