@@ -4,18 +4,20 @@
 //!
 //! Each layer's failures have their own type, which keeps what went wrong as a kind and the
 //! underlying error as its source: [`StoreError`] (object store requests), [`FormatError`] (bytes
-//! of a format that do not parse), [`CacheError`] (the cache's own storage). They fold into
+//! of a format that do not parse), [`CacheError`] (the cache's own storage), [`ViewError`] (a converted view's failure). They fold into
 //! [`FsError`] with `?` (`From`), so a caller above never classifies an error by its text.
 
 mod cache;
 mod format;
 mod store;
+mod view;
 
 pub use cache::{CacheError, CacheErrorKind};
 pub use format::{Format, FormatError};
 pub use store::{
     CredentialsError, ErrorResponse, NoAnswer, StoreError, StoreErrorKind, Unavailable,
 };
+pub use view::ViewError;
 
 /// Errors surfaced by filesystem operations.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,10 +36,6 @@ pub enum FsError {
     /// [`FsError::NotFound`] and [`FsError::Stale`]).
     #[error(transparent)]
     Store(StoreError),
-    /// A backend's answer, though the request succeeded, is not what was asked for (a body
-    /// shorter than the range), found by a layer above the store; the message names the object.
-    #[error("remote I/O error: {0}")]
-    Remote(String),
     /// Bytes of a known format do not parse.
     #[error(transparent)]
     Format(FormatError),
@@ -51,9 +49,9 @@ pub enum FsError {
     #[error("no such attribute")]
     NoAttribute,
     /// A converted view cannot be built or served (a grid, codec or layout it does not
-    /// support, a source that contradicts its inventory); the message names the source.
-    #[error("converted view failed: {0}")]
-    Convert(String),
+    /// support, a source that contradicts its inventory); it names the view or its source.
+    #[error(transparent)]
+    View(ViewError),
 }
 
 impl FsError {
@@ -71,19 +69,21 @@ impl FsError {
                 StoreErrorKind::Unavailable(
                     Unavailable::Timeout | Unavailable::Connect | Unavailable::Interrupted,
                 ) => libc::EIO,
-                StoreErrorKind::Remote { .. } => libc::EIO,
+                StoreErrorKind::Remote { .. } | StoreErrorKind::ShortRead { .. } => libc::EIO,
             },
-            FsError::Remote(_) => libc::EIO,
             FsError::Format(_) => libc::EIO,
             // A read-only filesystem reports its cache's trouble as an I/O error; a full cache
             // disk never fails a read (the block is served without being kept).
             FsError::Cache(e) => match e.kind() {
-                CacheErrorKind::Io | CacheErrorKind::Full | CacheErrorKind::Corrupt => libc::EIO,
+                CacheErrorKind::Io
+                | CacheErrorKind::Full
+                | CacheErrorKind::Corrupt
+                | CacheErrorKind::WrongKind => libc::EIO,
             },
             FsError::BadHandle => libc::EBADF,
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NoAttribute => libc::ENODATA,
-            FsError::Convert(_) => libc::EIO,
+            FsError::View(_) => libc::EIO,
         }
     }
 
@@ -95,14 +95,12 @@ impl FsError {
         )
     }
 
-    /// A converted view's failure, described in words.
-    pub fn convert(msg: impl Into<String>) -> Self {
-        FsError::Convert(msg.into())
-    }
-
-    /// A backend answer that is not what was asked for, described in words.
-    pub fn remote(msg: impl Into<String>) -> Self {
-        FsError::Remote(msg.into())
+    /// The converted view (or source) `file` fails for `reason`.
+    pub fn view(
+        file: impl Into<String>,
+        reason: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        FsError::View(ViewError::new(file, reason))
     }
 }
 
@@ -123,6 +121,12 @@ impl From<StoreError> for FsError {
 impl From<FormatError> for FsError {
     fn from(e: FormatError) -> Self {
         FsError::Format(e)
+    }
+}
+
+impl From<ViewError> for FsError {
+    fn from(e: ViewError) -> Self {
+        FsError::View(e)
     }
 }
 
@@ -173,7 +177,13 @@ mod tests {
             store(StoreErrorKind::Remote { status: Some(500) }).errno(),
             libc::EIO
         );
-        assert_eq!(FsError::convert("no grid").errno(), libc::EIO);
+        let short = FsError::from(StoreError::short_read("GET k bytes 0-9", 10, 4));
+        assert_eq!(short.errno(), libc::EIO);
+        assert_eq!(
+            short.to_string(),
+            "short read: GET k bytes 0-9: wanted 10 bytes, server sent 4"
+        );
+        assert_eq!(FsError::view("a.grib2", "no grid").errno(), libc::EIO);
     }
 
     #[test]

@@ -173,7 +173,9 @@ fn access_message(e: &FsError, cfg: &MountConfig) -> String {
         StoreErrorKind::NotFound | StoreErrorKind::Remote { status: Some(404) } => format!(
             "bucket '{bucket}' does not exist at {endpoint}: check the bucket name and --region/--endpoint-url ({d})"
         ),
-        StoreErrorKind::Stale | StoreErrorKind::Remote { .. } => {
+        StoreErrorKind::Stale
+        | StoreErrorKind::Remote { .. }
+        | StoreErrorKind::ShortRead { .. } => {
             format!("cannot list bucket '{bucket}' at {endpoint}: {e}")
         }
     }

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 
 use crate::cache::disk::{BlockId, DiskCache};
 use crate::cache::memory::MemoryTier;
-use crate::error::FsError;
+use crate::error::{FsError, StoreError};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::Backend;
@@ -272,6 +272,7 @@ impl BlockCache {
         self.cache
             .try_get_with(key, async move {
                 let want = (range.end - range.start) as usize;
+                let what = format!("GET '{}' bytes {}-{}", obj2.key, range.start, range.end);
                 if let Some(b) = disk_get(&disk, &obj2, (index, 0), want).await {
                     return Ok(b);
                 }
@@ -280,11 +281,7 @@ impl BlockCache {
                     .await?;
                 // A short body must not be cached: the kernel would take it for end of file.
                 if got.len() != want {
-                    return Err(FsError::Remote(format!(
-                        "short read of '{}': wanted {want} bytes, server sent {}",
-                        obj2.key,
-                        got.len()
-                    )));
+                    return Err(StoreError::short_read(what, want as u64, got.len() as u64).into());
                 }
                 disk_put(&disk, &obj2, vec![((index, 0), got.clone())]).await;
                 Ok(got)
@@ -447,11 +444,12 @@ impl Pending {
     async fn slice(self) -> Result<Rope, FsError> {
         let all = self.run.await?;
         if self.to > all.len() {
-            return Err(FsError::Remote(format!(
-                "short read: wanted {} bytes, server sent {}",
-                self.to,
-                all.len()
-            )));
+            return Err(StoreError::short_read(
+                "a shared run of blocks",
+                self.to as u64,
+                all.len() as u64,
+            )
+            .into());
         }
         Ok(all.slice(self.from..self.to))
     }
@@ -714,6 +712,11 @@ mod tests {
         obj.size = 200;
         obj.etag = None;
         let err = cache.read(&obj, 0..150).await.unwrap_err();
+        assert!(
+            matches!(&err, FsError::Store(e)
+                if matches!(e.kind(), crate::error::StoreErrorKind::ShortRead { got: 100, .. })),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("short read"), "{err}");
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(!cache.contains(&obj, 0));

@@ -21,7 +21,7 @@ use moka::future::Cache;
 use moka::policy::EvictionPolicy;
 
 use super::block::BlockKey;
-use crate::error::FsError;
+use crate::error::{CacheError, FsError};
 use crate::rope::Rope;
 
 /// What an entry costs beyond its payload: the key, moka's node, the value's header.
@@ -110,9 +110,9 @@ impl std::fmt::Debug for MemoryTier {
 /// The error a key of one kind holding a value of the other would give (never built: see
 /// [`Value`]).
 fn mismatch() -> Arc<FsError> {
-    Arc::new(FsError::Remote(
-        "memory cache entry of the wrong kind".to_string(),
-    ))
+    Arc::new(FsError::Cache(CacheError::wrong_kind(
+        "a bytes key with a derived value, or the reverse",
+    )))
 }
 
 impl MemoryTier {

@@ -101,8 +101,12 @@ fn source_etag<'a>(etag: Option<&'a str>, suffix: &str) -> Result<Option<&'a str
     }
 }
 
-fn fail(what: &str, e: anyhow::Error) -> FsError {
-    FsError::Convert(format!("{what}: {e:#}"))
+/// The view or source `what` fails for `reason` (its source chain kept).
+fn fail(
+    what: &str,
+    reason: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+) -> FsError {
+    FsError::view(what, reason)
 }
 
 /// Latitudes and longitudes of a grid's points.
@@ -287,7 +291,7 @@ impl<B: Backend> Convert<B> {
                     Bytes::from(pyr.last().map(super::preview::render).unwrap_or_default())
                 })
                 .await
-                .map_err(|e| fail(what, anyhow!("preview task: {e}")))?;
+                .map_err(|e| fail(what, anyhow::Error::new(e).context("preview task")))?;
                 let weight = png.len();
                 Ok((Arc::new(png), weight))
             })
@@ -368,7 +372,7 @@ impl<B: Backend> Convert<B> {
             futures::stream::iter(spans.iter().copied().enumerate())
                 .map(|(k, span)| async move {
                     self.message_header(obj, span).await.map_err(|e| match e {
-                        FsError::Convert(m) => FsError::Convert(format!("{m} (message {})", k + 1)),
+                        FsError::View(v) => FsError::View(v.within(format!("message {}", k + 1))),
                         other => other,
                     })
                 })
@@ -442,7 +446,7 @@ impl<B: Backend> Convert<B> {
                 let want = g.nx * g.ny;
                 let values = tokio::task::spawn_blocking(move || decode(&bytes))
                     .await
-                    .map_err(|e| fail(source, anyhow!("decoder task: {e}")))?
+                    .map_err(|e| fail(source, anyhow::Error::new(e).context("decoder task")))?
                     .with_context(|| format!("message {} ({})", k + 1, m.name))
                     .map_err(|e| fail(source, e))?;
                 if values.len() != want {
@@ -476,7 +480,7 @@ impl<B: Backend> Convert<B> {
                     super::cog::pyramid(north_up(&g, &values), f32::NAN)
                 })
                 .await
-                .map_err(|e| fail(source, anyhow!("overview task: {e}")))?;
+                .map_err(|e| fail(source, anyhow::Error::new(e).context("overview task")))?;
                 let weight = levels.iter().map(|r| r.data.len() * 4).sum();
                 Ok((Arc::new(levels), weight))
             })
@@ -515,7 +519,7 @@ impl<B: Backend> Convert<B> {
                                 .map(|b| PackedTile::pack(&b))
                         })
                         .await
-                        .map_err(|e| fail(what, anyhow!("tile task: {e}")))?
+                        .map_err(|e| fail(what, anyhow::Error::new(e).context("tile task")))?
                         .map_err(|e| fail(what, e))?;
                         let weight = tile.weight();
                         Ok((Arc::new(tile), weight))
@@ -572,7 +576,9 @@ impl<B: Backend> Convert<B> {
                     .get_or_make(key, async move {
                         let ll = tokio::task::spawn_blocking(move || g.latlon())
                             .await
-                            .map_err(|e| fail(source, anyhow!("projection task: {e}")))?
+                            .map_err(|e| {
+                                fail(source, anyhow::Error::new(e).context("projection task"))
+                            })?
                             .map_err(|e| fail(source, e))?;
                         let weight = (ll.0.len() + ll.1.len()) * 8;
                         Ok((Arc::new(ll), weight))

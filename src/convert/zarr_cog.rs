@@ -85,7 +85,7 @@ impl ArrayMeta {
                     Pipeline::from_v3(&sh.codecs, &mut dtype)
                         .map_err(|e| format!("sharding_indexed: inner codecs: {e:#}"))
                 }
-                (Some(Err(e)), Some(1)) => Err(e.clone()),
+                (Some(Err(e)), Some(1)) => Err(e.to_string()),
                 _ => Pipeline::from_v3(list, &mut dtype).map_err(|e| format!("{e:#}")),
             },
         };
@@ -108,7 +108,7 @@ impl Store {
     fn from_meta(parsed: StoreMeta) -> Self {
         let mut arrays = BTreeMap::new();
         for (path, a) in parsed.arrays {
-            match a.map_err(|e| anyhow::anyhow!(e)).and_then(ArrayMeta::new) {
+            match a.map_err(anyhow::Error::from).and_then(ArrayMeta::new) {
                 Ok(a) => {
                     arrays.insert(path, a);
                 }

@@ -13,6 +13,9 @@ pub enum CacheErrorKind {
     Full,
     /// A cache file is not a valid entry (bad magic, length or checksum).
     Corrupt,
+    /// A memory tier entry holds a value of another kind than its key names (an invariant of
+    /// the tier; never expected).
+    WrongKind,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +67,16 @@ impl CacheError {
         }
     }
 
+    /// The memory tier's entry `what` holds a value of another kind than its key names.
+    pub fn wrong_kind(what: impl Into<String>) -> Self {
+        Self {
+            kind: CacheErrorKind::WrongKind,
+            op: "check",
+            path: PathBuf::from("memory tier"),
+            source: Arc::new(Bad(what.into())),
+        }
+    }
+
     pub fn kind(&self) -> CacheErrorKind {
         self.kind
     }
@@ -80,6 +93,7 @@ impl fmt::Display for CacheError {
             CacheErrorKind::Full => write!(f, "disk cache full: cannot {} {p}", self.op)?,
             CacheErrorKind::Io => write!(f, "disk cache: cannot {} {p}", self.op)?,
             CacheErrorKind::Corrupt => write!(f, "disk cache entry {p} is corrupt")?,
+            CacheErrorKind::WrongKind => write!(f, "memory cache entry of the wrong kind")?,
         }
         write!(f, ": {}", self.source)
     }

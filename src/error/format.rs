@@ -67,6 +67,17 @@ impl FormatError {
         Self::new(format, what, Invalid(problem.into()))
     }
 
+    /// The same failure, in the object `object` (a key): parsers name the structure, the
+    /// caller that knows which object it read adds its name.
+    pub fn of(mut self, object: impl fmt::Display) -> Self {
+        self.what = if self.what.is_empty() {
+            format!("'{object}'")
+        } else {
+            format!("'{object}' {}", self.what)
+        };
+        self
+    }
+
     /// Where in the object the failure is.
     pub fn at(mut self, offset: u64) -> Self {
         self.at = Some(offset);

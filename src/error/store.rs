@@ -41,6 +41,9 @@ pub enum StoreErrorKind {
     /// The server answered with an error, or with an answer that cannot be read; `status` is
     /// the HTTP status when it is known.
     Remote { status: Option<u16> },
+    /// The request succeeded but its body is shorter than the range asked for: `wanted`
+    /// bytes, `got` of them sent. Never cached (the kernel would take it for end of file).
+    ShortRead { wanted: u64, got: u64 },
 }
 
 /// One failed object store request: its kind, the request it was, and the underlying error.
@@ -90,6 +93,11 @@ impl StoreError {
         self
     }
 
+    /// A body of `got` bytes where `wanted` were asked for; `what` names the request.
+    pub fn short_read(what: impl Into<String>, wanted: u64, got: u64) -> Self {
+        Self::new(StoreErrorKind::ShortRead { wanted, got }, what)
+    }
+
     /// Classifies an object_store error by its variant; for the generic ones, by the errors in
     /// its source chain (credentials, HTTP transport, I/O). `what` names the request.
     pub fn from_object_store(err: object_store::Error, what: impl fmt::Display) -> Self {
@@ -128,6 +136,13 @@ impl fmt::Display for StoreError {
                 "the request failed before an answer arrived"
             }
             StoreErrorKind::Remote { .. } => "remote I/O error",
+            StoreErrorKind::ShortRead { wanted, got } => {
+                return write!(
+                    f,
+                    "short read: {}: wanted {wanted} bytes, server sent {got}",
+                    self.detail()
+                );
+            }
         };
         write!(f, "{words}: {}", self.detail())
     }

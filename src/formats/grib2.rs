@@ -28,7 +28,14 @@
 
 use std::ops::Range;
 
-use anyhow::{Context, Result, ensure};
+use crate::error::{Format, FormatError};
+
+type Result<T> = std::result::Result<T, FormatError>;
+
+/// The GRIB2 structure `what` breaks a rule: `problem`.
+fn bad(what: impl Into<String>, problem: impl Into<String>) -> FormatError {
+    FormatError::invalid(Format::Grib2, what, problem)
+}
 
 /// Bytes that may separate messages (some files pad between them, as wgrib2 tolerates).
 pub const MAX_GAP: usize = 64;
@@ -43,26 +50,42 @@ pub fn find_magic(buf: &[u8]) -> Option<usize> {
 
 /// Total length from a message's 16-byte section 0, checking the `GRIB` magic and edition 2.
 pub fn section0_len(head: &[u8]) -> Result<u64> {
-    ensure!(
-        head.len() >= 16 && &head[..4] == b"GRIB",
-        "not a GRIB message (no GRIB magic)"
-    );
-    ensure!(head[7] == 2, "GRIB edition {} is not 2", head[7]);
-    Ok(u64::from_be_bytes(head[8..16].try_into()?))
+    if head.len() < 16 || &head[..4] != b"GRIB" {
+        return Err(bad("section 0", "not a GRIB message (no GRIB magic)"));
+    }
+    if head[7] != 2 {
+        return Err(bad("section 0", format!("GRIB edition {} is not 2", head[7])).at(7));
+    }
+    let mut len = [0; 8];
+    len.copy_from_slice(&head[8..16]);
+    Ok(u64::from_be_bytes(len))
 }
 
 /// The message whose probe (the bytes from `pos`, at least 16 past any padding) is `probe`, in
 /// an object of `size` bytes: where it starts and ends. An error says why there is none (not
 /// GRIB2, a length that runs past the object).
 pub fn message_at(probe: &[u8], pos: u64, size: u64) -> Result<Range<u64>> {
-    let skip = find_magic(probe)
-        .ok_or_else(|| anyhow::anyhow!("no GRIB magic within {MAX_GAP} bytes of byte {pos}"))?;
-    let len = section0_len(&probe[skip..])?;
+    let skip = find_magic(probe).ok_or_else(|| {
+        bad(
+            "section 0",
+            format!("no GRIB magic within {MAX_GAP} bytes of byte {pos}"),
+        )
+        .at(pos)
+    })?;
     let start = pos + skip as u64;
-    ensure!(
-        len >= 16 && start.checked_add(len).is_some_and(|end| end <= size),
-        "message at byte {start} has length {len}, past the end of the {size}-byte object"
-    );
+    let len = section0_len(&probe[skip..]).map_err(|e| {
+        let within = e.offset().unwrap_or(0);
+        e.at(start + within)
+    })?;
+    if len < 16 || start.checked_add(len).is_none_or(|end| end > size) {
+        return Err(bad(
+            "section 0",
+            format!(
+                "message at byte {start} has length {len}, past the end of the {size}-byte object"
+            ),
+        )
+        .at(start));
+    }
     Ok(start..start + len)
 }
 
@@ -92,27 +115,19 @@ pub fn parse_idx(text: &str) -> Result<Vec<IdxLine>> {
         if line.is_empty() {
             continue;
         }
+        let what = || format!("inventory line {}", n + 1);
         let f: Vec<&str> = line.splitn(7, ':').collect();
-        ensure!(
-            f.len() >= 6,
-            "idx line {} has too few fields: {line:?}",
-            n + 1
-        );
-        ensure!(
-            !f[0].is_empty() && f[0].bytes().all(|b| b.is_ascii_digit() || b == b'.'),
-            "idx line {}: bad message number {:?}",
-            n + 1,
-            f[0]
-        );
-        let offset: u64 = f[1]
-            .parse()
-            .with_context(|| format!("idx line {}: bad offset {:?}", n + 1, f[1]))?;
-        if let Some(last) = out.last() {
-            ensure!(
-                offset >= last.offset,
-                "idx offsets are not increasing (line {})",
-                n + 1
-            );
+        if f.len() < 6 {
+            return Err(bad(what(), format!("too few fields: {line:?}")));
+        }
+        if f[0].is_empty() || !f[0].bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(bad(what(), format!("bad message number {:?}", f[0])));
+        }
+        let offset: u64 = f[1].parse().map_err(|e| {
+            FormatError::new(Format::Grib2, format!("{} offset {:?}", what(), f[1]), e)
+        })?;
+        if out.last().is_some_and(|last| offset < last.offset) {
+            return Err(bad(what(), "offsets are not increasing"));
         }
         out.push(IdxLine {
             offset,
@@ -130,15 +145,14 @@ pub fn parse_idx(text: &str) -> Result<Vec<IdxLine>> {
 pub fn message_ranges(lines: &[IdxLine], size: u64) -> Result<Vec<Range<u64>>> {
     let mut starts: Vec<u64> = lines.iter().map(|l| l.offset).collect();
     starts.dedup();
-    ensure!(
-        starts.first() == Some(&0),
-        "the inventory's first message is not at byte 0"
-    );
-    if let Some(&last) = starts.last() {
-        ensure!(
-            last < size,
-            "inventory offset {last} is outside the {size}-byte object"
-        );
+    if starts.first() != Some(&0) {
+        return Err(bad("inventory", "the first message is not at byte 0"));
+    }
+    if let Some(&last) = starts.last().filter(|&&last| last >= size) {
+        return Err(bad(
+            "inventory",
+            format!("offset {last} is outside the {size}-byte object"),
+        ));
     }
     let ends = starts.iter().skip(1).copied().chain([size]);
     Ok(starts.iter().zip(ends).map(|(&s, e)| s..e).collect())
@@ -200,24 +214,29 @@ pub fn parse_head(head: &[u8]) -> Result<Head> {
     let mut pos = 16;
     let mut msg = head[..16].to_vec();
     let mut interval_end = None;
+    let section = |num: u8| format!("section {num}");
     loop {
-        ensure!(
-            pos + 5 <= head.len(),
-            "GRIB message header longer than the bytes read"
-        );
-        let len = u32::from_be_bytes(head[pos..pos + 4].try_into()?) as usize;
+        if pos + 5 > head.len() {
+            return Err(bad("message head", "longer than the bytes read").at(pos as u64));
+        }
+        let mut word = [0; 4];
+        word.copy_from_slice(&head[pos..pos + 4]);
+        let len = u32::from_be_bytes(word) as usize;
         let num = head[pos + 4];
-        ensure!(len >= 5, "GRIB section {num} has length {len}");
+        if len < 5 {
+            return Err(bad(section(num), format!("length {len}")).at(pos as u64));
+        }
         if num >= 6 {
-            ensure!(num == 6, "GRIB section 6 missing");
+            if num != 6 {
+                return Err(bad(section(6), "missing").at(pos as u64));
+            }
             let indicator = head.get(pos + 5).copied().unwrap_or(255);
             msg.extend_from_slice(&[0, 0, 0, 6, 6, indicator]);
             break;
         }
-        ensure!(
-            pos + len <= head.len(),
-            "GRIB section {num} longer than the bytes read"
-        );
+        if pos + len > head.len() {
+            return Err(bad(section(num), "longer than the bytes read").at(pos as u64));
+        }
         if num == 4 {
             interval_end = statistical_end(&head[pos..pos + len]);
         }
@@ -228,15 +247,20 @@ pub fn parse_head(head: &[u8]) -> Result<Head> {
     msg.extend_from_slice(b"7777");
     let total = msg.len() as u64;
     msg[8..16].copy_from_slice(&total.to_be_bytes());
-    let grib2 = grib::from_bytes(msg).context("GRIB2 header")?;
+    let grib2 =
+        grib::from_bytes(msg).map_err(|e| FormatError::new(Format::Grib2, "message head", e))?;
     let (_, sub) = grib2
         .iter()
         .next()
-        .context("GRIB2 message without fields")?;
+        .ok_or_else(|| bad("message head", "no fields"))?;
     let discipline = sub.indicator().discipline;
     let prod = sub.prod_def();
-    let category = prod.parameter_category().context("no parameter category")?;
-    let number = prod.parameter_number().context("no parameter number")?;
+    let category = prod
+        .parameter_category()
+        .ok_or_else(|| bad(section(4), "no parameter category"))?;
+    let number = prod
+        .parameter_number()
+        .ok_or_else(|| bad(section(4), "no parameter number"))?;
     let t = sub.identification().ref_time_unchecked();
     let reference_time = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -360,7 +384,15 @@ mod tests {
         assert!(message_at(&data[..80], 0, 1000).is_err());
         let mut ed1 = data[..80].to_vec();
         ed1[7] = 1;
-        assert!(message_at(&ed1, 0, size).is_err());
+        let e = message_at(&ed1, 0, size).unwrap_err();
+        assert_eq!(
+            (e.format(), e.offset()),
+            (crate::error::Format::Grib2, Some(7))
+        );
+        assert_eq!(
+            e.to_string(),
+            "unreadable GRIB2 section 0 at byte 7: GRIB edition 1 is not 2"
+        );
         assert!(message_at(&data[..10], 0, size).is_err());
     }
 

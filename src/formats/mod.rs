@@ -9,6 +9,11 @@
 //! (`rope`, `error`). Planners (`fs::planning`, `reader`), views (`convert`) and the namespace
 //! consume these layouts; decoding values and writing files (codecs, the COG writer) is theirs.
 //!
+//! A parser's failure is a [`crate::error::FormatError`]: the format, the structure (`section 0`,
+//! `inventory line 3`, `IFD`), its byte offset when known and the underlying error as source;
+//! the caller that knows which object it read adds the key ([`crate::error::FormatError::of`]).
+//! TIFF's [`tiff::TiffError`] and HDF5's [`hdf5::Step`] also say which bytes are needed next.
+//!
 //! A layout's read units are sorted, non-overlapping byte ranges; [`units`] cuts an object into
 //! them and [`touched`] finds the ones a read reaches.
 

@@ -14,6 +14,8 @@
 
 use std::ops::Range;
 
+use crate::error::{Format, FormatError};
+
 /// TIFF tag numbers (TIFF 6.0, GeoTIFF 1.1 and GDAL's private tags).
 pub mod tag {
     pub const NEW_SUBFILE_TYPE: u16 = 254;
@@ -70,13 +72,32 @@ pub fn has_size_leaders(prefix: &[u8]) -> bool {
     head.windows(26).any(|w| w == b"BLOCK_LEADER=SIZE_AS_UINT4")
 }
 
-/// Why a prefix could not be parsed.
-#[derive(Debug, PartialEq, Eq)]
+/// Why a prefix could not be parsed: more bytes are needed, or the bytes are not a TIFF the
+/// layout can be read from. Either is a [`FormatError`] to a caller that cannot read more.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TiffError {
     /// The layout needs the first `n` bytes (more than the prefix holds).
+    #[error("the IFDs and tile tables need the first {0} bytes")]
     NeedPrefix(u64),
     /// Not a TIFF, or a malformed one.
-    Invalid(&'static str),
+    #[error(transparent)]
+    Invalid(FormatError),
+}
+
+impl From<TiffError> for FormatError {
+    fn from(e: TiffError) -> Self {
+        match e {
+            TiffError::NeedPrefix(n) => {
+                FormatError::new(Format::Tiff, "prefix", TiffError::NeedPrefix(n))
+            }
+            TiffError::Invalid(e) => e,
+        }
+    }
+}
+
+/// The TIFF structure `what` at byte `at` breaks a rule: `problem`.
+fn invalid(what: &str, at: u64, problem: &str) -> TiffError {
+    TiffError::Invalid(FormatError::invalid(Format::Tiff, what, problem).at(at))
 }
 
 struct Prefix<'a> {
@@ -89,7 +110,7 @@ impl Prefix<'_> {
     fn bytes(&self, at: u64, n: u64) -> Result<&[u8], TiffError> {
         let end = at
             .checked_add(n)
-            .ok_or(TiffError::Invalid("offset overflow"))?;
+            .ok_or_else(|| invalid("offset", at, "offset overflow"))?;
         if end > self.data.len() as u64 {
             return Err(TiffError::NeedPrefix(end));
         }
@@ -118,7 +139,9 @@ impl Prefix<'_> {
             field::LONG | field::IFD => 4,
             field::LONG8 | field::SLONG8 => 8,
             _ => {
-                return Err(TiffError::Invalid(
+                return Err(invalid(
+                    "IFD entry",
+                    entry,
                     "offsets of a type that is not an integer",
                 ));
             }
@@ -130,7 +153,7 @@ impl Prefix<'_> {
         };
         let total = count
             .checked_mul(size)
-            .ok_or(TiffError::Invalid("entry too large"))?;
+            .ok_or_else(|| invalid("IFD entry", entry, "entry too large"))?;
         let at = if total <= slot {
             inline_at
         } else {
@@ -144,7 +167,7 @@ impl Prefix<'_> {
 /// The byte ranges of every tile (or strip) of every IFD, sorted by offset, empty ones left out.
 pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
     if !is_tiff(prefix) {
-        return Err(TiffError::Invalid("not a TIFF header"));
+        return Err(invalid("header", 0, "not a TIFF header"));
     }
     let big_endian = prefix[0] == b'M';
     let mut p = Prefix {
@@ -164,7 +187,7 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
     while ifd != 0 {
         seen += 1;
         if seen > MAX_IFDS {
-            return Err(TiffError::Invalid("too many IFDs"));
+            return Err(invalid("IFD", ifd, "too many IFDs"));
         }
         let n = p.uint(ifd, count_size)?;
         let first = ifd + count_size;
@@ -185,7 +208,9 @@ pub fn tile_ranges(prefix: &[u8]) -> Result<Vec<Range<u64>>, TiffError> {
                     .map(|(o, c)| o..o.saturating_add(c)),
             ),
             _ => {
-                return Err(TiffError::Invalid(
+                return Err(invalid(
+                    "IFD",
+                    ifd,
                     "an IFD without matching offsets and counts",
                 ));
             }
@@ -240,7 +265,13 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_and_a_short_prefix_asks_for_more() {
-        assert!(matches!(tile_ranges(b"GIF89a"), Err(TiffError::Invalid(_))));
+        let Err(TiffError::Invalid(e)) = tile_ranges(b"GIF89a") else {
+            panic!("not refused");
+        };
+        assert_eq!(
+            e.to_string(),
+            "unreadable TIFF header at byte 0: not a TIFF header"
+        );
         let file = fixture("cog_ovr.tif");
         assert!(matches!(
             tile_ranges(&file[..10]),
@@ -249,7 +280,8 @@ mod tests {
         // An IFD pointing to itself ends instead of looping.
         let mut looped = b"II*\0\x08\0\0\0\x00\0".to_vec();
         looped.extend_from_slice(&8u32.to_le_bytes());
-        assert!(tile_ranges(&looped).is_err());
+        let e = FormatError::from(tile_ranges(&looped).unwrap_err());
+        assert_eq!((e.format(), e.offset()), (Format::Tiff, Some(8)));
     }
 
     #[test]

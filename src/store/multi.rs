@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Backend, Listing, ObjectInfo};
-use crate::error::FsError;
+use crate::error::{FsError, StoreError, StoreErrorKind};
 use crate::rope::Rope;
 
 #[derive(Debug)]
@@ -55,7 +55,11 @@ impl Backend for MultiBackend {
             if let Err(e) = r {
                 return Err(match e {
                     FsError::Store(e) => FsError::Store(e.in_source(name)),
-                    other => FsError::Remote(format!("source {name}: {other}")),
+                    other => FsError::Store(
+                        StoreError::new(StoreErrorKind::Remote { status: None }, "probe")
+                            .with_source(other)
+                            .in_source(name),
+                    ),
                 });
             }
         }

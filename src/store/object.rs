@@ -157,11 +157,7 @@ impl Backend for ObjectBackend {
         let etag = info.etag.clone();
         let bytes = body(res, etag.as_deref(), what).await?;
         if bytes.len() as u64 != info.size {
-            return Err(FsError::remote(format!(
-                "short read of '{key}': wanted {} bytes, server sent {}",
-                info.size,
-                bytes.len()
-            )));
+            return Err(StoreError::short_read(what(), info.size, bytes.len() as u64).into());
         }
         Ok((info, bytes))
     }

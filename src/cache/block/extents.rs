@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use super::{BlockCache, BlockKey, ObjectRef, Part, disk_get, disk_put};
-use crate::error::FsError;
+use crate::error::{FsError, StoreError};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
 use crate::store::ObjectInfo;
@@ -147,11 +147,12 @@ impl BlockCache {
                 .get_range(&obj.key, span.clone(), obj.etag.as_deref())
                 .await?;
             if all.len() != len {
-                return Err(FsError::Remote(format!(
-                    "short read of '{}': wanted {len} bytes, server sent {}",
-                    obj.key,
-                    all.len()
-                )));
+                return Err(StoreError::short_read(
+                    format!("GET '{}' bytes {}-{}", obj.key, span.start, span.end),
+                    len as u64,
+                    all.len() as u64,
+                )
+                .into());
             }
             let mut kept = Vec::new();
             for m in &mut missing[i..=j] {

@@ -300,7 +300,7 @@ impl<B: Backend> Convert<B> {
                 let m = meta.clone();
                 tokio::task::spawn_blocking(move || m.decode_chunk(&raw))
                     .await
-                    .map_err(|e| fail(&key, anyhow!("decoder task: {e}")))?
+                    .map_err(|e| fail(&key, anyhow::Error::new(e).context("decoder task")))?
                     .map(Some)
                     .map_err(|e| fail(&key, e.context(format!("array `{var}`"))))
             })
@@ -348,7 +348,7 @@ impl<B: Backend> Convert<B> {
                     crate::convert::cog::pyramid(step_raster(&step, w, h, &slab), f32::NAN)
                 })
                 .await
-                .map_err(|e| fail(store, anyhow!("overview task: {e}")))?;
+                .map_err(|e| fail(store, anyhow::Error::new(e).context("overview task")))?;
                 let weight = levels.iter().map(|r| r.data.len() * 4).sum();
                 Ok((Arc::new(levels), weight))
             })

@@ -38,6 +38,8 @@ use std::sync::Arc;
 
 use mem::{Ctx, Mem, R, Stop};
 
+use crate::error::{Format, FormatError};
+
 /// The HDF5 signature, at offset 0, 512, 1024, 2048, ... of a file.
 pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// Whether a (lowercase) file name is one HDF5 files are given (NetCDF-4 included).
@@ -59,14 +61,15 @@ const MAX_CHUNKS: usize = 4 << 20;
 const CONTIGUOUS_PIECE: u64 = 4 << 20;
 
 /// What the walker wants next.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Step {
     /// Fetch these ranges (sorted, disjoint, none fetched before) and [`Walker::feed`] them.
     Need(Vec<Range<u64>>),
     /// Every dataset's storage is known: see [`Walker::units`].
     Done,
-    /// Not a readable HDF5 file, a feature not read here, or over the planning bounds.
-    Unsupported(&'static str),
+    /// Not a readable HDF5 file, a feature not read here, or over the planning bounds: the
+    /// structure (and its address, when one is at fault) and why.
+    Unsupported(FormatError),
 }
 
 /// One structure to parse.
@@ -139,6 +142,46 @@ enum Task {
         nelmts: u64,
         ea: Arc<index::Ea>,
     },
+}
+
+impl Task {
+    /// The structure's name and file address.
+    fn what(&self) -> (&'static str, Option<u64>) {
+        match self {
+            Task::Superblock => ("superblock", None),
+            Task::Object(at) => ("object header", Some(*at)),
+            Task::Messages { at, .. } => ("object header continuation", Some(*at)),
+            Task::GroupNode { at, .. } => ("group B-tree node", Some(*at)),
+            Task::HeapHeader(at) => ("fractal heap header", Some(*at)),
+            Task::HeapDirect { at, .. } => ("fractal heap direct block", Some(*at)),
+            Task::HeapIndirect { at, .. } => ("fractal heap indirect block", Some(*at)),
+            Task::SymbolNode(at) => ("symbol table node", Some(*at)),
+            Task::ChunkNode { at, .. } => ("chunk B-tree node", Some(*at)),
+            Task::Bt2Header { at, .. } => ("B-tree v2 header", Some(*at)),
+            Task::Bt2Node { at, .. } => ("B-tree v2 node", Some(*at)),
+            Task::FaHeader { at, .. } => ("fixed array header", Some(*at)),
+            Task::FaBlock { at, .. } => ("fixed array data block", Some(*at)),
+            Task::EaHeader { at, .. } => ("extensible array header", Some(*at)),
+            Task::EaIndex { at, .. } => ("extensible array index block", Some(*at)),
+            Task::EaSuper { at, .. } => ("extensible array super block", Some(*at)),
+            Task::EaData { at, .. } => ("extensible array data block", Some(*at)),
+        }
+    }
+
+    /// This structure cannot be read: `why`.
+    fn refused(&self, why: &'static str) -> FormatError {
+        let (what, at) = self.what();
+        let e = FormatError::invalid(Format::Hdf5, what, why);
+        match at {
+            Some(at) => e.at(at),
+            None => e,
+        }
+    }
+}
+
+/// The file as a whole cannot be planned: `why` (a bound, links not all found).
+fn refused(why: &'static str) -> Step {
+    Step::Unsupported(FormatError::invalid(Format::Hdf5, "file", why))
 }
 
 /// What the chunks of one dataset look like: their unfiltered size and the dataspace rank.
@@ -222,7 +265,7 @@ impl Walker {
         while let Some(task) = queue.pop() {
             self.tasks_run += 1;
             if self.tasks_run > MAX_TASKS {
-                return Step::Unsupported("too many structures");
+                return refused("too many structures");
             }
             let mut out = Out::default();
             match self.run(&task, &mut out) {
@@ -233,21 +276,21 @@ impl Walker {
                         *self.heap_balance.entry(h).or_default() += n;
                     }
                     if self.storage.len() > MAX_CHUNKS {
-                        return Step::Unsupported("too many chunks");
+                        return refused("too many chunks");
                     }
                 }
                 Err(Stop::Miss(r)) => {
                     misses.push(r);
                     self.pending.push(task);
                 }
-                Err(Stop::Bad(why)) => return Step::Unsupported(why),
+                Err(Stop::Bad(why)) => return Step::Unsupported(task.refused(why)),
             }
         }
         if self.pending.is_empty() {
             // Links are read from heap blocks in sequence: all must be found, or some
             // dataset may be missed.
             if self.heap_balance.values().any(|&n| n != 0) {
-                return Step::Unsupported("dense links not all found in their heap");
+                return refused("dense links not all found in their heap");
             }
             return Step::Done;
         }
@@ -255,10 +298,10 @@ impl Walker {
         let need = self.needs(misses);
         let more: u64 = need.iter().map(|r| r.end - r.start).sum();
         if self.rounds > MAX_ROUNDS || self.fetched_bytes + more > MAX_META_BYTES {
-            return Step::Unsupported("over the planning bounds");
+            return refused("over the planning bounds");
         }
         if need.is_empty() {
-            return Step::Unsupported("a structure past the end of the file");
+            return refused("a structure past the end of the file");
         }
         Step::Need(need)
     }
@@ -410,7 +453,7 @@ fn contiguous(c: &Ctx, at: u64, len: u64, out: &mut Out) -> R<()> {
 /// Drives a walker over an in-memory file, starting with its first `first` bytes: the storage
 /// found and the number of rounds of reads it took, or why there is no plan.
 #[cfg(test)]
-fn walk_bytes(file: &[u8], first: usize) -> Result<(Walker, usize), &'static str> {
+fn walk_bytes(file: &[u8], first: usize) -> Result<(Walker, usize), FormatError> {
     let mut w = Walker::new(file.len() as u64);
     w.feed(0, &file[..first.min(file.len())]);
     let mut rounds = 0;

@@ -99,7 +99,14 @@ fn layout_v4_indexes_are_what_h5py_reports() {
 
 #[test]
 fn not_hdf5_and_truncated_files_get_no_plan() {
-    assert!(walk_bytes(b"CDF\x01 not netcdf-4", 64).is_err());
+    let e = walk_bytes(b"CDF\x01 not netcdf-4", 64)
+        .err()
+        .expect("refused");
+    assert_eq!(e.format(), crate::error::Format::Hdf5);
+    assert_eq!(
+        e.to_string(),
+        "unreadable HDF5 superblock: no HDF5 signature"
+    );
     assert!(walk_bytes(&[], 64).is_err());
     let file = air();
     for cut in [8, 40, 100, 1000, 5000, 6000] {

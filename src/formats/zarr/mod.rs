@@ -38,11 +38,19 @@ pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Map, Value};
+
+use crate::error::{Format, FormatError};
 
 pub use layout::{ZarrEntry, ZarrLayout};
 pub use shard::{Shard, ShardingCodec};
+
+type Result<T> = std::result::Result<T, FormatError>;
+
+/// The Zarr metadata `what` (a document, a field) breaks a rule: `problem`.
+fn bad(what: &str, problem: impl Into<String>) -> FormatError {
+    FormatError::invalid(Format::Zarr, what, problem)
+}
 
 /// The metadata documents a reader may probe for, in either version.
 pub const META_NAMES: [&str; 5] = [".zgroup", ".zarray", ".zattrs", ".zmetadata", "zarr.json"];
@@ -58,13 +66,19 @@ pub struct DataType {
 /// A v2 dtype string (`<f4`, `>i2`, `|u1`).
 pub fn parse_v2_dtype(s: &str) -> Result<DataType> {
     let b = s.as_bytes();
-    ensure!(b.len() >= 3, "dtype `{s}` is not supported");
-    let size: usize = s[2..].parse().ok().context("bad dtype size")?;
+    if b.len() < 3 || !s.is_char_boundary(2) {
+        return Err(bad("`dtype`", format!("dtype `{s}` is not supported")));
+    }
+    let size: usize = s[2..]
+        .parse()
+        .map_err(|e| FormatError::new(Format::Zarr, format!("`dtype` `{s}` size"), e))?;
     let le = b[0] != b'>';
-    ensure!(
-        matches!((b[1], size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
-        "dtype `{s}` is not supported (float32/64 and integers are)"
-    );
+    if !matches!((b[1], size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)) {
+        return Err(bad(
+            "`dtype`",
+            format!("dtype `{s}` is not supported (float32/64 and integers are)"),
+        ));
+    }
     Ok(DataType {
         kind: b[1],
         size,
@@ -82,13 +96,15 @@ pub fn parse_v3_dtype(name: &str) -> Result<DataType> {
     } else if let Some(b) = name.strip_prefix("int") {
         (b'i', b)
     } else {
-        bail!("data type `{name}` is not supported (float32/64 and integers are)")
+        (0, "")
     };
     let size = bits.parse::<usize>().unwrap_or(0) / 8;
-    ensure!(
-        matches!((kind, size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)),
-        "data type `{name}` is not supported (float32/64 and integers are)"
-    );
+    if !matches!((kind, size), (b'f', 4 | 8) | (b'i' | b'u', 1 | 2 | 4 | 8)) {
+        return Err(bad(
+            "`data_type`",
+            format!("data type `{name}` is not supported (float32/64 and integers are)"),
+        ));
+    }
     Ok(DataType {
         kind,
         size,
@@ -132,7 +148,7 @@ pub enum Codecs {
 }
 
 /// One array's metadata (a v2 `.zarray` with its `.zattrs`, or a v3 `zarr.json`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ArrayMeta {
     pub shape: Vec<u64>,
     /// The chunk grid's chunk shape: for a sharded array, the shard's.
@@ -144,7 +160,7 @@ pub struct ArrayMeta {
     pub codecs: Codecs,
     /// Set when the v3 codecs hold `sharding_indexed` as their last (array-to-bytes) codec:
     /// its configuration, or why it cannot be read. Then each chunk object is a shard.
-    pub sharding: Option<Result<ShardingCodec, String>>,
+    pub sharding: Option<Result<ShardingCodec>>,
     /// Dimension names (an unnamed v3 dimension is `""`); empty when none are given.
     pub dims: Vec<String>,
     pub attrs: Map<String, Value>,
@@ -152,18 +168,24 @@ pub struct ArrayMeta {
 
 /// Non-negative integers from a JSON list.
 fn ints(v: &Value, what: &str) -> Result<Vec<u64>> {
+    let field = format!("`{what}`");
     v.as_array()
-        .with_context(|| format!("`{what}` missing"))?
+        .ok_or_else(|| bad(&field, "missing"))?
         .iter()
-        .map(|v| v.as_u64().context("not an integer"))
+        .map(|v| {
+            v.as_u64()
+                .ok_or_else(|| bad(&field, format!("{v} is not an integer")))
+        })
         .collect()
 }
 
 fn check_grid(shape: &[u64], chunks: &[u64]) -> Result<()> {
-    ensure!(
-        shape.len() == chunks.len() && chunks.iter().all(|&c| c > 0),
-        "shape and chunks disagree"
-    );
+    if shape.len() != chunks.len() || chunks.contains(&0) {
+        return Err(bad(
+            "chunk grid",
+            format!("shape {shape:?} and chunks {chunks:?} disagree"),
+        ));
+    }
     Ok(())
 }
 
@@ -224,11 +246,12 @@ impl ArrayMeta {
     pub fn from_v3(meta: &Value) -> Result<Self> {
         let shape = ints(&meta["shape"], "shape")?;
         let grid = &meta["chunk_grid"];
-        ensure!(
-            grid["name"].as_str() == Some("regular"),
-            "chunk grid {} is not supported (regular is)",
-            grid["name"]
-        );
+        if grid["name"].as_str() != Some("regular") {
+            return Err(bad(
+                "`chunk_grid`",
+                format!("chunk grid {} is not supported (regular is)", grid["name"]),
+            ));
+        }
         let chunks = ints(&grid["configuration"]["chunk_shape"], "chunk_shape")?;
         check_grid(&shape, &chunks)?;
         let enc = &meta["chunk_key_encoding"];
@@ -244,9 +267,7 @@ impl ArrayMeta {
             .as_array()
             .and_then(|l| l.last())
             .filter(|c| c["name"].as_str() == Some("sharding_indexed"))
-            .map(|c| {
-                ShardingCodec::from_v3(&c["configuration"], &chunks).map_err(|e| format!("{e:#}"))
-            });
+            .map(|c| ShardingCodec::from_v3(&c["configuration"], &chunks));
         let attrs = meta["attributes"].as_object().cloned().unwrap_or_default();
         let dims = match &meta["dimension_names"] {
             d @ Value::Array(_) => names(Some(d)),
@@ -272,9 +293,9 @@ impl ArrayMeta {
     pub fn data_type(&self) -> Result<DataType> {
         match (&self.codecs, self.data_type.as_deref()) {
             (Codecs::V2 { .. }, Some(s)) => parse_v2_dtype(s),
-            (Codecs::V2 { .. }, None) => bail!("`dtype` missing"),
+            (Codecs::V2 { .. }, None) => Err(bad("`dtype`", "missing")),
             (Codecs::V3(_), Some(s)) => parse_v3_dtype(s),
-            (Codecs::V3(_), None) => bail!("`data_type` missing"),
+            (Codecs::V3(_), None) => Err(bad("`data_type`", "missing")),
         }
     }
 
@@ -297,9 +318,9 @@ pub struct StoreMeta {
     /// Metadata documents present, the consolidated document included.
     pub documents: BTreeSet<String>,
     /// Arrays, each read or why not. A v3 root array is [`Self::root_array`] instead.
-    pub arrays: BTreeMap<String, Result<ArrayMeta, String>>,
+    pub arrays: BTreeMap<String, Result<ArrayMeta>>,
     /// A v3 root `zarr.json` that is itself an array.
-    pub root_array: Option<Result<ArrayMeta, String>>,
+    pub root_array: Option<Result<ArrayMeta>>,
     /// Whether the documents came from consolidated metadata (always for v2).
     pub consolidated: bool,
 }
@@ -307,10 +328,13 @@ pub struct StoreMeta {
 impl StoreMeta {
     /// From a v2 `.zmetadata` document.
     pub fn from_zmetadata(bytes: &[u8]) -> Result<Self> {
-        let doc: Value = serde_json::from_slice(bytes).context("`.zmetadata` is not JSON")?;
+        let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
+            let at = json_offset(bytes, &e);
+            FormatError::new(Format::Zarr, "`.zmetadata`", e).at(at)
+        })?;
         let meta = doc["metadata"]
             .as_object()
-            .context("`.zmetadata` has no `metadata` object")?;
+            .ok_or_else(|| bad("`.zmetadata`", "no `metadata` object"))?;
         let mut out = StoreMeta {
             consolidated: true,
             ..Default::default()
@@ -330,7 +354,7 @@ impl StoreMeta {
                 } else {
                     meta.get(&format!("{node}/.zattrs"))
                 };
-                let array = ArrayMeta::from_v2(value, zattrs).map_err(|e| format!("{e:#}"));
+                let array = ArrayMeta::from_v2(value, zattrs).map_err(|e| e.of(key));
                 out.arrays.insert(node.to_string(), array);
             }
         }
@@ -341,16 +365,18 @@ impl StoreMeta {
     /// write it), then `extra` (path, `zarr.json`) documents read one by one (an array among
     /// them replaces the consolidated one of that path).
     pub fn from_zarr_json(root: &[u8], extra: &[(String, Value)]) -> Result<Self> {
-        let doc: Value = serde_json::from_slice(root).context("`zarr.json` is not JSON")?;
-        ensure!(
-            doc["zarr_format"].as_u64() == Some(3),
-            "`zarr.json` is not Zarr v3"
-        );
+        let doc: Value = serde_json::from_slice(root).map_err(|e| {
+            let at = json_offset(root, &e);
+            FormatError::new(Format::Zarr, "`zarr.json`", e).at(at)
+        })?;
+        if doc["zarr_format"].as_u64() != Some(3) {
+            return Err(bad("`zarr.json`", "not Zarr v3 (`zarr_format` is not 3)"));
+        }
         let mut out = StoreMeta::default();
         out.nodes.insert(String::new());
         out.documents.insert("zarr.json".into());
         if doc["node_type"].as_str() == Some("array") {
-            out.root_array = Some(ArrayMeta::from_v3(&doc).map_err(|e| format!("{e:#}")));
+            out.root_array = Some(ArrayMeta::from_v3(&doc).map_err(|e| e.of("zarr.json")));
         }
         let consolidated = doc["consolidated_metadata"]["metadata"].as_object();
         out.consolidated = consolidated.is_some();
@@ -363,12 +389,23 @@ impl StoreMeta {
             out.nodes.insert(path.to_string());
             out.documents.insert(format!("{path}/zarr.json"));
             if value["node_type"].as_str() == Some("array") {
-                let array = ArrayMeta::from_v3(value).map_err(|e| format!("{e:#}"));
+                let array =
+                    ArrayMeta::from_v3(value).map_err(|e| e.of(format!("{path}/zarr.json")));
                 out.arrays.insert(path.to_string(), array);
             }
         }
         Ok(out)
     }
+}
+
+/// The byte offset of a JSON syntax error in `doc` (serde_json counts lines and columns).
+fn json_offset(doc: &[u8], e: &serde_json::Error) -> u64 {
+    let line_start: usize = doc
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum();
+    (line_start + e.column().saturating_sub(1)) as u64
 }
 
 /// Whether a root `zarr.json` lists its arrays (consolidated metadata).

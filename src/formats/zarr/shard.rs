@@ -3,8 +3,19 @@
 
 use std::ops::Range;
 
-use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
+
+use crate::error::{Format, FormatError};
+
+type Result<T> = std::result::Result<T, FormatError>;
+
+fn codec(problem: impl Into<String>) -> FormatError {
+    FormatError::invalid(Format::Zarr, "codec `sharding_indexed`", problem)
+}
+
+fn bad_index(problem: impl Into<String>) -> FormatError {
+    FormatError::invalid(Format::Zarr, "shard index", problem)
+}
 
 /// How a shard is laid out: `per` inner chunks along each dimension, indexed in C order by
 /// 16-byte little-endian (offset, length) pairs (all ones for a chunk never written), then a
@@ -32,22 +43,27 @@ impl ShardingCodec {
     pub fn from_v3(conf: &Value, shard_shape: &[u64]) -> Result<Self> {
         let inner: Vec<u64> = conf["chunk_shape"]
             .as_array()
-            .context("sharding_indexed: `chunk_shape` missing")?
+            .ok_or_else(|| codec("`chunk_shape` missing"))?
             .iter()
-            .map(|v| v.as_u64().context("not an integer"))
+            .map(|v| {
+                v.as_u64()
+                    .ok_or_else(|| codec(format!("`chunk_shape` {v} is not an integer")))
+            })
             .collect::<Result<_>>()?;
-        ensure!(
-            inner.len() == shard_shape.len()
-                && inner
-                    .iter()
-                    .zip(shard_shape)
-                    .all(|(&i, &s)| i > 0 && s % i == 0),
-            "sharding_indexed: inner chunks {inner:?} do not divide shards {shard_shape:?}"
-        );
+        let divides = inner.len() == shard_shape.len()
+            && inner
+                .iter()
+                .zip(shard_shape)
+                .all(|(&i, &s)| i > 0 && s % i == 0);
+        if !divides {
+            return Err(codec(format!(
+                "inner chunks {inner:?} do not divide shards {shard_shape:?}"
+            )));
+        }
         let per = inner
             .iter()
             .zip(shard_shape)
-            .map(|(i, s)| usize::try_from(s / i).context("sharding_indexed: too many chunks"))
+            .map(|(i, s)| usize::try_from(s / i).map_err(|_| codec("too many chunks")))
             .collect::<Result<_>>()?;
         let names: Vec<&str> = conf["index_codecs"]
             .as_array()
@@ -60,11 +76,12 @@ impl ShardingCodec {
         let index_crc = match names.as_slice() {
             ["bytes"] if little => false,
             ["bytes", "crc32c"] if little => true,
-            _ => bail!(
-                "sharding_indexed: index codecs {} are not supported (bytes little endian, \
-                 then crc32c, are)",
-                conf["index_codecs"]
-            ),
+            _ => {
+                return Err(codec(format!(
+                    "index codecs {} are not supported (bytes little endian, then crc32c, are)",
+                    conf["index_codecs"]
+                )));
+            }
         };
         Ok(Self {
             shard: Shard {
@@ -92,7 +109,11 @@ impl Shard {
     /// The byte range of the index in a shard of `size` bytes.
     pub fn index_range(&self, size: u64) -> Result<Range<u64>> {
         let n = self.index_len();
-        ensure!(size >= n, "shard of {size} bytes is shorter than its index");
+        if size < n {
+            return Err(bad_index(format!(
+                "a shard of {size} bytes is shorter than its {n}-byte index"
+            )));
+        }
         Ok(if self.index_at_end {
             size - n..size
         } else {
@@ -103,27 +124,30 @@ impl Shard {
     /// The byte range of each inner chunk, by its position in the index (`None`: not
     /// written), checked against the shard's `size`.
     pub fn inner_ranges(&self, index: &[u8], size: u64) -> Result<Vec<Option<Range<u64>>>> {
-        ensure!(
-            index.len() as u64 == self.index_len(),
-            "shard index holds {} bytes, not {}",
-            index.len(),
-            self.index_len()
-        );
+        if index.len() as u64 != self.index_len() {
+            return Err(bad_index(format!(
+                "{} bytes where the index has {}",
+                index.len(),
+                self.index_len()
+            )));
+        }
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
         index
             .chunks_exact(16)
             .take(self.count())
-            .map(|e| {
-                let off = u64::from_le_bytes(e[..8].try_into()?);
-                let len = u64::from_le_bytes(e[8..].try_into()?);
+            .enumerate()
+            .map(|(k, e)| {
+                let (off, len) = (word(&e[..8]), word(&e[8..]));
                 if off == u64::MAX && len == u64::MAX {
                     return Ok(None);
                 }
-                let end = off.checked_add(len).context("shard index overflows")?;
-                ensure!(
-                    end <= size,
-                    "shard index points past the shard's {size} bytes"
-                );
-                Ok(Some(off..end))
+                match off.checked_add(len) {
+                    Some(end) if end <= size => Ok(Some(off..end)),
+                    _ => Err(bad_index(format!(
+                        "entry {k} ({len} bytes at {off}) lies past the shard's {size} bytes"
+                    ))
+                    .at(k as u64 * 16)),
+                }
             })
             .collect()
     }

@@ -64,7 +64,7 @@ impl Planner for Tiff {
                     want = n;
                 }
                 Err(e) => {
-                    tracing::debug!(key = %obj.key, "no tile plan for this TIFF: {e:?}");
+                    tracing::debug!(key = %obj.key, "no tile plan for this TIFF: {e}");
                     return Ok(None);
                 }
             }
