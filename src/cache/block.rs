@@ -456,17 +456,18 @@ impl Pending {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
+    //! A block cache over object_store's `InMemory` holding one object `obj` of a known
+    //! pattern, for the tests of the cache and of the readers above it.
     use super::*;
     use crate::store::metered::Metered;
     use crate::store::object::{Lister, ObjectBackend};
     use object_store::memory::InMemory;
     use object_store::path::Path;
     use object_store::{ObjectStoreExt, PutPayload};
-    use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
 
-    async fn setup(len: usize) -> (BlockCache, ObjectRef, Vec<u8>, Arc<Metrics>) {
+    pub(crate) async fn setup(len: usize) -> (BlockCache, ObjectRef, Vec<u8>, Arc<Metrics>) {
         let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         let mem = Arc::new(InMemory::new());
         let r = mem
@@ -487,6 +488,18 @@ mod tests {
         };
         (cache, obj, data, metrics)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::object::{Lister, ObjectBackend};
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::testing::setup;
 
     /// A backend whose objects under `v/` are derived (as a converted view's are).
     #[derive(Debug)]

@@ -3,6 +3,7 @@
 
 use super::file::*;
 use super::*;
+use crate::cache::block::testing::setup;
 use crate::config::MAX_READ;
 use crate::rope::Rope;
 use crate::store::metered::Metered;
@@ -194,28 +195,6 @@ async fn a_stream_longer_than_the_cache_is_fetched_once() {
         tokio::task::yield_now().await;
     }
     assert_eq!(metrics.bytes_fetched.load(Relaxed), len);
-}
-
-async fn setup(len: usize) -> (BlockCache, ObjectRef, Vec<u8>, Arc<Metrics>) {
-    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-    let mem = Arc::new(InMemory::new());
-    let r = mem
-        .put(&Path::from("obj"), PutPayload::from(data.clone()))
-        .await
-        .unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let backend = Metered::new(
-        ObjectBackend::new(mem, String::new(), Lister::Generic),
-        metrics.clone(),
-        Duration::from_secs(5),
-    );
-    let cache = BlockCache::new(Arc::new(backend), metrics.clone(), 64 << 20);
-    let obj = ObjectRef {
-        key: "obj".into(),
-        etag: r.e_tag.map(Into::into),
-        size: len as u64,
-    };
-    (cache, obj, data, metrics)
 }
 
 #[tokio::test]
