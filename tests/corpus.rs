@@ -1,5 +1,5 @@
-//! The corpus check: a folder of real sample files (`../shared/fixtures` beside the checkout,
-//! when it exists) mounted as a local folder, each file read through the mount by the real
+//! The corpus check: a folder of real sample files (the optional shared corpus that
+//! scripts/test.sh finds beside the checkout) mounted as a local folder, each file read through the mount by the real
 //! client of its format and compared with the same client on the local file: `gdalinfo
 //! -checksum` on COGs, xarray on Zarr stores and NetCDF-4 files, eccodes on every GRIB2
 //! message; the converted views of GRIB2 files and Zarr stores against eccodes and zarr-python;
@@ -122,7 +122,7 @@ fn zarr_cog_view(local: &Path, view: &Path, tmp: &Path) -> usize {
 }
 
 #[test]
-#[ignore = "the corpus check: scripts/test.sh runs it when ../shared/fixtures exists"]
+#[ignore = "the corpus check: scripts/test.sh runs it when the shared corpus exists"]
 fn corpus_files_read_the_same_through_a_mount() {
     let root = std::env::var_os("GEOMOUNT_CORPUS")
         .map(PathBuf::from)
