@@ -48,6 +48,8 @@ WORKLOADS = {  # id: (description, clients; the first is geomount, "local" is th
            ["geomount", "download", "herbie", "local"]),
     "W6": ("`ls -l` and `find` over the folder of small objects (cold = first, warm = second)",
            ["geomount", "rclone-off", "s3fs"]),
+    "W9": ("xarray on WRF-CMIP6-shaped NetCDF-4 files (one per year, one chunk per time step)",
+           ["geomount", "fsspec", "s3fs", "rclone-full", "local"]),
 }
 MOUNTS = {"geomount", "rclone-off", "rclone-full", "s3fs"}
 
@@ -315,7 +317,7 @@ def main():
     try:
         lab.start()
         say(f"uploading to s3://{lab.bucket}/{PREFIX} (direct to Garage)")
-        for d in ("conus404_daily.zarr", "random", "cog", "cogs", "hrrr"):
+        for d in gen_data.DATASETS:
             lab.s3py("sync-dir", lab.bucket, f"{PREFIX}{d}/", os.path.join(cache, d))
         if "W6" in workloads:
             lab.s3py("put-many", lab.bucket, f"{PREFIX}small/", str(sizes["small"]))

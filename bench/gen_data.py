@@ -13,6 +13,8 @@ makes what is missing; the caller keys OUTDIR by mode and DATA_VERSION):
   hrrr/hrrr.t00z.wrfsfcf12.grib2 (+ .idx)  the two HRRR-like messages of
                          tests/data/grib2/ (eccodes, tests/data/make.py) repeated, with a
                          rewritten wgrib2 inventory
+  wrf/t2_YYYY.nc         WRF-CMIP6-shaped: one NetCDF-4 file per year (h5netcdf), T2 (time, y, x)
+                         float32 in chunks of one time step, deflate level 4 with shuffle
 The 100,000 small objects are not files: bench.py uploads them with lab/s3.py put-many.
 Prints the sizes as JSON (the `sizes` of the mode, plus bytes on disk per dataset).
 """
@@ -32,11 +34,13 @@ DATA_VERSION = "v2"  # bump when any generator below changes its output
 SIZES = {
     # zarr: (days, ny, nx, chunk); objects: bytes each; cog: side (pixels); W-parameters for bench.py
     "smoke": dict(days=12, ny=203, nx=273, chunk=(6, 70, 70), obj=8 << 20, cog=1024, cogs=10,
-                  grib_msgs=4, small=300),
+                  grib_msgs=4, small=300, wrf_files=3, wrf_steps=6, wrf_ny=40, wrf_nx=50),
     "quick": dict(days=36, ny=1015, nx=1367, chunk=(36, 350, 350), obj=256 << 20, cog=4096,
-                  cogs=100, grib_msgs=40, small=1000),
+                  cogs=100, grib_msgs=40, small=1000, wrf_files=20, wrf_steps=73, wrf_ny=160,
+                  wrf_nx=200),
     "full": dict(days=365, ny=1015, nx=1367, chunk=(36, 350, 350), obj=1 << 30, cog=16384,
-                 cogs=100, grib_msgs=140, small=100_000),
+                 cogs=100, grib_msgs=140, small=100_000, wrf_files=20, wrf_steps=1460,
+                 wrf_ny=160, wrf_nx=200),
 }
 
 FIXTURE_GRIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
@@ -52,6 +56,9 @@ CRS_ATTRS = {
     "false_northing": 0.0,
     "long_name": "CRS definition",
 }
+
+
+DATASETS = ("conus404_daily.zarr", "random", "cog", "cogs", "hrrr", "wrf")
 
 
 def done(out, name):
@@ -212,6 +219,32 @@ def gen_grib(out, s):
     mark(out, "grib")
 
 
+def gen_wrf(out, s):
+    """One NetCDF-4 file per year, as WRF-CMIP6 ships them: the time steps of a year, each one
+    HDF5 chunk, so a point's series reads one chunk per step."""
+    if done(out, "wrf"):
+        return
+    import pandas as pd
+    import xarray as xr
+    d = os.path.join(out, "wrf")
+    os.makedirs(d, exist_ok=True)
+    ny, nx, steps = s["wrf_ny"], s["wrf_nx"], s["wrf_steps"]
+    rng = np.random.default_rng(9)
+    for k in range(s["wrf_files"]):
+        year = 1980 + k
+        times = pd.date_range(f"{year}-01-01", periods=steps, freq=f"{max(1, 8760 // steps)}h")
+        t2 = np.empty((steps, ny, nx), dtype="float32")
+        for i in range(steps):
+            field = 280 + 15 * smooth_field(rng, ny, nx, (k * steps + i) % 365)
+            t2[i] = field + rng.normal(0, 0.5, (ny, nx))
+        ds = xr.Dataset({"T2": (("time", "y", "x"), t2, {"units": "K"})},
+                        coords={"time": times, "y": np.arange(ny) * 4000.0,
+                                "x": np.arange(nx) * 4000.0})
+        enc = {"T2": {"chunksizes": (1, ny, nx), "zlib": True, "complevel": 4, "shuffle": True}}
+        ds.to_netcdf(os.path.join(d, f"t2_{year}.nc"), engine="h5netcdf", encoding=enc)
+    mark(out, "wrf")
+
+
 def run(cmd):
     subprocess.run(cmd, check=True)
 
@@ -233,8 +266,8 @@ def main():
     gen_grib(out, s)
     gen_cogs(out, s)
     gen_zarr(out, s)
-    on_disk = {d: du(os.path.join(out, d))
-               for d in ("conus404_daily.zarr", "random", "cog", "cogs", "hrrr")}
+    gen_wrf(out, s)
+    on_disk = {d: du(os.path.join(out, d)) for d in DATASETS}
     print(json.dumps({"version": DATA_VERSION, "mode": mode, "sizes": s, "bytes": on_disk}))
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the benchmark lab: the users' workloads W1-W6 (README of the issue, BENCHMARKS.md)
+# bench/run.sh — the benchmark lab: the users' workloads W1-W6 and W9 (README of the issue, BENCHMARKS.md)
 # with geomount and its peers side by side, every client going through the labproxy (latency,
 # faults, per-kind request counts) in front of a private Garage.
 #
@@ -10,7 +10,7 @@
 #     --full        the sizes of the issue (1 GiB objects, >= 1 GB Zarr, 100,000 objects, ...)
 #     --delay-ms N  the proxy's delay before each response (default 20; profiles 0 and 80)
 #     --proxy-flag F   extra labproxy flag, repeatable (e.g. --proxy-flag=--fail-503=0.01)
-#     --workloads W1seq,W1par,W2,W3,W4,W5,W6   a subset;  --clients geomount,local,...  a subset
+#     --workloads W1seq,W1par,W2,W3,W4,W5,W6,W9   a subset;  --clients geomount,local,...  a subset
 #     --write / --no-write   update BENCHMARKS.md or not (default: write unless --smoke)
 #     --keep-work   keep the work directory (logs, results.json)
 #

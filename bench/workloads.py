@@ -18,6 +18,7 @@ children's ru_maxrss.
 """
 
 import concurrent.futures
+import glob
 import hashlib
 import json
 import os
@@ -290,7 +291,40 @@ def w6(acc, p):
     return [("ls -l", ls), ("find", find)]
 
 
-WORKLOADS = {"W1seq": w1_seq, "W1par": w1_par, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+# ---------------------------------------------------------------- W9: NetCDF-4 files, one per year
+def open_wrf(acc):
+    import xarray as xr
+    if acc.kind == "path":
+        files = sorted(glob.glob(acc.path("wrf/*.nc")))
+        return xr.open_mfdataset(files, engine="h5netcdf", combine="by_coords")
+    import s3fs
+    sp = acc.spec
+    fs = s3fs.S3FileSystem(endpoint_url=sp["endpoint"], key=sp["key_id"], secret=sp["secret"],
+                           client_kwargs={"region_name": sp["region"]})
+    files = sorted(fs.glob(f"{sp['bucket']}/{acc.key('wrf/*.nc')}"))
+    return xr.open_mfdataset([fs.open(f) for f in files], engine="h5netcdf", combine="by_coords")
+
+
+def w9(acc, p):
+    import dask  # noqa: F401  (imported before timing)
+    import h5netcdf  # noqa: F401
+    import xarray  # noqa: F401
+    if acc.kind == "s3":
+        import s3fs  # noqa: F401
+
+    def open_all():
+        ds = open_wrf(acc)
+        return [int(ds.sizes["time"]), ds.T2.dims]
+
+    def point():
+        ds = open_wrf(acc)
+        y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
+        return round(float(ds.T2.isel(y=y, x=x).values.astype("float64").sum()), 2)
+    return [("open_mfdataset", open_all), ("T2 point time series", point)]
+
+
+WORKLOADS = {"W1seq": w1_seq, "W1par": w1_par, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6,
+             "W9": w9}
 
 
 def proxy_call(proxy, path, method="GET"):

@@ -55,6 +55,12 @@ set +a
 # Mount-heavy tests run two at a time: the machine has 2 cores.
 cargo test --features lab-tests -- --test-threads="${TEST_THREADS:-2}" "$@"
 
+# The lab proxy's own tests (a separate workspace; its target dir is the lab install's).
+if (($# == 0)); then
+  CARGO_TARGET_DIR=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}/proxy-target \
+    cargo test --locked --manifest-path lab/proxy/Cargo.toml
+fi
+
 # The corpus check over the real sample files beside the checkout, when they are there.
 corpus=../shared/fixtures
 if (($# > 0)) && [[ ${CORPUS:-} != 1 ]]; then

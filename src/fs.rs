@@ -213,6 +213,11 @@ impl Fs {
     }
 
     pub async fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
+        self.attr(ino)
+    }
+
+    /// The attributes held for `ino`, with no request (what `readdirplus` returns per entry).
+    pub fn attr(&self, ino: u64) -> Result<Attr, FsError> {
         if ino == STATS_INO {
             return Ok(self.stats_attr());
         }

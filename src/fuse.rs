@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, WriteFlags,
 };
 use tokio::runtime::Handle;
 use tracing::Instrument;
@@ -90,6 +91,19 @@ impl fuser::Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_background(MAX_BACKGROUND);
         let _ = config.set_max_readahead(MAX_READ);
+        // Lookups in one directory run in parallel (without this the kernel holds the
+        // directory's lock across each lookup, so 12 readers of one Zarr array's chunks make one
+        // GET at a time), and listings carry attributes, so `ls -l` needs no lookup per entry.
+        // A kernel without one of these keeps working without it.
+        for flag in [
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                tracing::debug!(?flag, "the kernel does not offer this FUSE capability");
+            }
+        }
         tracing::debug!(?config, "FUSE session initialised");
         Ok(())
     }
@@ -216,6 +230,34 @@ impl fuser::Filesystem for FuseAdapter {
                 reply.ok();
             }
             Err(e) => reply.error(errno("readdir", &e)),
+        }
+    }
+
+    /// `readdir` with each entry's attributes, from what the listing recorded (no request).
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let ttl = self.fs.ttl();
+        match self.fs.readdir(ino.0, fh.0, offset) {
+            Ok(entries) => {
+                for (ino, _, name, next) in entries {
+                    // An entry that vanished since the snapshot is left out, not an error.
+                    let Ok(attr) = self.fs.attr(ino) else {
+                        continue;
+                    };
+                    let attr = to_file_attr(&attr);
+                    if reply.add(INodeNo(ino), next, &name, &ttl, &attr, Generation(0)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(errno("readdirplus", &e)),
         }
     }
 

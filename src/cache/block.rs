@@ -318,8 +318,27 @@ impl BlockCache {
     ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
         let start = first * BLOCK_SIZE;
         let end = ((first + count) * BLOCK_SIZE).min(obj.size).max(start);
+        let parts = (first..first + count)
+            .filter(|i| i * BLOCK_SIZE < end)
+            .map(|i| (Self::key(obj, i), i * BLOCK_SIZE..((i + 1) * BLOCK_SIZE).min(end)))
+            .collect();
+        self.start_parts(obj, start..end, parts)
+    }
+
+    /// Starts one ranged GET of `span` that fills the entries `parts` (each key with the bytes
+    /// of the object it holds, inside `span`). Each part is registered as in flight before this
+    /// returns (unless a run already fetches it), so a reader arriving meanwhile awaits this
+    /// run; the returned future drives the GET, caches each part in memory and on disk, and
+    /// removes its registrations. An extent fetched whole drops its kept head.
+    pub(crate) fn start_parts(
+        &self,
+        obj: &ObjectRef,
+        span: Range<u64>,
+        parts: Vec<(BlockKey, Range<u64>)>,
+    ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
         let backend = self.disk.origin.of(&obj.key).clone();
         let obj2 = obj.clone();
+        let (start, end) = (span.start, span.end);
         let run: RunFuture = async move {
             backend
                 .get_range(&obj2.key, start..end, obj2.etag.as_deref())
@@ -327,15 +346,15 @@ impl BlockCache {
         }
         .boxed()
         .shared();
-        let parts: Vec<(BlockKey, Pending)> = (first..first + count)
-            .filter(|i| i * BLOCK_SIZE < end)
-            .map(|i| {
+        let parts: Vec<(BlockKey, Pending)> = parts
+            .into_iter()
+            .map(|(k, r)| {
                 let pending = Pending {
                     run: run.clone(),
-                    from: (i * BLOCK_SIZE - start) as usize,
-                    to: (((i + 1) * BLOCK_SIZE).min(end) - start) as usize,
+                    from: (r.start - start) as usize,
+                    to: (r.end - start) as usize,
                 };
-                (Self::key(obj, i), pending)
+                (k, pending)
             })
             .collect();
         {
@@ -351,21 +370,28 @@ impl BlockCache {
         async move {
             let res = run.await;
             if let Ok(all) = &res {
-                let blocks = parts
+                let entries = parts
                     .iter()
                     .filter(|(_, p)| p.to <= all.len())
-                    .map(|(k, p)| ((k.index, 0), all.slice(p.from..p.to)))
+                    .map(|(k, p)| ((k.index, k.end), all.slice(p.from..p.to)))
                     .collect();
-                disk_put(&disk, &obj, blocks).await;
+                disk_put(&disk, &obj, entries).await;
             }
             for (k, p) in parts {
                 if let Ok(all) = &res
                     && p.to <= all.len()
                 {
                     cache.insert(k.clone(), all.slice(p.from..p.to)).await;
+                    if k.end != 0 {
+                        let head = BlockKey {
+                            part: Part::Head,
+                            ..k.clone()
+                        };
+                        cache.invalidate(&head).await;
+                    }
                 }
                 let mut map = inflight.lock();
-                // Only remove our own registration, not a later run's for the same block.
+                // Only remove our own registration, not a later run's for the same entry.
                 if map.get(&k).is_some_and(|q| q.run.ptr_eq(&p.run)) {
                     map.remove(&k);
                 }

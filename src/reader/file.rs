@@ -5,12 +5,22 @@
 //! up to a cap; prefetch is issued as parallel multi-block GETs. A jump resets the window, and
 //! the read after it is served from aligned pieces sized from the reader's random reads
 //! ([`learned_piece`]), not whole blocks. Prefetch takes permits from a shared budget, so
-//! in-flight prefetch memory stays bounded.
+//! in-flight prefetch memory stays bounded; each sequential reader's window is capped at its
+//! equal share of that budget, so concurrent streams all keep prefetching.
 //!
 //! **Planned files** (units from a [`crate::reader::planner::Planner`]: TIFF tiles, GRIB2
 //! messages, shard inner chunks, HDF5 chunks) are read by their units: a unit a read lies in, or
 //! covers, is fetched whole, once, and kept in memory and on disk; adjacent missing pieces are
 //! fetched with one GET. The small pieces of a random read are read the same way.
+//!
+//! **Reading ahead in file order.** Where the planner says readers walk the units in file order
+//! (HDF5 chunks along the record dimension, GRIB2 messages), a reader whose reads have moved on
+//! to the next unit (or the one after it) [`WALK_START`] times in a row is walking: the units
+//! after its read are fetched ahead, whole, within a window that starts at what the walk has
+//! read so far and doubles per unit reached (so a walk that stops costs at most what it read),
+//! adjacent missing ones merged into GETs of up to [`MAX_RUN_BLOCKS`] blocks, under the shared
+//! prefetch budget. A reader that reaches a unit being fetched waits for that GET. A reader of one
+//! unit (one GRIB2 message) or of a subset whose chunks lie apart never starts a walk.
 //!
 //! Buffered readers (stdio, GDAL's VSI layer) read through aligned buffers, so reading one unit
 //! also grazes its neighbours. A graze is served by how the reader got there ([`Access`]):
@@ -54,6 +64,9 @@ pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
 /// of stdio (8 KiB) and GDAL's VSI layer, with room.
 pub const CUT_MAX: u32 = 64 << 10;
 
+/// Reads in a row that moved on to a later unit before a planned file is read ahead.
+pub const WALK_START: u32 = 2;
+
 /// Smallest piece a random read is served from.
 pub const MIN_PIECE: u64 = 16 << 10;
 
@@ -94,6 +107,26 @@ pub(super) struct SeqState {
     /// Size of the pieces a random read is served from, learned from the reader's random
     /// reads (0 before the first).
     piece: u64,
+    /// This reader's share of the prefetch budget, held while it reads sequentially.
+    stream: Option<super::Stream>,
+}
+
+/// A reader's walk through a planned file's units (see the module doc).
+#[derive(Debug, Default)]
+pub(super) struct UnitWalk {
+    /// The last unit the previous read touched, + 1 (0 before the first read).
+    next: usize,
+    /// Where the walk began: the start of its first unit.
+    start: u64,
+    /// Reads in a row that moved on to a later unit.
+    advances: u32,
+    /// How far ahead of the reader units are fetched: at first as much as the walk has read,
+    /// doubling with each unit reached, up to the stream's share of the prefetch budget.
+    window: u64,
+    /// Units below this index were read ahead (or read by the reader itself).
+    ahead_until: usize,
+    /// This reader's share of the prefetch budget, held while it walks.
+    stream: Option<super::Stream>,
 }
 
 #[derive(Debug)]
@@ -108,6 +141,9 @@ pub struct FileReader {
     /// Planned units (e.g. GRIB2 messages): reads fetch the units they touch, whole, and
     /// nothing else (no window prefetch).
     units: Option<Units>,
+    /// Whether the plan's units are read ahead when a reader walks them in file order.
+    read_ahead: bool,
+    walk: Mutex<UnitWalk>,
 }
 
 impl FileReader {
@@ -128,7 +164,15 @@ impl FileReader {
             }),
             planned_prev: Mutex::new((u64::MAX, u32::MAX)),
             units: None,
+            read_ahead: false,
+            walk: Mutex::default(),
         }
+    }
+
+    /// Reads the planned units ahead when a reader walks them in file order.
+    pub fn with_read_ahead(mut self, read_ahead: bool) -> Self {
+        self.read_ahead = read_ahead;
+        self
     }
 
     /// Serves reads from these planned units instead of blocks and prefetch windows.
@@ -139,6 +183,21 @@ impl FileReader {
 
     pub fn object(&self) -> &ObjectRef {
         &self.obj
+    }
+
+    #[cfg(test)]
+    pub(super) fn budget(&self) -> &PrefetchBudget {
+        &self.budget
+    }
+
+    #[cfg(test)]
+    pub(super) fn cache(&self) -> &BlockCache {
+        &self.cache
+    }
+
+    #[cfg(test)]
+    pub(super) fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Whether reads are served from planned units.
@@ -164,6 +223,11 @@ impl FileReader {
             } else {
                 Access::Seek
             };
+            if self.read_ahead {
+                for run in self.plan_unit_read_ahead(units, offset..end) {
+                    self.spawn_unit_run(&units[run]);
+                }
+            }
             let data = read_planned(&self.cache, &self.obj, units, offset..end, access).await?;
             *self.planned_prev.lock() = (offset + data.len() as u64, len);
             Metrics::add(&self.metrics.bytes_read, data.len() as u64);
@@ -190,14 +254,27 @@ impl FileReader {
         let block = offset / BLOCK_SIZE;
         if sequential {
             if st.last_block.is_some_and(|b| block > b) {
-                st.window = (st.window * 2).min(self.budget.max_window);
+                if st.stream.is_none() {
+                    st.stream = Some(self.budget.stream());
+                }
+                st.window *= 2;
+            }
+            // A stream's window follows its share: it shrinks when other streams start.
+            if st.stream.is_some() {
+                st.window = st.window.min(self.budget.stream_window());
             }
         } else {
             st.window = INITIAL_WINDOW;
             st.prefetched_until = 0;
+            st.stream = None;
         }
         st.last_block = Some(block);
-        st.frontier = st.frontier.max(end);
+        // After a jump the reader goes on from where it landed, behind or ahead.
+        st.frontier = if sequential {
+            st.frontier.max(end)
+        } else {
+            end
+        };
         if !sequential {
             st.piece = learned_piece(st.piece, end - offset);
             return (Vec::new(), Some(st.piece).filter(|&p| p < BLOCK_SIZE));
@@ -231,6 +308,111 @@ impl FileReader {
         }
         st.prefetched_until = want_end;
         (runs, None)
+    }
+
+    /// Updates the walk for a read of `read` and returns the runs of units to read ahead
+    /// (indices into `units`; each run adjacent, missing, at most [`MAX_RUN_BLOCKS`] blocks
+    /// unless one unit is larger).
+    pub(super) fn plan_unit_read_ahead(
+        &self,
+        units: &[Range<u64>],
+        read: Range<u64>,
+    ) -> Vec<Range<usize>> {
+        let touched = crate::formats::touched(units, read.clone());
+        if touched.is_empty() {
+            return Vec::new();
+        }
+        let mut w = self.walk.lock();
+        let last = touched.end - 1;
+        let prev = w.next.checked_sub(1);
+        // Moved on to a later unit, skipping at most one (a unit of another variable between).
+        let moved_on = prev.is_some_and(|p| last > p && touched.start <= p + 2);
+        // Still inside the unit the previous read ended in (a unit read in pieces).
+        let stayed = prev.is_some_and(|p| touched.start == p && last == p);
+        if moved_on {
+            w.advances += 1;
+            if w.advances == WALK_START {
+                w.stream = Some(self.budget.stream());
+                w.window = read.end - w.start;
+            } else if w.advances > WALK_START {
+                w.window *= 2;
+            }
+            w.window = w.window.min(self.budget.stream_window());
+        } else if !stayed {
+            *w = UnitWalk {
+                start: units[touched.start].start,
+                ..Default::default()
+            };
+        }
+        w.next = touched.end;
+        if w.advances < WALK_START {
+            return Vec::new();
+        }
+        let from = w.ahead_until.max(touched.end);
+        let until = (read.end + w.window).min(self.obj.size);
+        let to = from + units[from..].partition_point(|u| u.start < until);
+        if from >= to {
+            return Vec::new();
+        }
+        // While units read ahead are still ahead of the reader, wait until half a window can be
+        // asked for at once: otherwise a full window advances one unit per GET.
+        let span = units[to - 1].end - units[from].start;
+        if from > touched.end && span < w.window / 2 && to < units.len() {
+            return Vec::new();
+        }
+        w.ahead_until = to;
+        drop(w);
+        let max_run = MAX_RUN_BLOCKS * BLOCK_SIZE;
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for i in from..to {
+            if self.cache.holds_extent(&self.obj, &units[i]) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some(r)
+                    if r.end == i
+                        && units[i - 1].end == units[i].start
+                        && units[i].end - units[r.start].start <= max_run =>
+                {
+                    r.end = i + 1
+                }
+                _ => runs.push(i..i + 1),
+            }
+        }
+        runs
+    }
+
+    /// Fetches the adjacent `units` ahead of the reader with one GET, under the prefetch budget.
+    fn spawn_unit_run(&self, units: &[Range<u64>]) {
+        let (Some(first), Some(last)) = (units.first(), units.last()) else {
+            return;
+        };
+        let blocks = (last.end - first.start).div_ceil(BLOCK_SIZE).max(1);
+        let Ok(permit) = self
+            .budget
+            .permits
+            .clone()
+            .try_acquire_many_owned(blocks.min(u32::MAX as u64) as u32)
+        else {
+            Metrics::inc(&self.metrics.prefetch_skipped);
+            // Let a later read try again from these units.
+            let mut w = self.walk.lock();
+            w.ahead_until = w.ahead_until.min(
+                self.units
+                    .as_ref()
+                    .map_or(0, |u| u.partition_point(|x| x.start < first.start)),
+            );
+            return;
+        };
+        Metrics::inc(&self.metrics.prefetch_requests);
+        let run = self.cache.start_extent_run(&self.obj, units);
+        let (key, span) = (self.obj.key.clone(), first.start..last.end);
+        tokio::spawn(async move {
+            if let Err(e) = run.await {
+                tracing::debug!(%key, ?span, error = %e, "read-ahead of units failed");
+            }
+            drop(permit);
+        });
     }
 
     fn spawn_prefetch(&self, first: u64, count: u64) {

@@ -11,6 +11,8 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::Semaphore;
 
@@ -29,11 +31,26 @@ use planner::{PlanIo, Planners, Sidecars, Subject};
 /// A file's plan: sorted, adjacent byte ranges, each fetched whole.
 pub type Units = Arc<Vec<Range<u64>>>;
 
-/// Shared by all readers of a mount: the prefetch budget in blocks.
+/// Shared by all readers of a mount: the prefetch budget in blocks, shared fairly among the
+/// readers reading sequentially at the time (each a [`Stream`]).
 #[derive(Debug, Clone)]
 pub struct PrefetchBudget {
     permits: Arc<Semaphore>,
+    /// Bytes of prefetch allowed in flight, in all.
+    inflight: u64,
     pub max_window: u64,
+    /// How many readers read sequentially now.
+    streams: Arc<AtomicU64>,
+}
+
+/// One reader's claim to a share of the prefetch budget, while it reads sequentially.
+#[derive(Debug)]
+pub struct Stream(Arc<AtomicU64>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 impl PrefetchBudget {
@@ -42,8 +59,32 @@ impl PrefetchBudget {
         let blocks = (inflight_bytes / BLOCK_SIZE).max(file::MAX_RUN_BLOCKS);
         Self {
             permits: Arc::new(Semaphore::new(blocks as usize)),
+            inflight: blocks * BLOCK_SIZE,
             max_window: file::MAX_WINDOW.min(inflight_bytes.max(BLOCK_SIZE)),
+            streams: Arc::default(),
         }
+    }
+
+    /// Counts a reader as reading sequentially until the returned claim is dropped.
+    pub fn stream(&self) -> Stream {
+        self.streams.fetch_add(1, Relaxed);
+        Stream(self.streams.clone())
+    }
+
+    /// How many readers read sequentially now.
+    #[cfg(test)]
+    pub(crate) fn streams(&self) -> u64 {
+        self.streams.load(Relaxed)
+    }
+
+    /// The largest window of one sequential reader now: an equal share of the budget among
+    /// the readers reading sequentially (so N streams each keep their window in flight rather
+    /// than the first ones taking it all), at least one run, at most [`Self::max_window`].
+    pub fn stream_window(&self) -> u64 {
+        let share = self.inflight / self.streams.load(Relaxed).max(1);
+        share
+            .max(file::MAX_RUN_BLOCKS * BLOCK_SIZE)
+            .min(self.max_window)
     }
 
     /// Splits a memory budget: a fifth for prefetch in flight, the rest for the block cache, so
@@ -105,6 +146,7 @@ impl Reader {
             zarr_shard: known.zarr_shard,
             sidecar: None,
         };
+        let in_order = self.planners.read_in_order(&subject);
         let units = self
             .planners
             .plan(subject, sidecars, PlanIo::new(&self.cache))
@@ -116,5 +158,6 @@ impl Reader {
             self.metrics.clone(),
         )
         .with_units(units)
+        .with_read_ahead(in_order)
     }
 }

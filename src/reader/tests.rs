@@ -329,3 +329,107 @@ async fn a_read_just_past_a_units_start_fetches_it_whole_and_a_parsed_prefix_ser
     assert_eq!(&got.to_bytes()[..], &data[100_000..200_000]);
     assert_eq!(gets(), 1);
 }
+
+/// A planned reader of `units` units of `unit` bytes each, read ahead when walked in order.
+async fn walker(units: u64, unit: u64, read_ahead: bool) -> (FileReader, Vec<u8>, Arc<Metrics>) {
+    let (rd, data, metrics) = reader(units * unit).await;
+    let plan: Vec<Range<u64>> = (0..units).map(|i| i * unit..(i + 1) * unit).collect();
+    let rd = rd
+        .with_units(Some(Arc::new(plan)))
+        .with_read_ahead(read_ahead);
+    (rd, data, metrics)
+}
+
+#[tokio::test]
+async fn a_walk_through_units_in_file_order_is_read_ahead_in_merged_gets() {
+    let unit = 128 << 10;
+    let (rd, data, metrics) = walker(64, unit, true).await;
+    for i in 0..64 {
+        let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
+        assert_eq!(&got[..], &data[(i * unit) as usize..((i + 1) * unit) as usize]);
+    }
+    // Every byte fetched once; the first WALK_START + 1 units one GET each, the rest in runs
+    // of up to MAX_RUN_BLOCKS blocks (64 GETs without read-ahead).
+    assert_eq!(metrics.bytes_fetched.load(Relaxed), 64 * unit);
+    let gets = metrics.get_requests.load(Relaxed);
+    assert!(gets <= 3 + 8, "{gets} GETs for 64 units walked in order");
+    assert!(metrics.prefetch_requests.load(Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn units_are_not_read_ahead_without_a_walk_or_for_planners_that_do_not_ask() {
+    let unit = 128 << 10;
+    // One unit read in pieces, then a jump back: no walk, nothing fetched beyond what was read.
+    let (rd, _, metrics) = walker(64, unit, true).await;
+    for piece in 0..4 {
+        rd.read(10 * unit + piece * (unit / 4), (unit / 4) as u32)
+            .await
+            .unwrap();
+    }
+    rd.read(2 * unit, 4096).await.unwrap();
+    rd.read(3 * unit, 4096).await.unwrap();
+    assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);
+    assert_eq!(metrics.bytes_fetched.load(Relaxed), 3 * unit);
+    // A walk of a plan whose planner reads out of order (tiles): one GET per unit.
+    let (rd, _, metrics) = walker(16, unit, false).await;
+    for i in 0..16 {
+        rd.read(i * unit, unit as u32).await.unwrap();
+    }
+    assert_eq!(metrics.get_requests.load(Relaxed), 16);
+    assert_eq!(metrics.prefetch_requests.load(Relaxed), 0);
+}
+
+#[tokio::test]
+async fn read_ahead_stays_within_the_prefetch_budget() {
+    let unit = 1 << 20;
+    // A budget of 8 blocks: at most 8 MiB read ahead at once, so later runs are skipped and
+    // retried by later reads, and the walk still returns every byte right.
+    let (rd, data, metrics) = reader_with_cache(48 * unit, 32 << 20).await;
+    let plan: Vec<Range<u64>> = (0..48).map(|i| i * unit..(i + 1) * unit).collect();
+    let rd = rd.with_units(Some(Arc::new(plan))).with_read_ahead(true);
+    for i in 0..48 {
+        let got = rd.read(i * unit, 1 << 16).await.unwrap().to_bytes();
+        assert_eq!(&got[..], &data[(i * unit) as usize..(i * unit) as usize + (1 << 16)]);
+    }
+    assert_eq!(metrics.bytes_fetched.load(Relaxed), 48 * unit);
+}
+
+#[tokio::test]
+async fn concurrent_sequential_readers_share_the_prefetch_budget_equally() {
+    let len = 200 * BLOCK_SIZE;
+    // A budget of 128 MiB in flight: one stream may take the whole 64 MiB window, four streams
+    // 32 MiB each; a stream that ends gives its share back.
+    let (a, _, _) = reader_with_cache(len, 512 << 20).await;
+    let budget = a.budget().clone();
+    let walk = |rd: &FileReader| {
+        let mut off = 0;
+        while off < 100 * BLOCK_SIZE {
+            rd.plan_prefetch(off, off + (256 << 10));
+            off += 256 << 10;
+        }
+    };
+    walk(&a);
+    assert_eq!(a.state.lock().window, MAX_WINDOW);
+    let others: Vec<FileReader> = (0..3)
+        .map(|_| {
+            let (obj, cache, metrics) = (a.object().clone(), a.cache().clone(), a.metrics());
+            FileReader::new(obj, cache, budget.clone(), metrics)
+        })
+        .collect();
+    // Each stream's window follows its share as the others start.
+    for rd in others.iter().chain([&a]) {
+        walk(rd);
+    }
+    for rd in others.iter().chain([&a]) {
+        rd.plan_prefetch(100 * BLOCK_SIZE, 100 * BLOCK_SIZE + 4096);
+    }
+    for rd in others.iter().chain([&a]) {
+        assert_eq!(rd.state.lock().window, 32 << 20);
+    }
+    drop(others);
+    assert_eq!(budget.stream_window(), MAX_WINDOW);
+    // A jump ends the stream: its share goes back.
+    a.plan_prefetch(0, 4096);
+    assert_eq!(budget.stream_window(), MAX_WINDOW);
+    assert_eq!(budget.streams(), 0);
+}

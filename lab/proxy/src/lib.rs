@@ -45,6 +45,26 @@ pub struct Stats {
     kinds: [AtomicU64; 6],
     events: [AtomicU64; 4],
     bytes_out: AtomicU64,
+    /// Requests between arrival and their response head, now and at most since the last reset.
+    in_flight: AtomicU64,
+    in_flight_max: AtomicU64,
+}
+
+/// Counts one request as in flight until dropped.
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a Stats) -> Self {
+        let now = stats.in_flight.fetch_add(1, Relaxed) + 1;
+        stats.in_flight_max.fetch_max(now, Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
 }
 
 impl Stats {
@@ -61,6 +81,10 @@ impl Stats {
             m.insert((*name).into(), c.load(Relaxed).into());
         }
         m.insert("bytes_out".into(), self.bytes_out.load(Relaxed).into());
+        m.insert(
+            "in_flight_max".into(),
+            self.in_flight_max.load(Relaxed).into(),
+        );
         serde_json::Value::Object(m)
     }
     fn reset(&self) {
@@ -69,6 +93,8 @@ impl Stats {
             .chain(&self.events)
             .chain([&self.bytes_out])
             .for_each(|c| c.store(0, Relaxed));
+        self.in_flight_max
+            .store(self.in_flight.load(Relaxed), Relaxed);
     }
 }
 
@@ -118,7 +144,11 @@ impl Proxy {
         if upstream.scheme_str() != Some("http") || upstream.authority().is_none() {
             return Err("--upstream must be http://host:port".into());
         }
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        // No Nagle on either side: a small response head or body piece held back for the
+        // peer's delayed ACK (~40 ms on loopback) would be measured as server latency.
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Arc::new(Proxy {
             rng: Mutex::new(StdRng::seed_from_u64(cfg.seed)),
             link_free: Mutex::new(Instant::now()),
@@ -196,6 +226,7 @@ impl Proxy {
             req.headers().contains_key(header::RANGE),
         );
         self.stats.kinds[kind].fetch_add(1, Relaxed);
+        let _in_flight = InFlight::enter(&self.stats);
         let draw = self.draw();
         tokio::time::sleep(self.cfg.delay).await;
         if draw.stall {
@@ -218,7 +249,7 @@ impl Proxy {
                 "We encountered an internal error. Please try again.",
             ));
         }
-        Ok(match self.forward(req, draw.reset).await {
+        Ok(match self.clone().forward(req, draw.reset).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("labproxy: upstream: {e}");

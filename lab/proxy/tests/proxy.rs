@@ -333,3 +333,40 @@ async fn stall() {
     assert!(t.elapsed() >= Duration::from_millis(200));
     assert_eq!(p.stats.to_json()["stalls"], 1);
 }
+
+#[tokio::test]
+async fn counts_requests_in_flight_at_once() {
+    let (base, _, p) = proxy(Config {
+        delay: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    send(&base, "GET", "/bkt/key", &[("range", "bytes=0-9")], b"").await;
+    assert_eq!(
+        p.stats.to_json()["in_flight_max"],
+        1,
+        "one request at a time"
+    );
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                body(send(&base, "GET", "/bkt/key", &[("range", "bytes=0-9")], b"").await).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().len(), 10);
+    }
+    assert_eq!(
+        p.stats.to_json()["in_flight_max"],
+        4,
+        "four requests overlapped"
+    );
+    let zeroed = send(&base, "POST", "/__proxy/reset", &[], b"").await;
+    let zeroed: serde_json::Value = serde_json::from_slice(&body(zeroed).await).unwrap();
+    assert_eq!(
+        zeroed["in_flight_max"], 0,
+        "a reset starts from what is in flight now"
+    );
+}

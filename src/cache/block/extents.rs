@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::{BlockCache, BlockKey, ObjectRef, Part, disk_get, disk_put};
+use super::{BlockCache, BlockKey, BlockId, ObjectRef, Part, disk_get, disk_put, disk_tier};
 use crate::error::{FsError, StoreError};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -42,23 +42,21 @@ impl BlockCache {
     /// Counted as a block hit or miss.
     pub async fn extent(&self, obj: &ObjectRef, e: &Range<u64>) -> Option<Rope> {
         let key = Self::extent_key(obj, e, Part::Whole);
-        let got = match self.cache.get(&key).await {
-            Some(b) => Some(b),
-            None => match disk_get(
-                &self.disk,
-                obj,
-                (e.start, e.end),
-                (e.end - e.start) as usize,
-            )
-            .await
-            {
-                Some(b) => {
-                    self.cache.insert(key, b.clone()).await;
-                    Some(b)
-                }
-                None => None,
-            },
-        };
+        let mut got = self.cache.get(&key).await;
+        if got.is_none() {
+            // Being read ahead: wait for that run (if it fails, the reader fetches it itself).
+            let pending = self.inflight.lock().get(&key).cloned();
+            if let Some(p) = pending {
+                got = p.slice().await.ok();
+            }
+        }
+        if got.is_none() {
+            let len = (e.end - e.start) as usize;
+            got = disk_get(&self.disk, obj, (e.start, e.end), len).await;
+            if let Some(b) = &got {
+                self.cache.insert(key, b.clone()).await;
+            }
+        }
         let counter = if got.is_some() {
             &self.metrics.block_hits
         } else {
@@ -66,6 +64,37 @@ impl BlockCache {
         };
         Metrics::inc(counter);
         got
+    }
+
+    /// Whether extent `e` is held whole (in memory or on disk) or being fetched by a run.
+    pub fn holds_extent(&self, obj: &ObjectRef, e: &Range<u64>) -> bool {
+        let key = Self::extent_key(obj, e, Part::Whole);
+        self.cache.contains_key(&key)
+            || self.inflight.lock().contains_key(&key)
+            || disk_tier(&self.disk, obj).is_some_and(|(d, etag)| {
+                d.contains(&BlockId {
+                    key: &obj.key,
+                    etag,
+                    index: e.start,
+                    end: e.end,
+                })
+            })
+    }
+
+    /// Starts fetching the adjacent `extents` (sorted, each ending where the next starts) whole
+    /// with one ranged GET; see [`BlockCache::start_parts`]. Readers of any of them meanwhile
+    /// wait for this run.
+    pub fn start_extent_run(
+        &self,
+        obj: &ObjectRef,
+        extents: &[Range<u64>],
+    ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
+        let span = extents.first().map_or(0, |e| e.start)..extents.last().map_or(0, |e| e.end);
+        let parts = extents
+            .iter()
+            .map(|e| (Self::extent_key(obj, e, Part::Whole), e.clone()))
+            .collect();
+        self.start_parts(obj, span, parts)
     }
 
     /// The head of extent `e` held in memory: its first bytes, from `e.start`.

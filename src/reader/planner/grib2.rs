@@ -38,6 +38,10 @@ impl Planner for Grib2 {
         Some(format!("{}.idx", s.name))
     }
 
+    fn read_in_order(&self) -> bool {
+        true
+    }
+
     /// Without an inventory, the first message's probe (which holds the `GRIB` magic); with
     /// one, nothing: the inventory gives the plan with no read of the file.
     fn first_read(&self, s: &Subject<'_>) -> Option<Range<u64>> {

@@ -31,6 +31,10 @@ impl Planner for Hdf5 {
         Some(0..FIRST_READ.min(s.obj.size))
     }
 
+    fn read_in_order(&self) -> bool {
+        true
+    }
+
     /// The signature lies at byte 0, 512, 1024, 2048, ... (after a user block). Only a first
     /// read that holds the whole file settles its absence; otherwise the walker looks further.
     fn magic(&self, first: &[u8], s: &Subject<'_>) -> bool {

@@ -117,6 +117,13 @@ pub trait Planner: Send + Sync + Debug {
         true
     }
 
+    /// Whether readers usually walk the units in file order (HDF5 chunks along the record
+    /// dimension, GRIB2 messages one after another): the reader then reads ahead once it sees
+    /// such a walk. Not for tiles, whose readers go row by row through a window.
+    fn read_in_order(&self) -> bool {
+        false
+    }
+
     /// The units of the object, or `None` when its layout gives none (the file is then read
     /// unplanned). An error is an I/O failure: the file is read unplanned and not marked so.
     async fn plan(
@@ -206,6 +213,14 @@ impl Planners {
     /// A registry of these planners, asked in this order.
     pub fn with(planners: Vec<Box<dyn Planner>>) -> Self {
         Self { planners }
+    }
+
+    /// Whether the planner claiming the subject reads in file order ([`Planner::read_in_order`]).
+    pub fn read_in_order(&self, subject: &Subject<'_>) -> bool {
+        self.planners
+            .iter()
+            .find(|p| p.claims(subject))
+            .is_some_and(|p| p.read_in_order())
     }
 
     /// The plan of the subject, or `None` to read it unplanned. Never an error: a failure to
