@@ -43,6 +43,11 @@ with h5py.File(f"{out}/latest.h5", "w", libver="latest") as f:
     bt = f.create_dataset("bt2", shape=(40, 256), maxshape=(None, None), chunks=(2, 64),
                           dtype="f8", compression="gzip")
     bt[...] = rng.random((40, 256))
+# (c) WRF-CMIP6-shaped: one variable of a year, one chunk per time step (written in order).
+ds = xr.Dataset({"t2": (("time", "y", "x"), rng.random((146, 64, 64), dtype="f4"))},
+                coords={"time": np.arange(146), "y": np.arange(64.0), "x": np.arange(64.0)})
+ds.to_netcdf(f"{out}/wrf.nc", engine="h5netcdf",
+             encoding={"t2": {"zlib": True, "chunksizes": (1, 64, 64)}})
 "#;
 
 /// Reads `var[sel]` with xarray (h5netcdf) and prints its sum and shape.
@@ -213,4 +218,41 @@ fn hdf5_subsets_of_libver_latest_indexes_fetch_whole_chunks() {
     check("latest.h5", "fa", "[[3, 5], [0, 100], [100, 200]]");
     check("latest.h5", "ea", "[[30, 33], [0, 100], [0, 100]]");
     check("latest.h5", "bt2", "[[4, 10], [0, 100]]");
+}
+
+/// A point's time series of a file with one chunk per time step (WRF-CMIP6): the HDF5 library
+/// reads the chunks one after another, in file order; the reader sees the walk and fetches the
+/// chunks ahead in merged GETs, so the series costs a few GETs, not one per chunk, and no
+/// chunk is fetched twice.
+#[test]
+fn hdf5_a_point_series_read_chunk_after_chunk_is_read_ahead_in_few_gets() {
+    let server = Server::garage();
+    let prefix = unique_prefix("hdf5-walk");
+    let name = "wrf.nc";
+    let data = std::fs::read(files().join(name)).unwrap();
+    server.put(&format!("{prefix}/{name}"), data.clone());
+    let sel = "[[0, 146], [20, 21], [30, 31]]";
+    let touched = json_of(
+        common::python()
+            .args(["-c", TOUCHED])
+            .arg(files().join(name))
+            .args(["t2", sel]),
+    );
+    let chunks = touched["chunks"].as_u64().unwrap();
+    assert!(chunks >= 146, "{touched}");
+    let proxy = Proxy::start(&server, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let cost = read_subset(&proxy, &prefix, name, "t2", sel, cache.path());
+    assert!(
+        cost.gets <= chunks / 4,
+        "{} GETs for {chunks} chunks read in file order",
+        cost.gets
+    );
+    // Each chunk once, beside the planning reads that overlap the first units.
+    assert!(
+        cost.bytes <= data.len() as u64 + METADATA_BYTES,
+        "{} bytes fetched of a {}-byte file",
+        cost.bytes,
+        data.len()
+    );
 }

@@ -79,7 +79,10 @@ fn parallel_readers_of_one_arrays_chunks_fetch_them_concurrently() {
     );
     let store = format!("{prefix}/s.zarr");
     garage.put(&format!("{store}/.zmetadata"), zmetadata.into_bytes());
-    garage.put(&format!("{store}/.zgroup"), br#"{"zarr_format":2}"#.to_vec());
+    garage.put(
+        &format!("{store}/.zgroup"),
+        br#"{"zarr_format":2}"#.to_vec(),
+    );
     garage.put(&format!("{store}/a/.zarray"), array.as_bytes().to_vec());
     let chunks: Vec<Vec<u8>> = (0..12).map(|i| pseudo_random(1024, 100 + i)).collect();
     for (i, c) in chunks.iter().enumerate() {

@@ -320,7 +320,12 @@ impl BlockCache {
         let end = ((first + count) * BLOCK_SIZE).min(obj.size).max(start);
         let parts = (first..first + count)
             .filter(|i| i * BLOCK_SIZE < end)
-            .map(|i| (Self::key(obj, i), i * BLOCK_SIZE..((i + 1) * BLOCK_SIZE).min(end)))
+            .map(|i| {
+                (
+                    Self::key(obj, i),
+                    i * BLOCK_SIZE..((i + 1) * BLOCK_SIZE).min(end),
+                )
+            })
             .collect();
         self.start_parts(obj, start..end, parts)
     }

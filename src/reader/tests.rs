@@ -346,7 +346,10 @@ async fn a_walk_through_units_in_file_order_is_read_ahead_in_merged_gets() {
     let (rd, data, metrics) = walker(64, unit, true).await;
     for i in 0..64 {
         let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
-        assert_eq!(&got[..], &data[(i * unit) as usize..((i + 1) * unit) as usize]);
+        assert_eq!(
+            &got[..],
+            &data[(i * unit) as usize..((i + 1) * unit) as usize]
+        );
     }
     // Every byte fetched once; the first WALK_START + 1 units one GET each, the rest in runs
     // of up to MAX_RUN_BLOCKS blocks (64 GETs without read-ahead).
@@ -389,7 +392,10 @@ async fn read_ahead_stays_within_the_prefetch_budget() {
     let rd = rd.with_units(Some(Arc::new(plan))).with_read_ahead(true);
     for i in 0..48 {
         let got = rd.read(i * unit, 1 << 16).await.unwrap().to_bytes();
-        assert_eq!(&got[..], &data[(i * unit) as usize..(i * unit) as usize + (1 << 16)]);
+        assert_eq!(
+            &got[..],
+            &data[(i * unit) as usize..(i * unit) as usize + (1 << 16)]
+        );
     }
     assert_eq!(metrics.bytes_fetched.load(Relaxed), 48 * unit);
 }

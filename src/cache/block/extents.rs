@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::{BlockCache, BlockKey, BlockId, ObjectRef, Part, disk_get, disk_put, disk_tier};
+use super::{BlockCache, BlockId, BlockKey, ObjectRef, Part, disk_get, disk_put, disk_tier};
 use crate::error::{FsError, StoreError};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
