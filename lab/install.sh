@@ -12,7 +12,7 @@
 #   labproxy:        cargo build --release of lab/proxy (the loopback latency/fault/counting proxy)
 #                    -> $GEOMOUNT_LAB/proxy-target/release/geomount-labproxy (log $GEOMOUNT_LAB/proxy-build.log)
 #   bench venv:      $GEOMOUNT_LAB/bench-venv with s3fs (fsspec) xarray zarr numcodecs numpy eccodes
-#                    h5netcdf dask and
+#                    h5netcdf h5py dask and
 #                    the boto3 matching s3fs's pinned botocore (bench/run.sh; kept apart from the
 #                    test venv because s3fs's aiobotocore pins an older botocore than its boto3)
 #   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf numpy eccodes
@@ -122,14 +122,14 @@ install_venv() {
 
 install_bench_venv() {
   local venv=$LAB_HOME/bench-venv botocore
-  local check='import s3fs, fsspec, boto3, xarray, zarr, numcodecs, numpy, eccodes, h5netcdf, dask, pandas; eccodes.codes_get_api_version()'
+  local check='import s3fs, fsspec, boto3, xarray, zarr, numcodecs, numpy, eccodes, h5netcdf, h5py, dask, pandas; eccodes.codes_get_api_version()'
   if [[ -x $venv/bin/python ]] && "$venv/bin/python" -c "$check" 2>/dev/null; then
     say "bench venv: $venv ready"
     return
   fi
   [[ -x $venv/bin/python ]] || "${LAB_PYTHON:-python3}" -m venv "$venv" || die "cannot create $venv"
-  say "bench venv: pip install s3fs xarray zarr numcodecs numpy eccodes h5netcdf dask boto3"
-  "$venv/bin/python" -m pip install -q s3fs xarray zarr numcodecs numpy eccodes h5netcdf dask \
+  say "bench venv: pip install s3fs xarray zarr numcodecs numpy eccodes h5netcdf h5py dask boto3"
+  "$venv/bin/python" -m pip install -q s3fs xarray zarr numcodecs numpy eccodes h5netcdf h5py dask \
     || die "pip install failed"
   botocore=$("$venv/bin/python" -c 'import botocore; print(botocore.__version__)')
   "$venv/bin/python" -m pip install -q "boto3==$botocore" || die "pip install boto3==$botocore failed"
