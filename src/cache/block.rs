@@ -216,17 +216,21 @@ impl BlockCache {
         BlockKey::block(obj.key.clone(), obj.etag.clone(), index)
     }
 
-    /// Cached (in memory or on disk), or being fetched by a run.
+    /// Block `index` cached (in memory or on disk), or being fetched by a run.
     pub fn contains(&self, obj: &ObjectRef, index: u64) -> bool {
-        let key = Self::key(obj, index);
-        self.cache.contains_key(&key)
-            || self.inflight.lock().contains_key(&key)
+        self.holds(obj, &Self::key(obj, index))
+    }
+
+    /// The entry `key` of `obj` held in memory or on disk, or being fetched by a run.
+    fn holds(&self, obj: &ObjectRef, key: &BlockKey) -> bool {
+        self.cache.contains_key(key)
+            || self.inflight.lock().contains_key(key)
             || disk_tier(&self.disk, obj).is_some_and(|(d, etag)| {
                 d.contains(&BlockId {
                     key: &obj.key,
                     etag,
-                    index,
-                    end: 0,
+                    index: key.index,
+                    end: key.end,
                 })
             })
     }

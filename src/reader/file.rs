@@ -225,7 +225,7 @@ impl FileReader {
             };
             if self.read_ahead {
                 for run in self.plan_unit_read_ahead(units, offset..end) {
-                    self.spawn_unit_run(&units[run]);
+                    self.spawn_unit_run(units, run);
                 }
             }
             let data = read_planned(&self.cache, &self.obj, units, offset..end, access).await?;
@@ -382,8 +382,11 @@ impl FileReader {
         runs
     }
 
-    /// Fetches the adjacent `units` ahead of the reader with one GET, under the prefetch budget.
-    fn spawn_unit_run(&self, units: &[Range<u64>]) {
+    /// Fetches the adjacent units `run` ahead of the reader with one GET, under the prefetch
+    /// budget.
+    fn spawn_unit_run(&self, units: &[Range<u64>], run: Range<usize>) {
+        let first_index = run.start;
+        let units = &units[run];
         let (Some(first), Some(last)) = (units.first(), units.last()) else {
             return;
         };
@@ -397,11 +400,7 @@ impl FileReader {
             Metrics::inc(&self.metrics.prefetch_skipped);
             // Let a later read try again from these units.
             let mut w = self.walk.lock();
-            w.ahead_until = w.ahead_until.min(
-                self.units
-                    .as_ref()
-                    .map_or(0, |u| u.partition_point(|x| x.start < first.start)),
-            );
+            w.ahead_until = w.ahead_until.min(first_index);
             return;
         };
         Metrics::inc(&self.metrics.prefetch_requests);

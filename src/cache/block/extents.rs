@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use super::{BlockCache, BlockId, BlockKey, ObjectRef, Part, disk_get, disk_put, disk_tier};
+use super::{BlockCache, BlockKey, ObjectRef, Part, disk_get, disk_put};
 use crate::error::{FsError, StoreError};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -68,17 +68,7 @@ impl BlockCache {
 
     /// Whether extent `e` is held whole (in memory or on disk) or being fetched by a run.
     pub fn holds_extent(&self, obj: &ObjectRef, e: &Range<u64>) -> bool {
-        let key = Self::extent_key(obj, e, Part::Whole);
-        self.cache.contains_key(&key)
-            || self.inflight.lock().contains_key(&key)
-            || disk_tier(&self.disk, obj).is_some_and(|(d, etag)| {
-                d.contains(&BlockId {
-                    key: &obj.key,
-                    etag,
-                    index: e.start,
-                    end: e.end,
-                })
-            })
+        self.holds(obj, &Self::extent_key(obj, e, Part::Whole))
     }
 
     /// Starts fetching the adjacent `extents` (sorted, each ending where the next starts) whole
