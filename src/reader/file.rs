@@ -13,14 +13,19 @@
 //! covers, is fetched whole, once, and kept in memory and on disk; adjacent missing pieces are
 //! fetched with one GET. The small pieces of a random read are read the same way.
 //!
-//! **Reading ahead in file order.** Where the planner says readers walk the units in file order
+//! **Reading ahead along a walk.** Where the planner says readers walk the units in file order
 //! (HDF5 chunks along the record dimension, GRIB2 messages), a reader whose reads have moved on
 //! to the next unit (or the one after it) [`WALK_START`] times in a row is walking: the units
 //! after its read are fetched ahead, whole, within a window that starts at what the walk has
 //! read so far and doubles per unit reached (so a walk that stops costs at most what it read),
 //! adjacent missing ones merged into GETs of up to [`MAX_RUN_BLOCKS`] blocks, under the shared
-//! prefetch budget. A reader that reaches a unit being fetched waits for that GET. A reader of one
-//! unit (one GRIB2 message) or of a subset whose chunks lie apart never starts a walk.
+//! prefetch budget. A walk may go against file order (seen: a point's series read through
+//! `xr.open_mfdataset` and h5netcdf asks for its chunks back to front), and then the units
+//! before the read are fetched ahead the same way. One open file keeps up to [`MAX_WALKS`]
+//! walks apart (readers sharing a handle interleave their reads); a read continues the walk it
+//! follows, else starts one. A reader that reaches a unit being fetched waits for that GET. A
+//! reader of one unit (one GRIB2 message) or of a subset whose chunks lie apart never starts a
+//! walk.
 //!
 //! Buffered readers (stdio, GDAL's VSI layer) read through aligned buffers, so reading one unit
 //! also grazes its neighbours. A graze is served by how the reader got there ([`Access`]):
@@ -111,22 +116,78 @@ pub(super) struct SeqState {
     stream: Option<super::Stream>,
 }
 
-/// A reader's walk through a planned file's units (see the module doc).
+/// Walks one open file tracks at once: one handle is often read in several places in turn (two
+/// variables, the threads of a dask worker).
+pub const MAX_WALKS: usize = 4;
+
+/// A walk that no read has continued for this many reads of its file is dropped, giving back
+/// its share of the prefetch budget.
+const WALK_IDLE_READS: u64 = 16;
+
+/// The direction a walk moves through the units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Dir {
+    /// One read so far.
+    #[default]
+    Unknown,
+    Forward,
+    Backward,
+}
+
+/// A reader's walk through a planned file's units, in file order or against it (see the
+/// module doc).
 #[derive(Debug, Default)]
 pub(super) struct UnitWalk {
-    /// The last unit the previous read touched, + 1 (0 before the first read).
-    next: usize,
-    /// Where the walk began: the start of its first unit.
+    /// The units the walk's last read touched: `lo..=hi`.
+    lo: usize,
+    hi: usize,
+    dir: Dir,
+    /// Where the walk began: the start of its first unit going forward, the end of it going
+    /// backward.
     start: u64,
-    /// Reads in a row that moved on to a later unit.
+    /// Reads in a row that moved on to the next unit in the walk's direction.
     advances: u32,
     /// How far ahead of the reader units are fetched: at first as much as the walk has read,
     /// doubling with each unit reached, up to the stream's share of the prefetch budget.
     window: u64,
-    /// Units below this index were read ahead (or read by the reader itself).
-    ahead_until: usize,
+    /// Going forward, units below this index were read ahead (or read by the reader itself);
+    /// going backward, units at or above it.
+    ahead: usize,
+    /// The file's read count at this walk's last read.
+    used: u64,
     /// This reader's share of the prefetch budget, held while it walks.
     stream: Option<super::Stream>,
+}
+
+/// How a read relates to one walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Moved on in the walk's direction, skipping at most one unit (of another variable).
+    MovedOn(Dir),
+    /// Still inside the unit the walk's last read ended in (a unit read in pieces).
+    Stayed,
+}
+
+impl UnitWalk {
+    fn step(&self, touched: &Range<usize>) -> Option<Step> {
+        let (first, last) = (touched.start, touched.end - 1);
+        let forward = last > self.hi && first <= self.hi + 2;
+        let backward = first < self.lo && last + 2 >= self.lo;
+        match self.dir {
+            Dir::Forward | Dir::Unknown if forward => Some(Step::MovedOn(Dir::Forward)),
+            Dir::Backward | Dir::Unknown if backward => Some(Step::MovedOn(Dir::Backward)),
+            _ if first == last && (first == self.hi || first == self.lo) => Some(Step::Stayed),
+            _ => None,
+        }
+    }
+}
+
+/// The walks of one open file.
+#[derive(Debug, Default)]
+pub(super) struct Walks {
+    list: Vec<UnitWalk>,
+    /// Reads of the file so far.
+    reads: u64,
 }
 
 #[derive(Debug)]
@@ -143,7 +204,7 @@ pub struct FileReader {
     units: Option<Units>,
     /// Whether the plan's units are read ahead when a reader walks them in file order.
     read_ahead: bool,
-    walk: Mutex<UnitWalk>,
+    walks: Mutex<Walks>,
 }
 
 impl FileReader {
@@ -165,7 +226,7 @@ impl FileReader {
             planned_prev: Mutex::new((u64::MAX, u32::MAX)),
             units: None,
             read_ahead: false,
-            walk: Mutex::default(),
+            walks: Mutex::default(),
         }
     }
 
@@ -310,7 +371,7 @@ impl FileReader {
         (runs, None)
     }
 
-    /// Updates the walk for a read of `read` and returns the runs of units to read ahead
+    /// Updates the walks for a read of `read` and returns the runs of units to read ahead
     /// (indices into `units`; each run adjacent, missing, at most [`MAX_RUN_BLOCKS`] blocks
     /// unless one unit is larger).
     pub(super) fn plan_unit_read_ahead(
@@ -322,46 +383,96 @@ impl FileReader {
         if touched.is_empty() {
             return Vec::new();
         }
-        let mut w = self.walk.lock();
-        let last = touched.end - 1;
-        let prev = w.next.checked_sub(1);
-        // Moved on to a later unit, skipping at most one (a unit of another variable between).
-        let moved_on = prev.is_some_and(|p| last > p && touched.start <= p + 2);
-        // Still inside the unit the previous read ended in (a unit read in pieces).
-        let stayed = prev.is_some_and(|p| touched.start == p && last == p);
-        if moved_on {
+        let mut walks = self.walks.lock();
+        walks.reads += 1;
+        let reads = walks.reads;
+        walks.list.retain(|w| w.used + WALK_IDLE_READS >= reads);
+        // The walk this read continues: one that moved on in its direction first, then one
+        // read in pieces, then one whose direction this read sets.
+        let found = walks
+            .list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let step = w.step(&touched)?;
+                let rank = match step {
+                    Step::MovedOn(_) if w.dir != Dir::Unknown => 0,
+                    Step::Stayed => 1,
+                    Step::MovedOn(_) => 2,
+                };
+                Some((rank, i, step))
+            })
+            .min_by_key(|&(rank, i, _)| (rank, i));
+        let (first, last) = (touched.start, touched.end - 1);
+        let Some((_, i, step)) = found else {
+            if walks.list.len() == MAX_WALKS {
+                let lru = (0..MAX_WALKS)
+                    .min_by_key(|&i| walks.list[i].used)
+                    .unwrap_or(0);
+                walks.list.swap_remove(lru);
+            }
+            walks.list.push(UnitWalk {
+                lo: first,
+                hi: last,
+                start: units[first].start,
+                used: reads,
+                ..Default::default()
+            });
+            return Vec::new();
+        };
+        let w = &mut walks.list[i];
+        w.used = reads;
+        if let Step::MovedOn(dir) = step {
+            if w.dir == Dir::Unknown {
+                w.dir = dir;
+                if dir == Dir::Backward {
+                    w.start = units[w.hi].end;
+                    w.ahead = usize::MAX;
+                }
+            }
             w.advances += 1;
             if w.advances == WALK_START {
                 w.stream = Some(self.budget.stream());
-                w.window = read.end - w.start;
+                w.window = match dir {
+                    Dir::Backward => w.start.saturating_sub(read.start),
+                    _ => read.end.saturating_sub(w.start),
+                };
             } else if w.advances > WALK_START {
-                w.window *= 2;
+                w.window = w.window.saturating_mul(2);
             }
             w.window = w.window.min(self.budget.stream_window());
-        } else if !stayed {
-            *w = UnitWalk {
-                start: units[touched.start].start,
-                ..Default::default()
-            };
         }
-        w.next = touched.end;
+        (w.lo, w.hi) = (first, last);
         if w.advances < WALK_START {
             return Vec::new();
         }
-        let from = w.ahead_until.max(touched.end);
-        let until = (read.end + w.window).min(self.obj.size);
-        let to = from + units[from..].partition_point(|u| u.start < until);
+        let (from, to) = if w.dir == Dir::Backward {
+            let until = read.start.saturating_sub(w.window);
+            let from = units.partition_point(|u| u.end <= until);
+            (from, first.min(w.ahead))
+        } else {
+            let from = w.ahead.max(touched.end);
+            let until = (read.end + w.window).min(self.obj.size);
+            (
+                from,
+                from + units[from..].partition_point(|u| u.start < until),
+            )
+        };
         if from >= to {
             return Vec::new();
         }
         // While units read ahead are still ahead of the reader, wait until half a window can be
         // asked for at once: otherwise a full window advances one unit per GET.
         let span = units[to - 1].end - units[from].start;
-        if from > touched.end && span < w.window / 2 && to < units.len() {
+        let (still_ahead, at_edge) = match w.dir {
+            Dir::Backward => (to < first, from == 0),
+            _ => (from > touched.end, to == units.len()),
+        };
+        if still_ahead && span < w.window / 2 && !at_edge {
             return Vec::new();
         }
-        w.ahead_until = to;
-        drop(w);
+        w.ahead = if w.dir == Dir::Backward { from } else { to };
+        drop(walks);
         let max_run = MAX_RUN_BLOCKS * BLOCK_SIZE;
         let mut runs: Vec<Range<usize>> = Vec::new();
         for i in from..to {
@@ -385,7 +496,7 @@ impl FileReader {
     /// Fetches the adjacent units `run` ahead of the reader with one GET, under the prefetch
     /// budget.
     fn spawn_unit_run(&self, units: &[Range<u64>], run: Range<usize>) {
-        let first_index = run.start;
+        let (first_index, last_index) = (run.start, run.end);
         let units = &units[run];
         let (Some(first), Some(last)) = (units.first(), units.last()) else {
             return;
@@ -399,8 +510,12 @@ impl FileReader {
         else {
             Metrics::inc(&self.metrics.prefetch_skipped);
             // Let a later read try again from these units.
-            let mut w = self.walk.lock();
-            w.ahead_until = w.ahead_until.min(first_index);
+            for w in &mut self.walks.lock().list {
+                match w.dir {
+                    Dir::Backward => w.ahead = w.ahead.max(last_index),
+                    _ => w.ahead = w.ahead.min(first_index),
+                }
+            }
             return;
         };
         Metrics::inc(&self.metrics.prefetch_requests);

@@ -439,3 +439,45 @@ async fn concurrent_sequential_readers_share_the_prefetch_budget_equally() {
     assert_eq!(budget.stream_window(), MAX_WINDOW);
     assert_eq!(budget.streams(), 0);
 }
+
+#[tokio::test]
+async fn a_walk_against_file_order_is_read_ahead_too() {
+    let unit = 128 << 10;
+    let (rd, data, metrics) = walker(64, unit, true).await;
+    for i in (0..64).rev() {
+        let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
+        assert_eq!(
+            &got[..],
+            &data[(i * unit) as usize..((i + 1) * unit) as usize]
+        );
+    }
+    assert_eq!(metrics.bytes_fetched.load(Relaxed), 64 * unit);
+    let gets = metrics.get_requests.load(Relaxed);
+    assert!(
+        gets <= 3 + 8,
+        "{gets} GETs for 64 units walked back to front"
+    );
+}
+
+#[tokio::test]
+async fn interleaved_walks_through_one_handle_are_each_read_ahead() {
+    let unit = 64 << 10;
+    // Two readers of one handle take turns: one walks units 127 down to 64, the other 63 down
+    // to 0 (two variables, or two threads of a dask worker).
+    let (rd, data, metrics) = walker(128, unit, true).await;
+    for k in 0..64 {
+        for i in [127 - k, 63 - k] {
+            let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
+            assert_eq!(
+                &got[..],
+                &data[(i * unit) as usize..((i + 1) * unit) as usize]
+            );
+        }
+    }
+    assert_eq!(metrics.bytes_fetched.load(Relaxed), 128 * unit);
+    let gets = metrics.get_requests.load(Relaxed);
+    assert!(
+        gets <= 2 * (3 + 8),
+        "{gets} GETs for two interleaved walks of 64 units"
+    );
+}
