@@ -256,3 +256,45 @@ fn hdf5_a_point_series_read_chunk_after_chunk_is_read_ahead_in_few_gets() {
         data.len()
     );
 }
+
+/// Reads a point's series from every file given with `xr.open_mfdataset` (dask, h5netcdf) and
+/// prints its sum and length.
+const SERIES: &str = r#"
+import sys, json, xarray as xr
+ds = xr.open_mfdataset(sys.argv[1:], engine="h5netcdf", combine="nested", concat_dim="time")
+v = ds.t2.isel(y=20, x=30).values
+print(json.dumps({"sum": float(v.astype("float64").sum()), "len": len(v)}))
+"#;
+
+/// The WRF-CMIP6 workflow: a point's series over yearly files with `xr.open_mfdataset`. Its
+/// chunk reads arrive back to front and interleaved through one handle; each file's walk is
+/// still seen and read ahead, so the series costs far fewer GETs than chunks, each chunk once.
+#[test]
+fn hdf5_a_point_series_over_files_with_open_mfdataset_is_read_ahead_in_few_gets() {
+    let server = Server::garage();
+    let prefix = unique_prefix("hdf5-mf");
+    let data = std::fs::read(files().join("wrf.nc")).unwrap();
+    let names: Vec<String> = (0..3).map(|i| format!("t2_{i}.nc")).collect();
+    for name in &names {
+        server.put(&format!("{prefix}/{name}"), data.clone());
+    }
+    let local: Vec<_> = names.iter().map(|_| files().join("wrf.nc")).collect();
+    let want = json_of(common::python().args(["-c", SERIES]).args(&local));
+    let proxy = Proxy::start(&server, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let paths: Vec<_> = names.iter().map(|n| m.join(n)).collect();
+    let got = json_of(common::python().args(["-c", SERIES]).args(&paths));
+    assert_eq!(got, want);
+    let chunks = 3 * 146;
+    let gets = gets(&proxy);
+    println!("{gets} GETs, {}", proxy.stats());
+    assert!(gets <= chunks / 4, "{gets} GETs for {chunks} chunks");
+    assert!(
+        proxy.count("bytes_out") <= 3 * (data.len() as u64 + METADATA_BYTES),
+        "{} bytes fetched of 3 files of {} bytes",
+        proxy.count("bytes_out"),
+        data.len()
+    );
+}
