@@ -496,7 +496,7 @@ impl FileReader {
     /// Fetches the adjacent units `run` ahead of the reader with one GET, under the prefetch
     /// budget.
     fn spawn_unit_run(&self, units: &[Range<u64>], run: Range<usize>) {
-        let (first_index, last_index) = (run.start, run.end);
+        let (first_index, end_index) = (run.start, run.end);
         let units = &units[run];
         let (Some(first), Some(last)) = (units.first(), units.last()) else {
             return;
@@ -512,7 +512,7 @@ impl FileReader {
             // Let a later read try again from these units.
             for w in &mut self.walks.lock().list {
                 match w.dir {
-                    Dir::Backward => w.ahead = w.ahead.max(last_index),
+                    Dir::Backward => w.ahead = w.ahead.max(end_index),
                     _ => w.ahead = w.ahead.min(first_index),
                 }
             }

@@ -340,16 +340,21 @@ async fn walker(units: u64, unit: u64, read_ahead: bool) -> (FileReader, Vec<u8>
     (rd, data, metrics)
 }
 
+/// Reads unit `i` of a [`walker`] whole and checks its bytes.
+async fn read_unit(rd: &FileReader, data: &[u8], unit: u64, i: u64) {
+    let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
+    assert_eq!(
+        &got[..],
+        &data[(i * unit) as usize..((i + 1) * unit) as usize]
+    );
+}
+
 #[tokio::test]
 async fn a_walk_through_units_in_file_order_is_read_ahead_in_merged_gets() {
     let unit = 128 << 10;
     let (rd, data, metrics) = walker(64, unit, true).await;
     for i in 0..64 {
-        let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
-        assert_eq!(
-            &got[..],
-            &data[(i * unit) as usize..((i + 1) * unit) as usize]
-        );
+        read_unit(&rd, &data, unit, i).await;
     }
     // Every byte fetched once; the first WALK_START + 1 units one GET each, the rest in runs
     // of up to MAX_RUN_BLOCKS blocks (64 GETs without read-ahead).
@@ -445,11 +450,7 @@ async fn a_walk_against_file_order_is_read_ahead_too() {
     let unit = 128 << 10;
     let (rd, data, metrics) = walker(64, unit, true).await;
     for i in (0..64).rev() {
-        let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
-        assert_eq!(
-            &got[..],
-            &data[(i * unit) as usize..((i + 1) * unit) as usize]
-        );
+        read_unit(&rd, &data, unit, i).await;
     }
     assert_eq!(metrics.bytes_fetched.load(Relaxed), 64 * unit);
     let gets = metrics.get_requests.load(Relaxed);
@@ -467,11 +468,7 @@ async fn interleaved_walks_through_one_handle_are_each_read_ahead() {
     let (rd, data, metrics) = walker(128, unit, true).await;
     for k in 0..64 {
         for i in [127 - k, 63 - k] {
-            let got = rd.read(i * unit, unit as u32).await.unwrap().to_bytes();
-            assert_eq!(
-                &got[..],
-                &data[(i * unit) as usize..((i + 1) * unit) as usize]
-            );
+            read_unit(&rd, &data, unit, i).await;
         }
     }
     assert_eq!(metrics.bytes_fetched.load(Relaxed), 128 * unit);
