@@ -251,27 +251,49 @@ mod tests {
         assert_eq!(p.inner.fetcher.n.load(Ordering::SeqCst), 1);
     }
 
+    /// Polls until the provider hands out `want`; every answer before it must be `before`.
+    async fn wait_for_key(p: &Refreshing<Counter>, before: &str, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let key = p.get_credential().await.unwrap().key_id.clone();
+            if key == want {
+                return;
+            }
+            assert_eq!(key, before);
+            assert!(std::time::Instant::now() < deadline, "{want} never came");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // Lifetimes are long against the sleeps so that a loaded machine's late wake-ups (seconds
+    // on a busy 2-core runner) cannot move a check across a refresh or expiry point.
     #[tokio::test]
     async fn keys_are_refreshed_in_the_background_before_expiry() {
-        let p = provider(Duration::from_secs(4), Duration::from_millis(300), u64::MAX);
+        // key1 is fetched by t = 0.3 s: refresh due from 10.3 s, usable until 19.3 s.
+        let p = provider(
+            Duration::from_secs(20),
+            Duration::from_millis(300),
+            u64::MAX,
+        );
         assert_eq!(p.get_credential().await.unwrap().key_id, "key1");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        tokio::time::sleep(Duration::from_millis(11_000)).await;
         // Due for refresh: answered with the current keys, not after the 300 ms refresh.
         assert_eq!(p.get_credential().await.unwrap().key_id, "key1");
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(p.get_credential().await.unwrap().key_id, "key2");
+        wait_for_key(&p, "key1", "key2").await;
         assert_eq!(p.inner.fetcher.n.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
     async fn a_failed_refresh_keeps_the_current_keys_until_they_expire() {
-        let p = provider(Duration::from_millis(2500), Duration::ZERO, 1);
+        // key1: refresh due from 6 s, usable until 11 s; every later fetch fails.
+        let p = provider(Duration::from_secs(12), Duration::ZERO, 1);
         assert_eq!(p.get_credential().await.unwrap().key_id, "key1");
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        tokio::time::sleep(Duration::from_millis(6_500)).await;
+        // The background refresh fails; the current keys are still handed out.
         assert_eq!(p.get_credential().await.unwrap().key_id, "key1");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(p.get_credential().await.unwrap().key_id, "key1");
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        tokio::time::sleep(Duration::from_millis(5_000)).await;
         let err = p.get_credential().await.unwrap_err().to_string();
         assert!(err.contains("endpoint down"), "{err}");
     }
