@@ -257,6 +257,48 @@ fn hdf5_a_point_series_read_chunk_after_chunk_is_read_ahead_in_few_gets() {
     );
 }
 
+/// Opens every file given with `xr.open_mfdataset` (dask, h5netcdf), reading no data variable,
+/// and prints the time axis' length.
+const OPEN_ALL: &str = r#"
+import sys, json, xarray as xr
+ds = xr.open_mfdataset(sys.argv[1:], engine="h5netcdf", combine="nested", concat_dim="time")
+print(json.dumps({"time": int(ds.sizes["time"]), "t2": list(ds.t2.dims)}))
+"#;
+
+/// Yearly files of the WRF-CMIP6 shape, uploaded under a new prefix, and their names.
+fn yearly_files(server: &Server, test: &str, n: usize) -> (String, Vec<String>, Vec<u8>) {
+    let prefix = unique_prefix(test);
+    let data = std::fs::read(files().join("wrf.nc")).unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("t2_{i}.nc")).collect();
+    for name in &names {
+        server.put(&format!("{prefix}/{name}"), data.clone());
+    }
+    (prefix, names, data)
+}
+
+/// `open_mfdataset` reads each file's metadata and its coordinates (`time`, `y`, `x`, small
+/// contiguous variables at the file's end). The coordinates are fetched with the planning
+/// walk's rounds, so once the files are planned (opened with h5py, which reads no data),
+/// `open_mfdataset` makes no request (3 GETs per file when each coordinate cost one).
+#[test]
+fn hdf5_opening_yearly_files_with_open_mfdataset_costs_only_the_walks_gets() {
+    let server = Server::garage();
+    let (prefix, names, _) = yearly_files(&server, "hdf5-mf-open", 3);
+    let proxy = Proxy::start(&server, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let m = mount(&proxy, &prefix, cache.path());
+    proxy.reset();
+    let paths: Vec<_> = names.iter().map(|n| m.join(n)).collect();
+    let open_only = "import sys, h5py\nfor p in sys.argv[1:]:\n    h5py.File(p, 'r').close()";
+    common::run_ok(common::python().args(["-c", open_only]).args(&paths));
+    let walks = gets(&proxy);
+    println!("planning: {walks} GETs, {}", proxy.stats());
+    assert!(walks >= 3, "{walks} GETs: each file is planned");
+    let got = json_of(common::python().args(["-c", OPEN_ALL]).args(&paths));
+    assert_eq!(got["time"], 3 * 146, "{got}");
+    assert_eq!(gets(&proxy), walks, "open_mfdataset: {}", proxy.stats());
+}
+
 /// Reads a point's series from every file given with `xr.open_mfdataset` (dask, h5netcdf) and
 /// prints its sum and length.
 const SERIES: &str = r#"
@@ -272,12 +314,7 @@ print(json.dumps({"sum": float(v.astype("float64").sum()), "len": len(v)}))
 #[test]
 fn hdf5_a_point_series_over_files_with_open_mfdataset_is_read_ahead_in_few_gets() {
     let server = Server::garage();
-    let prefix = unique_prefix("hdf5-mf");
-    let data = std::fs::read(files().join("wrf.nc")).unwrap();
-    let names: Vec<String> = (0..3).map(|i| format!("t2_{i}.nc")).collect();
-    for name in &names {
-        server.put(&format!("{prefix}/{name}"), data.clone());
-    }
+    let (prefix, names, data) = yearly_files(&server, "hdf5-mf", 3);
     let local: Vec<_> = names.iter().map(|_| files().join("wrf.nc")).collect();
     let want = json_of(common::python().args(["-c", SERIES]).args(&local));
     let proxy = Proxy::start(&server, &[]);

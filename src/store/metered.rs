@@ -106,6 +106,7 @@ impl Backend for Metered {
     ) -> Result<Rope, FsError> {
         Metrics::inc(&self.metrics.get_requests);
         let what = format!("GET {key} bytes {}-{}", range.start, range.end);
+        tracing::trace!("{what}");
         let live = self.current();
         let data = self
             .bounded(&what, live.get_range(key, range, etag))

@@ -59,6 +59,11 @@ const MAX_CHUNKS: usize = 4 << 20;
 /// Contiguous storage is cut into units of at most this size, so a small read of a large
 /// contiguous variable does not fetch all of it.
 const CONTIGUOUS_PIECE: u64 = 4 << 20;
+/// A dataset stored in one piece of at most this many bytes (contiguous, or a single chunk) is
+/// small: NetCDF readers read such variables (coordinates, bounds, scalars) whole at open.
+pub const SMALL_DATASET: u64 = 64 << 10;
+/// At most this many bytes of small datasets per file are offered by [`Walker::take_small`].
+pub const SMALL_TOTAL: u64 = 1 << 20;
 
 /// What the walker wants next.
 #[derive(Debug)]
@@ -196,6 +201,8 @@ struct ChunkKind {
 struct Out {
     tasks: Vec<Task>,
     storage: Vec<Range<u64>>,
+    /// The storage of small datasets ([`SMALL_DATASET`]), also in `storage`.
+    small: Vec<Range<u64>>,
     /// Per fractal heap (by header address): objects it says it holds, objects found.
     heap_objects: Vec<(u64, i64)>,
 }
@@ -213,6 +220,15 @@ impl Out {
         }
         Ok(())
     }
+
+    /// The whole storage of a dataset held in one piece (contiguous, or a single chunk).
+    fn one_piece(&mut self, c: &Ctx, at: u64, len: u64) -> R<()> {
+        self.chunk(c, at, len)?;
+        if len > 0 && len <= SMALL_DATASET {
+            self.small.push(at..at + len);
+        }
+        Ok(())
+    }
 }
 
 /// The planning walk of one file of `size` bytes.
@@ -227,6 +243,10 @@ pub struct Walker {
     pending: Vec<Task>,
     seen: HashSet<u64>,
     storage: Vec<Range<u64>>,
+    /// Small datasets' storage found and not yet taken ([`Walker::take_small`]), and the
+    /// bytes offered so far.
+    small: Vec<Range<u64>>,
+    small_bytes: u64,
     /// Per fractal heap: objects declared minus objects found (0 once all links are read).
     heap_balance: HashMap<u64, i64>,
 }
@@ -244,6 +264,8 @@ impl Walker {
             pending: vec![Task::Superblock],
             seen: HashSet::new(),
             storage: Vec::new(),
+            small: Vec::new(),
+            small_bytes: 0,
             heap_balance: HashMap::new(),
         }
     }
@@ -272,6 +294,7 @@ impl Walker {
                 Ok(()) => {
                     queue.append(&mut out.tasks);
                     self.storage.append(&mut out.storage);
+                    self.small.append(&mut out.small);
                     for (h, n) in out.heap_objects {
                         *self.heap_balance.entry(h).or_default() += n;
                     }
@@ -304,6 +327,26 @@ impl Walker {
             return refused("a structure past the end of the file");
         }
         Step::Need(need)
+    }
+
+    /// The storage of the small datasets found since the last call and not yet fed, up to
+    /// [`SMALL_TOTAL`] bytes per file, sorted; each range is a dataset's whole storage (so a
+    /// read of it holds its units whole). A planner fetches them with its next round: readers
+    /// read them at open, each a round trip of its own otherwise.
+    pub fn take_small(&mut self) -> Vec<Range<u64>> {
+        let mut small = std::mem::take(&mut self.small);
+        small.sort_by_key(|r| r.start);
+        small.dedup();
+        let mut out = Vec::new();
+        for r in small {
+            let len = r.end - r.start;
+            if self.mem.missing(r.clone()).is_empty() || self.small_bytes + len > SMALL_TOTAL {
+                continue;
+            }
+            self.small_bytes += len;
+            out.push(r);
+        }
+        out
     }
 
     /// The missing ranges, each at least `MIN_READ` long (within the file), merged.
@@ -440,6 +483,9 @@ impl Walker {
 fn contiguous(c: &Ctx, at: u64, len: u64, out: &mut Out) -> R<()> {
     if at.checked_add(len).is_none_or(|end| end > c.size) {
         return Err(Stop::Bad("contiguous storage past the end of the file"));
+    }
+    if len <= SMALL_DATASET {
+        return out.one_piece(c, at, len);
     }
     let mut off = 0;
     while off < len {

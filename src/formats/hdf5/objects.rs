@@ -315,7 +315,7 @@ fn chunked_v4(c: &Ctx, cur: &mut Cur, space: Option<&[u64]>, out: &mut Out) -> R
                 None
             };
             if let Some(at) = cur.addr(c)? {
-                out.chunk(c, at, filtered.unwrap_or(bytes))?;
+                out.one_piece(c, at, filtered.unwrap_or(bytes))?;
             }
         }
         2 => {

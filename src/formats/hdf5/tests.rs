@@ -190,3 +190,29 @@ fn dense_links_in_a_fractal_heap_are_followed() {
     assert_eq!(summary(&w.storage()), (50, 1_028_047, 3_716));
     assert!(rounds <= 6, "{rounds} rounds");
 }
+
+#[test]
+fn small_datasets_are_offered_once_unless_already_fetched() {
+    let file = air();
+    let want = air_storage();
+    // Only the metadata block fed: all four variables (each under 64 KiB) are offered.
+    let (mut w, _) = walk_bytes(&file, 20_480).unwrap();
+    assert_eq!(w.take_small(), want);
+    assert_eq!(w.take_small(), vec![], "offered once");
+    // The first 64 KiB fed: lat, lon and time are held; air runs past them.
+    let (mut w, _) = walk_bytes(&file, 64 << 10).unwrap();
+    assert_eq!(w.take_small(), vec![want[3].clone()]);
+}
+
+#[test]
+fn small_datasets_offered_stay_within_their_byte_bound() {
+    let mut w = Walker::new(1 << 30);
+    w.small = (0..64)
+        .map(|i| i * SMALL_DATASET..(i + 1) * SMALL_DATASET)
+        .collect();
+    let offered = w.take_small();
+    let bytes: u64 = offered.iter().map(|r| r.end - r.start).sum();
+    assert_eq!(bytes, SMALL_TOTAL);
+    w.small = vec![1 << 29..(1 << 29) + 1];
+    assert_eq!(w.take_small(), vec![], "the file's bound is spent");
+}

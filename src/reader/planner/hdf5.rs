@@ -13,6 +13,20 @@ use crate::rope::Rope;
 /// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
 /// the first chunk index nodes at the start, so one read usually finds most of them.
 const FIRST_READ: u64 = 64 << 10;
+/// Small datasets this close together are fetched with one GET.
+const SMALL_GAP: u64 = 16 << 10;
+
+/// Sorted `ranges` merged where at most `gap` bytes lie between them.
+fn merge_near(ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
+    let mut merged: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match merged.last_mut() {
+            Some(m) if r.start <= m.end.saturating_add(gap) => m.end = m.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}
 
 #[derive(Debug)]
 pub struct Hdf5;
@@ -47,7 +61,9 @@ impl Planner for Hdf5 {
     }
 
     /// Chunk units: the walker's reads (each an extent of its own, fetched concurrently per
-    /// round) and the units they hold whole are kept.
+    /// round) and the units they hold whole are kept. The small datasets' storage found in a
+    /// round is fetched with the next one, so a NetCDF reader's reads of its coordinates at
+    /// open need no round trip of their own.
     async fn plan(
         &self,
         s: &Subject<'_>,
@@ -60,23 +76,34 @@ impl Planner for Hdf5 {
         walker.feed(0, &first.to_bytes());
         let mut reads = vec![(0, first)];
         loop {
-            match walker.step() {
-                Step::Done => break,
+            let (walk, done) = match walker.step() {
+                Step::Done => (Vec::new(), true),
                 Step::Unsupported(why) => {
                     tracing::debug!(key = %obj.key, "no chunk plan for this HDF5 file: {why}");
                     return Ok(None);
                 }
-                Step::Need(ranges) => {
-                    let got = futures::future::join_all(
-                        ranges.iter().map(|r| io.read_extent(obj, r.clone())),
-                    )
-                    .await;
-                    for (r, data) in ranges.into_iter().zip(got) {
-                        let data = data?;
-                        walker.feed(r.start, &data.to_bytes());
-                        reads.push((r.start, data));
-                    }
+                Step::Need(ranges) => (ranges, false),
+            };
+            // The small datasets found so far ride along with the walk's round.
+            let small = merge_near(walker.take_small(), SMALL_GAP);
+            if done && small.is_empty() {
+                break;
+            }
+            let got = futures::future::join_all(
+                walk.iter()
+                    .chain(&small)
+                    .map(|r| io.read_extent(obj, r.clone())),
+            )
+            .await;
+            for (i, (r, data)) in walk.iter().chain(&small).zip(got).enumerate() {
+                let data = data?;
+                if i < walk.len() {
+                    walker.feed(r.start, &data.to_bytes());
                 }
+                reads.push((r.start, data));
+            }
+            if done {
+                break;
             }
         }
         let Some(units) = walker.units() else {

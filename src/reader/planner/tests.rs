@@ -247,3 +247,28 @@ async fn objects_without_an_etag_are_planned_at_every_open() {
         "planned again (from the cached probes)"
     );
 }
+
+#[tokio::test]
+async fn a_netcdf_files_small_variables_are_fetched_with_its_plan() {
+    let env = Env::new();
+    let file = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/netcdf/air.nc"
+    ))
+    .unwrap();
+    let obj = env.put("air.nc", &file).await;
+    let plan = env.plan(&obj).await.expect("air.nc is planned");
+    // The first 64 KiB hold all the metadata, lat, lon and time; `air` (57,288 bytes at
+    // 21,104) runs past them and is fetched whole with the plan.
+    assert_eq!(env.gets(), 2);
+    let air = 21_104..78_392;
+    assert!(plan.contains(&air), "{plan:?}");
+    let gets = env.gets();
+    for unit in plan.iter().filter(|u| u.start >= 20_480) {
+        let got = read_units(&env.cache, &obj, std::slice::from_ref(unit), unit.clone())
+            .await
+            .unwrap();
+        assert_eq!(got.to_bytes(), file[unit.start as usize..unit.end as usize]);
+    }
+    assert_eq!(env.gets(), gets, "the variables are read from the cache");
+}
