@@ -15,9 +15,12 @@
 //!
 //! **Reading ahead along a walk.** Where the planner says readers walk the units in file order
 //! (HDF5 chunks along the record dimension, GRIB2 messages), a reader whose reads have moved on
-//! to the next unit (or the one after it) [`WALK_START`] times in a row is walking: the units
-//! after its read are fetched ahead, whole, within a window that starts at what the walk has
-//! read so far and doubles per unit reached (so a walk that stops costs at most what it read),
+//! to the next unit (or the one after it) [`WALK_START`] times in a row is walking (once is
+//! enough after the mount's first walk: readers of a folder of yearly files walk each file as
+//! they walked the one before): the units after its read are fetched ahead, whole, within a
+//! window that starts at what the walk has read so far (or, if larger, at the window the
+//! mount's latest walk reached, up to one run) and doubles per unit reached (so the mount's
+//! first walk that stops costs at most what it read),
 //! adjacent missing ones merged into GETs of up to [`MAX_RUN_BLOCKS`] blocks, under the shared
 //! prefetch budget. A walk may go against file order (seen: a point's series read through
 //! `xr.open_mfdataset` and h5netcdf asks for its chunks back to front), and then the units
@@ -69,7 +72,8 @@ pub const MAX_BACKWARD: u64 = BLOCK_SIZE;
 /// of stdio (8 KiB) and GDAL's VSI layer, with room.
 pub const CUT_MAX: u32 = 64 << 10;
 
-/// Reads in a row that moved on to a later unit before a planned file is read ahead.
+/// Reads in a row that moved on to a later unit before a planned file is read ahead (one, once
+/// the mount has read a walk ahead).
 pub const WALK_START: u32 = 2;
 
 /// Smallest piece a random read is served from.
@@ -147,7 +151,8 @@ pub(super) struct UnitWalk {
     start: u64,
     /// Reads in a row that moved on to the next unit in the walk's direction.
     advances: u32,
-    /// How far ahead of the reader units are fetched: at first as much as the walk has read,
+    /// How far ahead of the reader units are fetched: at first as much as the walk has read
+    /// (or the mount's latest walk reached, [`super::PrefetchBudget::walk_start`]),
     /// doubling with each unit reached, up to the stream's share of the prefetch budget.
     window: u64,
     /// Going forward, units below this index were read ahead (or read by the reader itself);
@@ -157,6 +162,8 @@ pub(super) struct UnitWalk {
     used: u64,
     /// This reader's share of the prefetch budget, held while it walks.
     stream: Option<super::Stream>,
+    /// Whether the walk has fetched units ahead of its reader.
+    fetched: bool,
 }
 
 /// How a read relates to one walk.
@@ -188,6 +195,8 @@ pub(super) struct Walks {
     list: Vec<UnitWalk>,
     /// Reads of the file so far.
     reads: u64,
+    /// Whether a walk of this file has fetched units ahead of its reader.
+    read_ahead: bool,
 }
 
 #[derive(Debug)]
@@ -420,6 +429,10 @@ impl FileReader {
             });
             return Vec::new();
         };
+        // Until a walk of this file has fetched ahead, a walk may start on what the mount's
+        // walks did (walks through units already held, such as the coordinates fetched with
+        // the plan, do not count).
+        let first_walk = !walks.read_ahead;
         let w = &mut walks.list[i];
         w.used = reads;
         if let Step::MovedOn(dir) = step {
@@ -431,21 +444,39 @@ impl FileReader {
                 }
             }
             w.advances += 1;
-            if w.advances == WALK_START {
+            // A walk starts after WALK_START moves; the file's first one after one move when
+            // the mount has read a walk ahead (the reader walks the next file of a folder as
+            // it walked the one before).
+            let starts = w.advances >= WALK_START || (first_walk && self.budget.walked_before());
+            if w.stream.is_none() && starts {
                 w.stream = Some(self.budget.stream());
-                w.window = match dir {
+                let walked = match dir {
                     Dir::Backward => w.start.saturating_sub(read.start),
                     _ => read.end.saturating_sub(w.start),
                 };
-            } else if w.advances > WALK_START {
+                w.window = if first_walk {
+                    self.budget.walk_start(walked)
+                } else {
+                    walked
+                };
+            } else if w.stream.is_some() {
                 w.window = w.window.saturating_mul(2);
             }
             w.window = w.window.min(self.budget.stream_window());
         }
+        let went = match w.dir {
+            Dir::Backward => w.start.saturating_sub(read.start),
+            _ => read.end.saturating_sub(w.start),
+        };
+        // Only walks that fetched ahead teach the mount how far walks go.
+        if w.fetched {
+            self.budget.walk_reached(went);
+        }
         (w.lo, w.hi) = (first, last);
-        if w.advances < WALK_START {
+        if w.stream.is_none() {
             return Vec::new();
         }
+        let w = &mut walks.list[i];
         let (from, to) = if w.dir == Dir::Backward {
             let until = read.start.saturating_sub(w.window);
             let from = units.partition_point(|u| u.end <= until);
@@ -472,7 +503,7 @@ impl FileReader {
             return Vec::new();
         }
         w.ahead = if w.dir == Dir::Backward { from } else { to };
-        drop(walks);
+        let first_fetch = !walks.read_ahead;
         let max_run = MAX_RUN_BLOCKS * BLOCK_SIZE;
         let mut runs: Vec<Range<usize>> = Vec::new();
         for i in from..to {
@@ -489,6 +520,14 @@ impl FileReader {
                 }
                 _ => runs.push(i..i + 1),
             }
+        }
+        if !runs.is_empty() && !walks.list[i].fetched {
+            walks.list[i].fetched = true;
+            if first_fetch {
+                walks.read_ahead = true;
+                self.budget.walk_fetched();
+            }
+            self.budget.walk_reached(went);
         }
         runs
     }

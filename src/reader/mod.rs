@@ -41,6 +41,9 @@ pub struct PrefetchBudget {
     pub max_window: u64,
     /// How many readers read sequentially now.
     streams: Arc<AtomicU64>,
+    /// How far the mount's recent walks through planned files went, in bytes
+    /// ([`PrefetchBudget::walk_start`]).
+    walk_window: Arc<AtomicU64>,
 }
 
 /// One reader's claim to a share of the prefetch budget, while it reads sequentially.
@@ -62,7 +65,38 @@ impl PrefetchBudget {
             inflight: blocks * BLOCK_SIZE,
             max_window: file::MAX_WINDOW.min(inflight_bytes.max(BLOCK_SIZE)),
             streams: Arc::default(),
+            walk_window: Arc::default(),
         }
+    }
+
+    /// The window a new walk through a planned file starts with, when it has read `walked`
+    /// bytes: at least those, and at least as far as the mount's recent walks went, up to one
+    /// run (`MAX_RUN_BLOCKS` blocks). Readers of a folder of files (`open_mfdataset` of
+    /// yearly files) walk each file as they walked the one before.
+    pub fn walk_start(&self, walked: u64) -> u64 {
+        let went = self
+            .walk_window
+            .load(Relaxed)
+            .min(file::MAX_RUN_BLOCKS * BLOCK_SIZE);
+        walked.max(went)
+    }
+
+    /// Whether a walk through a planned file has been read ahead in this mount.
+    pub fn walked_before(&self) -> bool {
+        self.walk_window.load(Relaxed) > 0
+    }
+
+    /// Records how far a walk has gone (bytes from its start).
+    pub fn walk_reached(&self, went: u64) {
+        self.walk_window.fetch_max(went, Relaxed);
+    }
+
+    /// A file's first walk fetched ahead: what earlier walks reached counts half from now on,
+    /// so a mount whose walks grow shorter starts them smaller.
+    pub fn walk_fetched(&self) {
+        let _ = self
+            .walk_window
+            .fetch_update(Relaxed, Relaxed, |w| Some(w / 2));
     }
 
     /// Counts a reader as reading sequentially until the returned claim is dropped.
