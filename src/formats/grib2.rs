@@ -374,7 +374,8 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
         };
         let slen = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let num = h[4];
-        if slen < 6 || pos as u64 + slen as u64 > len - 4 {
+        // Section 6 holds at least its bit-map indicator; section 7 may be empty (a constant).
+        if slen < 5 + usize::from(num == 6) || pos as u64 + slen as u64 > len - 4 {
             return Err(bad(section(num), format!("length {slen}")).at(pos as u64));
         }
         match num {
