@@ -395,6 +395,16 @@ fn polar_grid(g: &grib::def::grib2::template::Template3_20) -> Result<Grid> {
     let deg = 1e-6;
     let mode = &g.scanning_mode;
     let (nx, ny) = check_scan(mode, g.ni, g.nj)?;
+    // WMO's scanning flags (code table 3.4) say where the second row and column lie; eccodes
+    // (2.50) and GDAL place every polar stereographic grid as if it scanned +i, +j whatever the
+    // flags say. Where the two readings differ, the message is refused rather than placed by one.
+    ensure!(
+        mode.scans_positively_for_i() && mode.scans_positively_for_j(),
+        "scanning mode {:#010b} is not supported for polar stereographic grids: eccodes and \
+         GDAL place the rows and columns as if scanned +i, +j (mode 0b01000000), the WMO \
+         definition of the flags otherwise, so no placement would agree with both",
+        mode.0
+    );
     let centre = &g.projection_centre;
     ensure!(
         !centre.is_bipolar() && centre.0 & 0x3f == 0,

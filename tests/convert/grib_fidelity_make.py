@@ -103,7 +103,7 @@ for name, (l1, l2) in (("lcc_up.grib2", (25.0, 45.0)), ("lcc_down.grib2", (45.0,
     write(name, e.codes_get_message(h))
     e.codes_release(h)
 
-bad_ps = msg("polar_stereographic_sfc_grib2", seed=17, DxInMetres=0.0)
+bad_ps = msg("polar_stereographic_sfc_grib2", seed=17, DxInMetres=0.0, jScansPositively=1)
 write("badmix.grib2", ll(18, 0) + bad_ps + ll(19, 2) + b"junk after the last message")
 
 
