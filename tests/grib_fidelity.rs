@@ -110,6 +110,9 @@ fn grib_views_hold_on_real_file_shapes_and_every_eccodes_sample() {
     ] {
         assert_eq!(numbers(f, "ok"), [1], "{f}: {}", summary[f]);
     }
+    // A view whose every message is left out still lists, empty.
+    let empty = std::fs::read_dir(m.join("sample_sh_sfc_grib2.grib2.cog")).unwrap();
+    assert_eq!(empty.count(), 0);
     // The polar stereographic samples scan -j, where eccodes and WMO's flags disagree.
     for f in [
         "sample_polar_stereographic_sfc_grib2.grib2",

@@ -785,6 +785,8 @@ impl<B: Backend> Backend for Convert<B> {
         if !any && !vp.rest.is_empty() {
             return Err(FsError::NotFound);
         }
+        // A view root exists even with nothing to show (every message left out).
+        listing.marker = vp.rest.is_empty();
         Ok(crate::store::finish_listing(dir, listing))
     }
 
