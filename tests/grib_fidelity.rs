@@ -69,6 +69,14 @@ fn grib_views_hold_on_real_file_shapes_and_every_eccodes_sample() {
     ] {
         assert_eq!(numbers(f, "ok"), [1], "{f}: {}", summary[f]);
     }
+    // Increments against the first and last points: columns from the points as eccodes
+    // places them; rows eccodes places unevenly refused, named.
+    assert_eq!(numbers("ll_iinc.grib2", "ok"), [1]);
+    let jinc = refused("ll_jinc.grib2");
+    assert!(
+        jinc.len() == 1 && jinc[0].1.contains("j increment"),
+        "{jinc:?}"
+    );
     // One unusable message among good ones: refused alone, named; the rest listed and read.
     assert_eq!(numbers("badmix.grib2", "ok"), [1, 3]);
     let bad = refused("badmix.grib2");

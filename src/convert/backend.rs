@@ -6,9 +6,11 @@
 //! here (other keys' listings and HEADs are the store's, with the view folders added). Virtual ETags are the source's ETag plus the view kind, so a replaced source
 //! gives new ETags (and ESTALE to open files, as for any object).
 //!
-//! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0
-//! when there is none), the first KiB of each message for its metadata, and a whole message
-//! only when one of its fields is read. Source bytes come through the range store plain files
+//! Only the bytes needed are read: the `.idx` sidecar (or a small probe at each message's
+//! section 0 when there is none), the first KiB of each message for its metadata (more when a
+//! bitmap or further fields lie past them), and a whole message only when one of its fields is
+//! read. A message or field that cannot be converted is left out of both views with a log line
+//! naming the file, its number (as eccodes counts) and the reason; the rest is served. Source bytes come through the range store plain files
 //! use ([`BlockCache`]: the shared memory tier, then the disk tier, then one GET with
 //! `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
 //! compressed tiles, lat/lon, `preview.png`) is an entry of the shared memory tier keyed by
@@ -32,7 +34,7 @@ use crate::cache::memory::{DerivedKey, MemoryTier};
 use crate::error::FsError;
 use crate::formats::grib2::{
     HEAD_BYTES, IdxLine, PROBE_BYTES, Step, Walked, find_magic, message_ranges, parse_idx,
-    section0_len, step,
+    section0_len, short_tail, step,
 };
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -386,7 +388,19 @@ impl<B: Backend> Convert<B> {
         }
         let mut out = Vec::new();
         let mut pos = 0;
-        while pos < info.size {
+        loop {
+            if let Some(trailing) = short_tail(pos, info.size) {
+                if !trailing.is_empty() {
+                    tracing::info!(
+                        "{source}: {} bytes after the last message (bytes {}..{}) hold no \
+                         message: ignored",
+                        trailing.end - trailing.start,
+                        trailing.start,
+                        trailing.end
+                    );
+                }
+                break;
+            }
             let mut window = pos..(pos + PROBE_BYTES).min(info.size);
             let next = loop {
                 let bytes = self.read_exact(&obj, window.clone()).await?;

@@ -1,13 +1,14 @@
-//! GRIB2 messages for the converted views: the `.idx` inventory, each message's metadata read
-//! from its first few KiB, and its values decoded with the `grib` crate.
+//! GRIB2 fields for the converted views: each field's metadata read from its message's first
+//! few KiB, georeferenced, and its values decoded with the `grib` crate.
 //!
 //! Supported grids (template 3.N): 3.0 regular latitude/longitude, 3.10 Mercator (grid not
-//! turned to the equator), 3.20 polar stereographic (one pole) and 3.30 Lambert conformal,
-//! scanned row by row in either direction along each axis. Missing points (bitmap) decode to
-//! NaN. Other templates (3.1 rotated, 3.40 Gaussian whose latitudes are not evenly spaced, 3.90
-//! space view, ...) and other scanning modes are errors naming the template, which give EIO
-//! for that file's views only. Message layout (section 0, the inventory) and the sections of a
-//! message's head are parsed in [`crate::formats::grib2`]; here they become georeferenced grids.
+//! turned to the equator), 3.20 polar stereographic (one pole, scanned +i +j) and 3.30 Lambert
+//! conformal, scanned row by row in either direction along each axis. Supported packings:
+//! [`SUPPORTED_PACKINGS`]. Missing points (bitmap) decode to NaN. Other templates (3.1 rotated,
+//! 3.40 Gaussian whose latitudes are not evenly spaced, 3.90 space view, ...), other packings
+//! and other scanning modes are errors naming the template, which leave that field out of the
+//! views. Message layout (section 0, the inventory, the sections of each field) is parsed in
+//! [`crate::formats::grib2`]; here fields become georeferenced grids.
 
 use anyhow::{Context, Result, bail, ensure};
 use grib::def::grib2::template::param_set::{EarthShape, ScaledValue, ScanningMode};
@@ -332,6 +333,9 @@ fn latlon_grid(g: &grib::def::grib2::template::Template3_0) -> Result<Grid> {
         (-90.0..=90.0).contains(&lat1) && (-90.0..=90.0).contains(&lat2),
         "latitudes {lat1}, {lat2} of the first and last points are out of range"
     );
+    // Flag table 3.3, bit 4: the j increment is given.
+    let j_inc = (p.resolution_and_component_flags.0 & 0x10 != 0 && ll.j_direction_inc != u32::MAX)
+        .then(|| f64::from(ll.j_direction_inc) * unit);
     let dy = if ny > 1 {
         let dy = (lat2 - lat1) / (ny - 1) as f64;
         ensure!(
@@ -340,7 +344,23 @@ fn latlon_grid(g: &grib::def::grib2::template::Template3_0) -> Result<Grid> {
              {:#010b}",
             mode.0
         );
-        dy
+        // eccodes places rows by the j increment (and the last at the last latitude), columns
+        // from the first and last longitudes: rows from the increment, unless it disagrees
+        // with the first and last latitudes by more than the increment's rounding to its unit.
+        match j_inc {
+            Some(inc) => {
+                let step = inc * dy.signum();
+                let off = (lat1 + step * (ny - 1) as f64 - lat2).abs();
+                ensure!(
+                    off <= unit * (ny - 1) as f64 / 2.0 + 1e-9,
+                    "the j increment {inc} degrees does not fit the first and last latitudes \
+                     ({lat1}, {lat2}) of {ny} rows ({off} degrees apart): eccodes places such \
+                     rows unevenly"
+                );
+                step
+            }
+            None => dy,
+        }
     } else {
         f64::from(ll.j_direction_inc) * unit * sign(mode.scans_positively_for_j())
     };
@@ -645,6 +665,18 @@ mod tests {
     }
 
     fn latlon(ni: u32, nj: u32, first: (f64, f64), last: (f64, f64), mode: u8) -> Result<Grid> {
+        latlon_inc(ni, nj, first, last, mode, u32::MAX)
+    }
+
+    /// With the j increment `j_inc` (microdegrees; `u32::MAX` missing).
+    fn latlon_inc(
+        ni: u32,
+        nj: u32,
+        first: (f64, f64),
+        last: (f64, f64),
+        mode: u8,
+        j_inc: u32,
+    ) -> Result<Grid> {
         use grib::def::grib2::template::{Template3_0, param_set};
         let micro = |d: f64| (d * 1e6).round();
         let sv = |scale_factor, scaled_value| ScaledValue {
@@ -671,7 +703,7 @@ mod tests {
                     last_point_lon: micro(last.1) as u32,
                 },
                 i_direction_inc: u32::MAX,
-                j_direction_inc: u32::MAX,
+                j_direction_inc: j_inc,
                 scanning_mode: ScanningMode(mode),
             },
         })
@@ -699,6 +731,14 @@ mod tests {
         assert!(latlon(4, 3, (10.0, 0.0), (-10.0, 3.0), 0b0001_0000).is_err());
         assert!(latlon(0, 3, (10.0, 0.0), (-10.0, 3.0), 0).is_err());
         assert!(latlon(4, 3, (10.0, 5.0), (-10.0, 5.0), 0).is_err());
+        // Rows by the j increment as eccodes places them, within its rounding to microdegrees
+        // (1/12 degree over 2161 rows); one that does not fit the latitudes is refused.
+        let g = latlon_inc(10, 2161, (90.0, 0.0), (-90.0, 9.0), 0, 83_333).unwrap();
+        assert!((g.dy + 0.083333).abs() < 1e-12, "{}", g.dy);
+        let g = latlon_inc(10, 5, (50.0, 10.0), (46.0, 19.0), 0, 1_000_000).unwrap();
+        assert_eq!((g.dy, g.dx), (-1.0, 1.0));
+        let e = latlon_inc(10, 5, (50.0, 10.0), (46.0, 19.0), 0, 900_000).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
     }
 
     #[test]

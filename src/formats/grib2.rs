@@ -87,6 +87,12 @@ fn grib1_len(head: &[u8]) -> u64 {
     }
 }
 
+/// The bytes from `pos` to the end of an object of `size` bytes when they are too few to hold a
+/// message (section 0 is 16 bytes): trailing bytes, which a walk need not read.
+pub fn short_tail(pos: u64, size: u64) -> Option<Range<u64>> {
+    (size.saturating_sub(pos) < 16).then_some(pos..size)
+}
+
 /// One step of the walk over an object's messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -172,6 +178,12 @@ pub fn walk(data: &[u8]) -> (Vec<Step>, Option<FormatError>) {
     let size = data.len() as u64;
     let (mut out, mut pos) = (Vec::new(), 0u64);
     loop {
+        if let Some(trailing) = short_tail(pos, size) {
+            if !trailing.is_empty() {
+                out.push(Step::End { trailing });
+            }
+            return (out, None);
+        }
         let mut want = (pos + PROBE_BYTES).min(size);
         let s = loop {
             match step(&data[pos as usize..want as usize], pos, size) {
@@ -761,7 +773,15 @@ mod tests {
         let (steps, err) = walk(&f);
         assert_eq!(grib2_ranges(&steps), vec![0..100]);
         assert!(err.unwrap().to_string().contains("truncated"));
+        // Fewer than 16 bytes cannot hold a message: trailing bytes, whatever they are; a magic
+        // with fewer than 16 bytes after it further from the end is a truncated section 0.
         let mut f = grib2_of(100);
+        f.extend(&grib2_of(100)[..10]);
+        let (steps, err) = walk(&f);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(steps[1], Step::End { trailing: 100..110 });
+        let mut f = grib2_of(100);
+        f.extend(vec![0; 10]);
         f.extend(&grib2_of(100)[..10]);
         let (steps, err) = walk(&f);
         assert_eq!(grib2_ranges(&steps), vec![0..100]);

@@ -8,6 +8,8 @@ multi.grib2      one message of three fields (sections 4-7 repeated) then a plai
 ccsds.grib2      5.42 (CCSDS), jpeg.grib2 5.40 (JPEG 2000), png.grib2 5.41 (PNG)
 constant.grib2   complex packing (5.2) of a constant field: 0 bits, empty section 7
 lcc_up.grib2     Lambert conformal, Latin1 25 < Latin2 45; lcc_down.grib2 the other order
+ll_iinc.grib2    3.0 whose i increment disagrees with its first and last longitudes
+ll_jinc.grib2    3.0 whose j increment disagrees with its first and last latitudes
 badmix.grib2     good, polar stereographic with Dx = 0 (unusable), good, trailing junk
 sample_NAME.grib2  every GRIB2 sample eccodes ships, as it ships it
 """
@@ -100,6 +102,22 @@ for name, (l1, l2) in (("lcc_up.grib2", (25.0, 45.0)), ("lcc_down.grib2", (45.0,
                      jScansPositively=1, iScansNegatively=0).items():
         e.codes_set(h, k, v)
     e.codes_set_values(h, field(40 * 30, 16))
+    write(name, e.codes_get_message(h))
+    e.codes_release(h)
+
+# Increments that disagree with the first and last points (eccodes: columns from the points,
+# rows from the j increment): an i increment of 1.1 over 10 columns from 10 to 19 E, converted;
+# a j increment of 0.9 over 5 rows from 50 to 46 N, which eccodes places unevenly, refused.
+for name, inc in (("ll_iinc.grib2", "iDirectionIncrement"), ("ll_jinc.grib2", "jDirectionIncrement")):
+    h = e.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+    for k, v in dict(Ni=10, Nj=5, latitudeOfFirstGridPointInDegrees=50.0,
+                     longitudeOfFirstGridPointInDegrees=10.0,
+                     latitudeOfLastGridPointInDegrees=46.0,
+                     longitudeOfLastGridPointInDegrees=19.0, iDirectionIncrementInDegrees=1.0,
+                     jDirectionIncrementInDegrees=1.0).items():
+        e.codes_set(h, k, v)
+    e.codes_set_values(h, field(50, 20))
+    e.codes_set(h, inc, 1_100_000 if inc.startswith("i") else 900_000)
     write(name, e.codes_get_message(h))
     e.codes_release(h)
 

@@ -9,7 +9,7 @@ use super::{PlanIo, Planner, Subject};
 use crate::cache::block::ObjectRef;
 use crate::error::FsError;
 use crate::formats::grib2::{
-    PROBE_BYTES, Step, find_magic, hop_units, is_grib_name, messages_from_idx, step,
+    PROBE_BYTES, Step, find_magic, hop_units, is_grib_name, messages_from_idx, short_tail, step,
 };
 use crate::rope::Rope;
 
@@ -103,7 +103,7 @@ async fn hop_plan(
     let mut pos = 0;
     let mut scratch = Vec::new();
     while messages.len() < MAX_HOPS {
-        if pos >= obj.size {
+        if short_tail(pos, obj.size).is_some() {
             tail = Some(obj.size);
             break;
         }
