@@ -766,6 +766,64 @@ mod tests {
         assert_eq!(template_name(90), "space view");
     }
 
+    /// HRRR message 1 with its section 5 changed by `edit` and its section 7 replaced by
+    /// `s7` (the section 0 length fixed).
+    fn hrrr_edited(edit: impl Fn(&mut Vec<u8>), s7: &[u8]) -> Vec<u8> {
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let len = section0_len(&bytes).unwrap();
+        let msg = &bytes[..len as usize];
+        let Walked::Fields(f) = grib2::field_sections(msg, len).unwrap() else {
+            panic!("whole message")
+        };
+        let f = &f[0];
+        let mut out = msg[..f.s5.start].to_vec();
+        let mut s5 = msg[f.s5.clone()].to_vec();
+        edit(&mut s5);
+        out.extend_from_slice(&s5);
+        out.extend_from_slice(&msg[f.s6.clone()]);
+        out.extend_from_slice(s7);
+        out.extend_from_slice(b"7777");
+        let total = out.len() as u64;
+        out[8..16].copy_from_slice(&total.to_be_bytes());
+        out
+    }
+
+    /// Complex packing with 0 bits and an empty section 7 is the constant R * 10^-D; an
+    /// unsupported packing is refused by its template number and name.
+    #[test]
+    fn constant_fields_decode_and_unsupported_packings_are_named() {
+        let template = |m: &[u8]| {
+            let len = section0_len(m).unwrap();
+            let Walked::Fields(f) = grib2::field_sections(m, len).unwrap() else {
+                panic!()
+            };
+            let s5 = &m[f[0].s5.clone()];
+            u16::from_be_bytes([s5[9], s5[10]])
+        };
+        let constant = hrrr_edited(
+            |s5| {
+                s5[11..15].copy_from_slice(&2735.0f32.to_be_bytes()); // R
+                s5[17..19].copy_from_slice(&1u16.to_be_bytes()); // D = 1
+                s5[19] = 0; // bits
+            },
+            &[0, 0, 0, 5, 7],
+        );
+        assert!(matches!(template(&constant), 2 | 3));
+        let v = decode(&constant, 0).unwrap();
+        assert_eq!(v.len(), 1799 * 1059);
+        assert!(v.iter().all(|&x| (x - 273.5).abs() < 1e-4), "{:?}", &v[..3]);
+        assert!(parse_header(&constant).is_ok());
+        let ieee = hrrr_edited(
+            |s5| s5[9..11].copy_from_slice(&4u16.to_be_bytes()),
+            &[0, 0, 0, 5, 7],
+        );
+        let e = parse_header(&ieee).unwrap_err().to_string();
+        assert!(
+            e.contains("template 5.4 (IEEE floating point) is not supported"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn hrrr_header_and_values_match_eccodes_reference() {
         let bytes = std::fs::read(FIXTURE).unwrap();
