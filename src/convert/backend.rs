@@ -112,6 +112,9 @@ fn fail(
     FsError::view(what, reason)
 }
 
+/// Bytes of a bitmap or data section a header walk skips with no read rather than read through.
+const SKIP_OVER: u64 = 64 << 10;
+
 /// Where a GRIB message starts, its length, and each of its fields' header or why it cannot
 /// be converted.
 type MessageFields = (u64, u64, Vec<anyhow::Result<Header>>);
@@ -541,32 +544,49 @@ impl<B: Backend> Convert<B> {
     ) -> Result<MessageFields, FsError> {
         let source = &*obj.key;
         let (off, span_len) = (span.start, span.end - span.start);
-        let mut want = span_len.min(HEAD_BYTES);
+        let head = self
+            .read_exact(obj, off..off + span_len.min(HEAD_BYTES))
+            .await?;
+        let skip = find_magic(&head)
+            .context("no GRIB magic at the message's offset")
+            .map_err(|e| fail(source, e))?;
+        let len = section0_len(&head[skip..]).map_err(|e| fail(source, e))?;
+        if skip as u64 + len > span_len {
+            return Err(fail(
+                source,
+                anyhow!("message at byte {off} runs past its inventory span"),
+            ));
+        }
+        let start = off + skip as u64;
+        // The message's first bytes; bodies of sections 6 and 7 the walk skips over are zeros
+        // when far from what is held, so a bitmap or a field's data is never read for a header.
+        let mut msg = head[skip..].to_vec();
         loop {
-            let head = self.read_exact(obj, off..off + want).await?;
-            let skip = find_magic(&head)
-                .context("no GRIB magic at the message's offset")
-                .map_err(|e| fail(source, e))?;
-            let len = section0_len(&head[skip..]).map_err(|e| fail(source, e))?;
-            if skip as u64 + len > span_len {
-                return Err(fail(
-                    source,
-                    anyhow!("message at byte {off} runs past its inventory span"),
-                ));
-            }
-            match parse_headers(&head[skip..], len).map_err(|e| fail(source, e))? {
-                Walked::Fields(f) => return Ok((off + skip as u64, len, f)),
-                // Sections past the bytes read (a long section 2 or 3, a bitmap, more fields):
-                // at least twice as many bytes, so that a message takes few reads.
+            match parse_headers(&msg, len).map_err(|e| fail(source, e))? {
+                Walked::Fields(f) => return Ok((start, len, f)),
                 Walked::Need(n) => {
-                    let more = (skip as u64 + n).max(2 * want).min(span_len);
-                    if more <= want {
+                    let have = msg.len() as u64;
+                    if n.end <= have {
                         return Err(fail(
                             source,
-                            anyhow!("message at byte {off}: sections past its length"),
+                            anyhow!("message at byte {start}: its sections do not parse"),
                         ));
                     }
-                    want = more;
+                    // Far ahead: the next section header and what likely follows it. Else
+                    // at least twice the bytes held, so that a message takes few reads.
+                    let from = if n.start > have + SKIP_OVER {
+                        n.start
+                    } else {
+                        have
+                    };
+                    let to = if from > have {
+                        (n.end + HEAD_BYTES).min(len)
+                    } else {
+                        n.end.max(2 * have).min(len)
+                    };
+                    let more = self.read_exact(obj, start + from..start + to).await?;
+                    msg.resize(from as usize, 0);
+                    msg.extend_from_slice(&more);
                 }
             }
         }

@@ -165,7 +165,7 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
     match parse_headers(head, len)? {
         Walked::Fields(mut f) if f.len() == 1 => f.remove(0),
         Walked::Fields(f) => bail!("a message of {} fields", f.len()),
-        Walked::Need(n) => bail!("the first {n} bytes of the message are needed"),
+        Walked::Need(n) => bail!("bytes {n:?} of the message are needed"),
     }
 }
 

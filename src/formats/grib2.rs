@@ -353,12 +353,15 @@ pub struct FieldSections {
     pub s7: Range<usize>,
 }
 
-/// Fields of a message, or how many bytes from its start are needed to find them.
+/// Fields of a message, or which bytes (offsets from its start) are needed to find them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Walked<T> {
     Fields(Vec<T>),
-    /// More than the bytes given: the first this many bytes of the message (at most its length).
-    Need(u64),
+    /// More than the bytes given: this range, within the message and ending past the bytes
+    /// given. The walk never reads the bytes between the end of those given and the range's
+    /// start (they are inside the body of a section 6 or 7, a bitmap or packed data), so a
+    /// caller may give them as anything, e.g. zeros, rather than read them.
+    Need(Range<u64>),
 }
 
 /// The fields of the message of `len` bytes whose first bytes are `buf`: each field's sections,
@@ -370,7 +373,10 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
     let mut latest: [Option<Range<usize>>; 7] = Default::default();
     let mut fields = Vec::new();
     let mut pos = 16usize;
-    let need = |n: usize| Ok(Walked::Need((n as u64).min(len)));
+    let need = |from: usize, to: usize| {
+        let to = (to as u64).min(len);
+        Ok(Walked::Need((from as u64).min(to)..to))
+    };
     loop {
         if pos as u64 + 4 == len {
             if buf.get(pos..pos + 4).is_some_and(|end| end != b"7777") {
@@ -382,7 +388,7 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
             return Err(bad("message", "its sections run past its length").at(pos as u64));
         }
         let Some(h) = buf.get(pos..pos + 6) else {
-            return need(pos + 6);
+            return need(pos, pos + 6);
         };
         let slen = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let num = h[4];
@@ -391,7 +397,7 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
             return Err(bad(section(num), format!("length {slen}")).at(pos as u64));
         }
         match num {
-            1..=5 if buf.len() < pos + slen => return need(pos + slen),
+            1..=5 if buf.len() < pos + slen => return need(buf.len(), pos + slen),
             1..=6 => latest[usize::from(num)] = Some(pos..pos + slen),
             7 => {
                 let get = |n: usize| {
@@ -825,7 +831,8 @@ mod tests {
         // The first 4 KiB do not reach section 7's header of the second field.
         let head = &two[..HEAD_BYTES as usize];
         match parse_heads(head, total).unwrap() {
-            Walked::Need(n) => assert!(n > HEAD_BYTES && n <= total, "{n}"),
+            // The second field's section 4 header, past field 1's data, which is not needed.
+            Walked::Need(n) => assert_eq!(n, f.s7.end as u64..f.s7.end as u64 + 6),
             Walked::Fields(_) => panic!("cannot know the fields from 4 KiB"),
         }
         // A section number out of range or a section longer than the message: refused.
