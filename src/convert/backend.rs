@@ -10,9 +10,9 @@
 //! section 0 when there is none), the first KiB of each message for its metadata (more when a
 //! bitmap or further fields lie past them), and a whole message only when one of its fields is
 //! read. A message or field that cannot be converted is left out of both views with a log line
-//! naming the file, its number (as eccodes counts) and the reason; the rest is served. Source bytes come through the range store plain files
-//! use ([`BlockCache`]: the shared memory tier, then the disk tier, then one GET with
-//! `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
+//! naming the file, its number (as eccodes counts) and the reason; the rest is served. Source
+//! bytes come through the range store plain files use ([`BlockCache`]: the shared memory tier,
+//! then the disk tier, then one GET with `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
 //! compressed tiles, lat/lon, `preview.png`) is an entry of the shared memory tier keyed by
 //! (source key, source ETag, what), weighed by its bytes, evicted under pressure and made again
 //! when needed. A read of a view file carries its virtual ETag, which names the source's ETag:
