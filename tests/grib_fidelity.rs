@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Mount, python, stdout_of};
+use common::{Mount, assert_valid_cog, python, stdout_of};
 
 fn script(name: &str) -> PathBuf {
     common::project_root().join("tests/convert").join(name)
@@ -100,6 +100,19 @@ fn grib_views_hold_on_real_file_shapes_and_every_eccodes_sample() {
             .any(|l| l.contains("badmix.grib2") && l.contains("hold no message")),
         "no log line for the trailing junk"
     );
+    // Every converted field of the made files is a COG that passes GDAL's validator.
+    for f in files.iter().filter(|f| !f.starts_with("sample_")) {
+        let dir = m.join(&format!("{f}.cog"));
+        let tifs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tif"))
+            .collect();
+        assert_eq!(tifs.len(), numbers(f, "ok").len(), "{f}: {tifs:?}");
+        for tif in &tifs {
+            assert_valid_cog(tif);
+        }
+    }
     // Every sample: converted or refused with a reason; report which.
     let mut converted = 0;
     for f in files.iter().filter(|f| f.starts_with("sample_")) {
