@@ -344,7 +344,7 @@ fn grib_noidx_message_2_transfers_its_message_and_the_probes() {
     let s = proxy.stats();
     // Message 2 proper: from its magic (one stray byte after message 1) to its 7777.
     let message = end - 1 - (start + 1);
-    let probes = 2 * 80;
+    let probes = 2 * geomount::formats::grib2::PROBE_BYTES;
     println!("HRRR message 2 without .idx through the proxy: {s}; message {message} bytes");
     let bytes = proxy.count("bytes_out");
     assert!(

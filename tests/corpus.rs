@@ -169,20 +169,31 @@ fn corpus_files_read_the_same_through_a_mount() {
                 }
             }
             Kind::Grib => {
-                let zarr = m.join(&format!("{rel}.zarr"));
                 let mut cmd = python();
                 cmd.arg(script("tests/py/corpus_grib.py"))
                     .arg(&local)
-                    .arg(&mounted)
-                    .arg(&zarr);
+                    .arg(&mounted);
                 let v: serde_json::Value =
                     serde_json::from_str(stdout_of(&mut cmd).trim()).unwrap();
-                assert_eq!(v["view_arrays"], v["messages"], "{rel}: {v}");
+                assert!(v["messages"].as_u64() > Some(0), "{rel}: {v}");
+                // The views: each message as eccodes reads it, or left out by name in the log.
+                let out = stdout_of(
+                    python()
+                        .arg(script("tests/convert/grib_fidelity_check.py"))
+                        .arg(m.path())
+                        .arg(&root)
+                        .arg(&m.log)
+                        .arg(rel),
+                );
+                let s: serde_json::Value =
+                    serde_json::from_str(out.lines().last().unwrap_or("")).unwrap();
+                eprintln!("corpus: {rel} views: {}", s[rel.as_str()]);
+                let ok = s[rel.as_str()]["ok"].as_array().map_or(0, Vec::len);
                 let cogs: Vec<String> = names(&m.join(&format!("{rel}.cog")))
                     .into_iter()
                     .filter(|f| f.ends_with(".tif"))
                     .collect();
-                assert_eq!(cogs.len() as u64, v["messages"].as_u64().unwrap(), "{rel}");
+                assert_eq!(cogs.len(), ok, "{rel}");
                 for tif in cogs {
                     assert_valid_cog(&m.join(&format!("{rel}.cog/{tif}")));
                 }

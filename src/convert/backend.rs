@@ -6,11 +6,13 @@
 //! here (other keys' listings and HEADs are the store's, with the view folders added). Virtual ETags are the source's ETag plus the view kind, so a replaced source
 //! gives new ETags (and ESTALE to open files, as for any object).
 //!
-//! Only the bytes needed are read: the `.idx` sidecar (or each message's 16-byte section 0
-//! when there is none), the first KiB of each message for its metadata, and a whole message
-//! only when one of its fields is read. Source bytes come through the range store plain files
-//! use ([`BlockCache`]: the shared memory tier, then the disk tier, then one GET with
-//! `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
+//! Only the bytes needed are read: the `.idx` sidecar (or a small probe at each message's
+//! section 0 when there is none), the first KiB of each message for its metadata (more when a
+//! bitmap or further fields lie past them), and a whole message only when one of its fields is
+//! read. A message or field that cannot be converted is left out of both views with a log line
+//! naming the file, its number (as eccodes counts) and the reason; the rest is served. Source
+//! bytes come through the range store plain files use ([`BlockCache`]: the shared memory tier,
+//! then the disk tier, then one GET with `If-Match`). Everything made from them (the views' inventory, decoded fields, pyramids,
 //! compressed tiles, lat/lon, `preview.png`) is an entry of the shared memory tier keyed by
 //! (source key, source ETag, what), weighed by its bytes, evicted under pressure and made again
 //! when needed. A read of a view file carries its virtual ETag, which names the source's ETag:
@@ -22,16 +24,17 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::cog::{CogLayout, Raster};
-use super::grib::{Header, decode, parse_header, parse_idx};
+use super::grib::{Header, decode, parse_headers};
 use super::grib_view::{Axis, Content, Message, VFile, Views, assign_names, north_up};
 use crate::cache::block::{BlockCache, ObjectRef};
 use crate::cache::memory::{DerivedKey, MemoryTier};
 use crate::error::FsError;
 use crate::formats::grib2::{
-    HEAD_BYTES, IdxLine, PROBE_BYTES, find_magic, message_at, message_ranges, section0_len,
+    HEAD_BYTES, IdxLine, PROBE_BYTES, Step, Walked, find_magic, message_ranges, parse_idx,
+    section0_len, short_tail, step,
 };
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -108,6 +111,13 @@ fn fail(
 ) -> FsError {
     FsError::view(what, reason)
 }
+
+/// Bytes of a bitmap or data section a header walk skips with no read rather than read through.
+const SKIP_OVER: u64 = 64 << 10;
+
+/// Where a GRIB message starts, its length, and each of its fields' header or why it cannot
+/// be converted.
+type MessageFields = (u64, u64, Vec<anyhow::Result<Header>>);
 
 /// Latitudes and longitudes of a grid's points.
 type LatLon = (Vec<f64>, Vec<f64>);
@@ -333,11 +343,18 @@ impl<B: Backend> Convert<B> {
             .await
     }
 
-    async fn build_views(&self, source: &str, info: &ObjectInfo) -> Result<Views, FsError> {
+    /// The GRIB2 messages of `source` and the `.idx` lines of each (empty without an
+    /// inventory), from its inventory when there is one that fits, else by walking section 0
+    /// (see [`crate::formats::grib2`]); `None` entries are messages of another edition, skipped
+    /// but counted (eccodes counts them). A walk that stops early keeps the messages before
+    /// and logs why; one that finds nothing is an error.
+    async fn message_spans(
+        &self,
+        source: &str,
+        info: &ObjectInfo,
+    ) -> Result<Vec<Option<(Range<u64>, Vec<IdxLine>)>>, FsError> {
         let obj = object_ref(source, info);
         let idx_key = format!("{source}.idx");
-        let lines: Vec<Option<IdxLine>>;
-        let mut spans: Vec<(u64, u64)> = Vec::new();
         match self.inner.head(&idx_key).await {
             Ok(idx) => {
                 let text = self
@@ -345,83 +362,232 @@ impl<B: Backend> Convert<B> {
                     .read(&object_ref(&idx_key, &idx), 0..idx.size)
                     .await?
                     .to_bytes();
-                let parsed =
-                    parse_idx(&String::from_utf8_lossy(&text)).map_err(|e| fail(&idx_key, e))?;
-                let ranges = message_ranges(&parsed, info.size)
-                    .with_context(|| format!("the inventory does not fit {source}"))
-                    .map_err(|e| fail(&idx_key, e))?;
-                spans.extend(ranges.iter().map(|r| (r.start, r.end - r.start)));
-                lines = parsed.into_iter().map(Some).collect();
-            }
-            Err(FsError::NotFound) => {
-                let mut pos = 0;
-                // Fewer than 16 bytes after the last message cannot hold one: trailing padding.
-                while pos + 16 <= info.size {
-                    let window = (pos + PROBE_BYTES).min(info.size);
-                    let head = self.read_exact(&obj, pos..window).await?;
-                    let m = message_at(&head, pos, info.size).map_err(|e| fail(source, e))?;
-                    spans.push((m.start, m.end - m.start));
-                    pos = m.end;
+                let fitted = parse_idx(&String::from_utf8_lossy(&text)).and_then(|lines| {
+                    let ranges = message_ranges(&lines, info.size)?;
+                    Ok((lines, ranges))
+                });
+                match fitted {
+                    Ok((lines, ranges)) => {
+                        return Ok(ranges
+                            .into_iter()
+                            .map(|r| {
+                                let at: Vec<IdxLine> = lines
+                                    .iter()
+                                    .filter(|l| l.offset == r.start)
+                                    .cloned()
+                                    .collect();
+                                Some((r, at))
+                            })
+                            .collect());
+                    }
+                    Err(e) => tracing::warn!(
+                        "{source}: the inventory {idx_key} does not fit the file ({e}): its \
+                         messages are found from section 0"
+                    ),
                 }
-                lines = vec![None; spans.len()];
             }
+            Err(FsError::NotFound) => {}
             Err(e) => return Err(e),
         }
+        let mut out = Vec::new();
+        let mut pos = 0;
+        loop {
+            if let Some(trailing) = short_tail(pos, info.size) {
+                if !trailing.is_empty() {
+                    tracing::info!(
+                        "{source}: {} bytes after the last message (bytes {}..{}) hold no \
+                         message: ignored",
+                        trailing.end - trailing.start,
+                        trailing.start,
+                        trailing.end
+                    );
+                }
+                break;
+            }
+            let mut window = pos..(pos + PROBE_BYTES).min(info.size);
+            let next = loop {
+                let bytes = self.read_exact(&obj, window.clone()).await?;
+                match step(&bytes, pos, info.size) {
+                    Ok(Step::More(w)) if w.end > window.end => window = w,
+                    other => break other,
+                }
+            };
+            match next {
+                Ok(Step::Grib2(m)) => {
+                    pos = m.end;
+                    out.push(Some((m, Vec::new())));
+                }
+                Ok(Step::Other { edition, range }) => {
+                    tracing::info!(
+                        "{source}: message {} (GRIB edition {edition}, bytes {}..{}) skipped: \
+                         the views show GRIB2 only",
+                        out.len() + 1,
+                        range.start,
+                        range.end
+                    );
+                    pos = range.end;
+                    out.push(None);
+                }
+                Ok(Step::End { trailing }) => {
+                    tracing::info!(
+                        "{source}: {} bytes after the last message (bytes {}..{}) hold no \
+                         message: ignored",
+                        trailing.end - trailing.start,
+                        trailing.start,
+                        trailing.end
+                    );
+                    break;
+                }
+                Ok(Step::More(_)) => break,
+                Err(e) if out.iter().any(Option::is_some) => {
+                    tracing::warn!(
+                        "{source}: the message walk stops at byte {pos}: {e}; the views show \
+                         the messages before it"
+                    );
+                    break;
+                }
+                Err(e) => return Err(fail(source, e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn build_views(&self, source: &str, info: &ObjectInfo) -> Result<Views, FsError> {
+        let obj = object_ref(source, info);
+        let spans = self.message_spans(source, info).await?;
         let obj = &obj;
-        let headers: Vec<(u64, u64, Header)> =
-            futures::stream::iter(spans.iter().copied().enumerate())
-                .map(|(k, span)| async move {
-                    self.message_header(obj, span).await.map_err(|e| match e {
-                        FsError::View(v) => FsError::View(v.within(format!("message {}", k + 1))),
-                        other => other,
-                    })
+        let fields: Vec<Option<Result<MessageFields, FsError>>> =
+            futures::stream::iter(spans.iter().cloned())
+                .map(|span| async move {
+                    match span {
+                        Some((r, _)) => Some(self.message_fields(obj, r).await),
+                        None => None,
+                    }
                 })
                 .buffered(16)
-                .try_collect()
-                .await?;
-        let mut messages: Vec<Message> = headers
-            .into_iter()
-            .zip(lines)
-            .map(|((offset, len, header), idx)| Message {
-                offset,
-                len,
-                name: String::new(),
-                idx,
-                header,
-            })
-            .collect();
+                .collect()
+                .await;
+        // Numbered as eccodes counts: each field one message, skipped messages too.
+        let mut number = 0;
+        let mut messages: Vec<Message> = Vec::new();
+        for (span, got) in spans.into_iter().zip(fields) {
+            let (Some((_, lines)), Some(got)) = (span, got) else {
+                number += 1;
+                continue;
+            };
+            let (offset, len, headers) = match got {
+                Ok(x) => x,
+                Err(FsError::View(v)) => {
+                    number += 1;
+                    tracing::warn!("{source}: message {number} left out of the views: {v}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if !lines.is_empty() && lines.len() != headers.len() {
+                tracing::warn!(
+                    "{source}: message {}: the inventory has {} lines for a message of {} \
+                     fields: names from the codes",
+                    number + 1,
+                    lines.len(),
+                    headers.len()
+                );
+            }
+            let named = lines.len() == headers.len();
+            for (field, header) in headers.into_iter().enumerate() {
+                number += 1;
+                match header {
+                    Ok(header) => messages.push(Message {
+                        offset,
+                        len,
+                        field,
+                        number,
+                        name: String::new(),
+                        idx: named.then(|| lines[field].clone()),
+                        header,
+                    }),
+                    Err(e) => {
+                        tracing::warn!("{source}: message {number} left out of the views: {e:#}")
+                    }
+                }
+            }
+        }
+        // One Zarr group holds one grid: the grid of the first message converted.
+        if let Some(first) = messages.first().map(|m| m.header.grid.clone()) {
+            messages.retain(|m| {
+                let same = m.header.grid == first;
+                if !same {
+                    tracing::warn!(
+                        "{source}: message {} left out of the views: its grid differs from the \
+                         first converted message's ({}x{} {:?}), and one Zarr group holds one \
+                         grid",
+                        m.number,
+                        first.nx,
+                        first.ny,
+                        first.crs
+                    );
+                }
+                same
+            });
+        }
         assign_names(&mut messages);
         let name = source.rsplit('/').next().unwrap_or(source);
         Views::new(messages, name).map_err(|e| fail(source, e))
     }
 
-    /// Where the message in `span` (offset, length) of `obj` really starts and ends, and its
-    /// header.
-    async fn message_header(
+    /// Where the message in `span` of `obj` really starts and ends, and the header of each of
+    /// its fields (or why it cannot be converted). An error when its sections do not parse.
+    async fn message_fields(
         &self,
         obj: &ObjectRef,
-        span: (u64, u64),
-    ) -> Result<(u64, u64, Header), FsError> {
+        span: Range<u64>,
+    ) -> Result<MessageFields, FsError> {
         let source = &*obj.key;
-        let (off, span_len) = span;
-        let mut want = span_len.min(HEAD_BYTES);
+        let (off, span_len) = (span.start, span.end - span.start);
+        let head = self
+            .read_exact(obj, off..off + span_len.min(HEAD_BYTES))
+            .await?;
+        let skip = find_magic(&head)
+            .context("no GRIB magic at the message's offset")
+            .map_err(|e| fail(source, e))?;
+        let len = section0_len(&head[skip..]).map_err(|e| fail(source, e))?;
+        if skip as u64 + len > span_len {
+            return Err(fail(
+                source,
+                anyhow!("message at byte {off} runs past its inventory span"),
+            ));
+        }
+        let start = off + skip as u64;
+        // The message's first bytes; bodies of sections 6 and 7 the walk skips over are zeros
+        // when far from what is held, so a bitmap or a field's data is never read for a header.
+        let mut msg = head[skip..].to_vec();
         loop {
-            let head = self.read_exact(obj, off..off + want).await?;
-            let skip = find_magic(&head)
-                .context("no GRIB magic at the message's offset")
-                .map_err(|e| fail(source, e))?;
-            let len = section0_len(&head[skip..]).map_err(|e| fail(source, e))?;
-            if skip as u64 + len > span_len {
-                return Err(fail(
-                    source,
-                    anyhow!("message at byte {off} runs past its inventory span"),
-                ));
-            }
-            match parse_header(&head[skip..]) {
-                Ok(h) => return Ok((off + skip as u64, len, h)),
-                // A long section 2 or 3: read up to 1 MiB of the message.
-                Err(_) if want < span_len.min(1 << 20) => want = span_len.min(1 << 20),
-                Err(e) => return Err(fail(source, e)),
+            match parse_headers(&msg, len).map_err(|e| fail(source, e))? {
+                Walked::Fields(f) => return Ok((start, len, f)),
+                Walked::Need(n) => {
+                    let have = msg.len() as u64;
+                    if n.end <= have {
+                        return Err(fail(
+                            source,
+                            anyhow!("message at byte {start}: its sections do not parse"),
+                        ));
+                    }
+                    // Far ahead: the next section header and what likely follows it. Else
+                    // at least twice the bytes held, so that a message takes few reads.
+                    let from = if n.start > have + SKIP_OVER {
+                        n.start
+                    } else {
+                        have
+                    };
+                    let to = if from > have {
+                        (n.end + HEAD_BYTES).min(len)
+                    } else {
+                        n.end.max(2 * have).min(len)
+                    };
+                    let more = self.read_exact(obj, start + from..start + to).await?;
+                    msg.resize(from as usize, 0);
+                    msg.extend_from_slice(&more);
+                }
             }
         }
     }
@@ -444,17 +610,18 @@ impl<B: Backend> Convert<B> {
                     .await?;
                 let g = &m.header.grid;
                 let want = g.nx * g.ny;
-                let values = tokio::task::spawn_blocking(move || decode(&bytes))
+                let field = m.field;
+                let values = tokio::task::spawn_blocking(move || decode(&bytes, field))
                     .await
                     .map_err(|e| fail(source, anyhow::Error::new(e).context("decoder task")))?
-                    .with_context(|| format!("message {} ({})", k + 1, m.name))
+                    .with_context(|| format!("message {} ({})", m.number, m.name))
                     .map_err(|e| fail(source, e))?;
                 if values.len() != want {
                     return Err(fail(
                         source,
                         anyhow!(
                             "message {} decodes to {} values, not {want}",
-                            k + 1,
+                            m.number,
                             values.len()
                         ),
                     ));
@@ -652,6 +819,8 @@ impl<B: Backend> Backend for Convert<B> {
         if !any && !vp.rest.is_empty() {
             return Err(FsError::NotFound);
         }
+        // A view root exists even with nothing to show (every message left out).
+        listing.marker = vp.rest.is_empty();
         Ok(crate::store::finish_listing(dir, listing))
     }
 

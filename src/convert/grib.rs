@@ -1,13 +1,14 @@
-//! GRIB2 messages for the converted views: the `.idx` inventory, each message's metadata read
-//! from its first few KiB, and its values decoded with the `grib` crate.
+//! GRIB2 fields for the converted views: each field's metadata read from its message's first
+//! few KiB, georeferenced, and its values decoded with the `grib` crate.
 //!
 //! Supported grids (template 3.N): 3.0 regular latitude/longitude, 3.10 Mercator (grid not
-//! turned to the equator), 3.20 polar stereographic (one pole) and 3.30 Lambert conformal,
-//! scanned row by row in either direction along each axis. Missing points (bitmap) decode to
-//! NaN. Other templates (3.1 rotated, 3.40 Gaussian whose latitudes are not evenly spaced, 3.90
-//! space view, ...) and other scanning modes are errors naming the template, which give EIO
-//! for that file's views only. Message layout (section 0, the inventory) and the sections of a
-//! message's head are parsed in [`crate::formats::grib2`]; here they become georeferenced grids.
+//! turned to the equator), 3.20 polar stereographic (one pole, scanned +i +j) and 3.30 Lambert
+//! conformal, scanned row by row in either direction along each axis. Supported packings:
+//! [`SUPPORTED_PACKINGS`]. Missing points (bitmap) decode to NaN. Other templates (3.1 rotated,
+//! 3.40 Gaussian whose latitudes are not evenly spaced, 3.90 space view, ...), other packings
+//! and other scanning modes are errors naming the template, which leave that field out of the
+//! views. Message layout (section 0, the inventory, the sections of each field) is parsed in
+//! [`crate::formats::grib2`]; here fields become georeferenced grids.
 
 use anyhow::{Context, Result, bail, ensure};
 use grib::def::grib2::template::param_set::{EarthShape, ScaledValue, ScanningMode};
@@ -15,24 +16,7 @@ use grib::projection::{Lcc, LccParams, Merc, MercParams, Project, Stere, SterePa
 use grib::{Grib2SubmessageDecoder, GridDefinitionTemplateValues};
 
 use super::crs::{Crs, Earth};
-use crate::formats::grib2::{self, IdxLine, template_name};
-
-/// The inventory of a file the views are made from: [`grib2::parse_idx`], refusing lines that
-/// share an offset (a message of several fields, which a view of one field per message cannot
-/// show).
-pub fn parse_idx(text: &str) -> Result<Vec<IdxLine>> {
-    let lines = grib2::parse_idx(text)?;
-    if let Some(k) = lines.windows(2).position(|w| w[0].offset == w[1].offset) {
-        bail!(
-            "idx offsets are not increasing: entries {} and {} share offset {} (a message of \
-             several fields is not supported)",
-            k + 1,
-            k + 2,
-            lines[k].offset
-        );
-    }
-    Ok(lines)
-}
+use crate::formats::grib2::{self, Walked, template_name};
 
 /// The grid of a message: its shape, CRS and the coordinates of its points.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,12 +83,15 @@ impl Grid {
                 lat0,
                 lon0,
             } => Box::new(
+                // The cone is symmetric in its two standard parallels; grib 0.20.2's `Lcc`
+                // takes it as secant only when `lat_1 > lat_2` (`is_secant_cone` lacks an
+                // `abs()`), so they are given in descending order.
                 Lcc::new(&LccParams {
                     ellipsoid: ellipsoid(earth),
                     lat_0: lat0,
                     lon_0: lon0,
-                    lat_1: lat1,
-                    lat_2: lat2,
+                    lat_1: lat1.max(lat2),
+                    lat_2: lat1.min(lat2),
                 })
                 .map_err(|e| anyhow::anyhow!("Lambert conformal parameters: {e}"))?,
             ),
@@ -162,10 +149,27 @@ pub struct Header {
     pub grid: Grid,
 }
 
-/// Parses sections 0-5 from the first bytes of a message (`head`, see
-/// [`grib2::parse_head`]) and georeferences its grid.
+/// The fields of the message of `len` bytes whose first bytes are `buf` (see
+/// [`grib2::parse_heads`]), each georeferenced, or an error naming why it cannot be converted
+/// (its grid or packing); an error for the whole message when its sections do not parse.
+pub fn parse_headers(buf: &[u8], len: u64) -> Result<Walked<Result<Header>>> {
+    Ok(match grib2::parse_heads(buf, len)? {
+        Walked::Need(n) => Walked::Need(n),
+        Walked::Fields(heads) => Walked::Fields(heads.into_iter().map(header_of).collect()),
+    })
+}
+
+/// The header of a single-field message's first bytes (`head`, reaching its section 7).
 pub fn parse_header(head: &[u8]) -> Result<Header> {
-    let h = grib2::parse_head(head)?;
+    let len = grib2::section0_len(head)?;
+    match parse_headers(head, len)? {
+        Walked::Fields(mut f) if f.len() == 1 => f.remove(0),
+        Walked::Fields(f) => bail!("a message of {} fields", f.len()),
+        Walked::Need(n) => bail!("bytes {n:?} of the message are needed"),
+    }
+}
+
+fn header_of(h: grib2::Head) -> Result<Header> {
     let template = h.grid.grid_tmpl_num();
     let grid = grid(&h.grid, template).with_context(|| {
         format!(
@@ -173,6 +177,18 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
             template_name(template)
         )
     })?;
+    ensure!(
+        SUPPORTED_PACKINGS.iter().any(|(n, _)| *n == h.packing),
+        "GRIB2 data representation template 5.{} ({}) is not supported ({})",
+        h.packing,
+        packing_name(h.packing),
+        supported_packings()
+    );
+    ensure!(
+        matches!(h.bitmap, 0 | 255),
+        "GRIB2 bit-map indicator {} (code table 6.0: a bitmap defined elsewhere) is not supported",
+        h.bitmap
+    );
     Ok(Header {
         valid_time: h.valid_time,
         discipline: h.discipline,
@@ -181,6 +197,43 @@ pub fn parse_header(head: &[u8]) -> Result<Header> {
         reference_time: h.reference_time,
         grid,
     })
+}
+
+/// Data representation templates (code table 5.0) the views decode, all through the `grib`
+/// crate: its own simple, complex and run-length decoders, and with its features JPEG 2000
+/// through `hayro-jpeg2000`, PNG through `png` and CCSDS through `rust-aec`, all pure Rust (no
+/// C library to build or install, and memory safety on the untrusted bytes of a message).
+pub const SUPPORTED_PACKINGS: &[(u16, &str)] = &[
+    (0, "simple"),
+    (2, "complex"),
+    (3, "complex with spatial differencing"),
+    (40, "JPEG 2000"),
+    (41, "PNG"),
+    (42, "CCSDS"),
+    (200, "run length"),
+];
+
+fn supported_packings() -> String {
+    let list: Vec<String> = SUPPORTED_PACKINGS
+        .iter()
+        .map(|(n, name)| format!("5.{n} {name}"))
+        .collect();
+    format!("supported: {}", list.join(", "))
+}
+
+/// What data representation template `5.n` is (code table 5.0), for messages.
+pub fn packing_name(n: u16) -> &'static str {
+    match n {
+        1 => "matrix",
+        4 => "IEEE floating point",
+        50 | 51 => "spectral",
+        53 => "spectral for limited area models",
+        61 => "simple packing with logarithm pre-processing",
+        _ => SUPPORTED_PACKINGS
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map_or("unknown", |(_, name)| name),
+    }
 }
 
 /// The supported templates and what to do otherwise, as error messages say.
@@ -280,6 +333,9 @@ fn latlon_grid(g: &grib::def::grib2::template::Template3_0) -> Result<Grid> {
         (-90.0..=90.0).contains(&lat1) && (-90.0..=90.0).contains(&lat2),
         "latitudes {lat1}, {lat2} of the first and last points are out of range"
     );
+    // Flag table 3.3, bit 4: the j increment is given.
+    let j_inc = (p.resolution_and_component_flags.0 & 0x10 != 0 && ll.j_direction_inc != u32::MAX)
+        .then(|| f64::from(ll.j_direction_inc) * unit);
     let dy = if ny > 1 {
         let dy = (lat2 - lat1) / (ny - 1) as f64;
         ensure!(
@@ -288,7 +344,23 @@ fn latlon_grid(g: &grib::def::grib2::template::Template3_0) -> Result<Grid> {
              {:#010b}",
             mode.0
         );
-        dy
+        // eccodes places rows by the j increment (and the last at the last latitude), columns
+        // from the first and last longitudes: rows from the increment, unless it disagrees
+        // with the first and last latitudes by more than the increment's rounding to its unit.
+        match j_inc {
+            Some(inc) => {
+                let step = inc * dy.signum();
+                let off = (lat1 + step * (ny - 1) as f64 - lat2).abs();
+                ensure!(
+                    off <= unit * (ny - 1) as f64 / 2.0 + 1e-9,
+                    "the j increment {inc} degrees does not fit the first and last latitudes \
+                     ({lat1}, {lat2}) of {ny} rows ({off} degrees apart): eccodes places such \
+                     rows unevenly"
+                );
+                step
+            }
+            None => dy,
+        }
     } else {
         f64::from(ll.j_direction_inc) * unit * sign(mode.scans_positively_for_j())
     };
@@ -343,6 +415,16 @@ fn polar_grid(g: &grib::def::grib2::template::Template3_20) -> Result<Grid> {
     let deg = 1e-6;
     let mode = &g.scanning_mode;
     let (nx, ny) = check_scan(mode, g.ni, g.nj)?;
+    // WMO's scanning flags (code table 3.4) say where the second row and column lie; eccodes
+    // (2.50) and GDAL place every polar stereographic grid as if it scanned +i, +j whatever the
+    // flags say. Where the two readings differ, the message is refused rather than placed by one.
+    ensure!(
+        mode.scans_positively_for_i() && mode.scans_positively_for_j(),
+        "scanning mode {:#010b} is not supported for polar stereographic grids: eccodes and \
+         GDAL place the rows and columns as if scanned +i, +j (mode 0b01000000), the WMO \
+         definition of the flags otherwise, so no placement would agree with both",
+        mode.0
+    );
     let centre = &g.projection_centre;
     ensure!(
         !centre.is_bipolar() && centre.0 & 0x3f == 0,
@@ -423,16 +505,78 @@ fn normalize_lon(lon: f64) -> f64 {
     if lon > 180.0 { lon - 360.0 } else { lon }
 }
 
-/// Decodes every value of one whole message (scan order; missing points are NaN).
-pub fn decode(message: &[u8]) -> Result<Vec<f32>> {
-    let grib2 = grib::from_bytes(message).context("GRIB2 message")?;
+/// Decodes every value of field `field` (0-based) of one whole message (scan order; missing
+/// points are NaN).
+pub fn decode(message: &[u8], field: usize) -> Result<Vec<f32>> {
+    let len = grib2::section0_len(message).context("GRIB2 message")?;
+    ensure!(
+        len as usize == message.len(),
+        "GRIB2 message of {len} bytes given {} bytes",
+        message.len()
+    );
+    let fields = match grib2::field_sections(message, len)? {
+        Walked::Fields(f) => f,
+        Walked::Need(_) => bail!("GRIB2 message shorter than its sections"),
+    };
+    let f = fields.get(field).with_context(|| {
+        format!(
+            "GRIB2 message of {} fields has no field {}",
+            fields.len(),
+            field + 1
+        )
+    })?;
+    let owned;
+    let (bytes, nth) = match constant_as_simple(message, f) {
+        Some(single) => {
+            owned = single;
+            (&owned[..], 0)
+        }
+        None => (message, field),
+    };
+    let grib2 = grib::from_bytes(bytes).context("GRIB2 message")?;
     let (_, sub) = grib2
         .iter()
-        .next()
-        .context("GRIB2 message without fields")?;
+        .nth(nth)
+        .context("GRIB2 message without that field")?;
     let decoder = Grib2SubmessageDecoder::from(sub).context("GRIB2 data sections")?;
     let values: Vec<f32> = decoder.dispatch().context("GRIB2 data")?.collect();
     Ok(values)
+}
+
+/// A constant field packed with complex packing (5.2, 5.3: 0 bits per group reference and an
+/// empty data section, as GFS writes them) as a single-field message of simple packing (5.0)
+/// with the same reference value, scale factors and 0 bits, which the `grib` crate decodes as
+/// the constant R * 10^-D at every point its bitmap has (as eccodes and wgrib2 read it; the
+/// crate's complex decoders refuse the empty data section). `None` for any other field.
+fn constant_as_simple(msg: &[u8], f: &grib2::FieldSections) -> Option<Vec<u8>> {
+    let s5 = msg.get(f.s5.clone())?;
+    let template = u16::from_be_bytes([*s5.get(9)?, *s5.get(10)?]);
+    let (nbits, s7_len) = (*s5.get(19)?, f.s7.len());
+    if !matches!(template, 2 | 3) || nbits != 0 || s7_len != 5 {
+        return None;
+    }
+    let mut simple = Vec::with_capacity(21);
+    simple.extend_from_slice(&21u32.to_be_bytes());
+    simple.push(5);
+    simple.extend_from_slice(&s5[5..9]); // number of data points
+    simple.extend_from_slice(&[0, 0]); // template 5.0
+    simple.extend_from_slice(&s5[11..19]); // R, E, D
+    simple.push(0); // bits per value
+    simple.push(*s5.get(20)?); // type of original field values
+    let mut out = msg[..16].to_vec();
+    for r in [Some(&f.s1), f.s2.as_ref(), Some(&f.s3), Some(&f.s4)]
+        .into_iter()
+        .flatten()
+    {
+        out.extend_from_slice(&msg[r.clone()]);
+    }
+    out.extend_from_slice(&simple);
+    out.extend_from_slice(msg.get(f.s6.clone())?);
+    out.extend_from_slice(msg.get(f.s7.clone())?);
+    out.extend_from_slice(b"7777");
+    let total = out.len() as u64;
+    out[8..16].copy_from_slice(&total.to_be_bytes());
+    Some(out)
 }
 
 /// A variable name from `VAR:LEVEL` (`TMP_2_m_above_ground`): runs of characters that are not
@@ -494,7 +638,10 @@ mod tests {
 
     #[test]
     fn idx_lines_parse_and_names_are_identifiers() {
-        let idx = parse_idx(&std::fs::read_to_string(format!("{FIXTURE}.idx")).unwrap()).unwrap();
+        let idx = crate::formats::grib2::parse_idx(
+            &std::fs::read_to_string(format!("{FIXTURE}.idx")).unwrap(),
+        )
+        .unwrap();
         let m = eccodes_messages();
         assert_eq!(idx.len(), m.len());
         assert_eq!(idx[1].offset, m[1]["idx_offset"].as_u64().unwrap());
@@ -508,16 +655,28 @@ mod tests {
             array_name(&["APCP", "surface", "0-12 hour acc fcst"]),
             "APCP_surface_0_12_hour_acc_fcst"
         );
-        assert!(parse_idx("1:x:d=1:A:b:c:").is_err());
+        assert!(crate::formats::grib2::parse_idx("1:x:d=1:A:b:c:").is_err());
         let full = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/data/idx/hrrr.t01z.wrfsfcf00.grib2.idx"
         ))
         .unwrap();
-        assert_eq!(parse_idx(&full).unwrap().len(), 170);
+        assert_eq!(crate::formats::grib2::parse_idx(&full).unwrap().len(), 170);
     }
 
     fn latlon(ni: u32, nj: u32, first: (f64, f64), last: (f64, f64), mode: u8) -> Result<Grid> {
+        latlon_inc(ni, nj, first, last, mode, u32::MAX)
+    }
+
+    /// With the j increment `j_inc` (microdegrees; `u32::MAX` missing).
+    fn latlon_inc(
+        ni: u32,
+        nj: u32,
+        first: (f64, f64),
+        last: (f64, f64),
+        mode: u8,
+        j_inc: u32,
+    ) -> Result<Grid> {
         use grib::def::grib2::template::{Template3_0, param_set};
         let micro = |d: f64| (d * 1e6).round();
         let sv = |scale_factor, scaled_value| ScaledValue {
@@ -544,7 +703,7 @@ mod tests {
                     last_point_lon: micro(last.1) as u32,
                 },
                 i_direction_inc: u32::MAX,
-                j_direction_inc: u32::MAX,
+                j_direction_inc: j_inc,
                 scanning_mode: ScanningMode(mode),
             },
         })
@@ -572,6 +731,14 @@ mod tests {
         assert!(latlon(4, 3, (10.0, 0.0), (-10.0, 3.0), 0b0001_0000).is_err());
         assert!(latlon(0, 3, (10.0, 0.0), (-10.0, 3.0), 0).is_err());
         assert!(latlon(4, 3, (10.0, 5.0), (-10.0, 5.0), 0).is_err());
+        // Rows by the j increment as eccodes places them, within its rounding to microdegrees
+        // (1/12 degree over 2161 rows); one that does not fit the latitudes is refused.
+        let g = latlon_inc(10, 2161, (90.0, 0.0), (-90.0, 9.0), 0, 83_333).unwrap();
+        assert!((g.dy + 0.083333).abs() < 1e-12, "{}", g.dy);
+        let g = latlon_inc(10, 5, (50.0, 10.0), (46.0, 19.0), 0, 1_000_000).unwrap();
+        assert_eq!((g.dy, g.dx), (-1.0, 1.0));
+        let e = latlon_inc(10, 5, (50.0, 10.0), (46.0, 19.0), 0, 900_000).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
     }
 
     #[test]
@@ -599,6 +766,64 @@ mod tests {
         assert_eq!(template_name(90), "space view");
     }
 
+    /// HRRR message 1 with its section 5 changed by `edit` and its section 7 replaced by
+    /// `s7` (the section 0 length fixed).
+    fn hrrr_edited(edit: impl Fn(&mut Vec<u8>), s7: &[u8]) -> Vec<u8> {
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let len = section0_len(&bytes).unwrap();
+        let msg = &bytes[..len as usize];
+        let Walked::Fields(f) = grib2::field_sections(msg, len).unwrap() else {
+            panic!("whole message")
+        };
+        let f = &f[0];
+        let mut out = msg[..f.s5.start].to_vec();
+        let mut s5 = msg[f.s5.clone()].to_vec();
+        edit(&mut s5);
+        out.extend_from_slice(&s5);
+        out.extend_from_slice(&msg[f.s6.clone()]);
+        out.extend_from_slice(s7);
+        out.extend_from_slice(b"7777");
+        let total = out.len() as u64;
+        out[8..16].copy_from_slice(&total.to_be_bytes());
+        out
+    }
+
+    /// Complex packing with 0 bits and an empty section 7 is the constant R * 10^-D; an
+    /// unsupported packing is refused by its template number and name.
+    #[test]
+    fn constant_fields_decode_and_unsupported_packings_are_named() {
+        let template = |m: &[u8]| {
+            let len = section0_len(m).unwrap();
+            let Walked::Fields(f) = grib2::field_sections(m, len).unwrap() else {
+                panic!()
+            };
+            let s5 = &m[f[0].s5.clone()];
+            u16::from_be_bytes([s5[9], s5[10]])
+        };
+        let constant = hrrr_edited(
+            |s5| {
+                s5[11..15].copy_from_slice(&2735.0f32.to_be_bytes()); // R
+                s5[17..19].copy_from_slice(&1u16.to_be_bytes()); // D = 1
+                s5[19] = 0; // bits
+            },
+            &[0, 0, 0, 5, 7],
+        );
+        assert!(matches!(template(&constant), 2 | 3));
+        let v = decode(&constant, 0).unwrap();
+        assert_eq!(v.len(), 1799 * 1059);
+        assert!(v.iter().all(|&x| (x - 273.5).abs() < 1e-4), "{:?}", &v[..3]);
+        assert!(parse_header(&constant).is_ok());
+        let ieee = hrrr_edited(
+            |s5| s5[9..11].copy_from_slice(&4u16.to_be_bytes()),
+            &[0, 0, 0, 5, 7],
+        );
+        let e = parse_header(&ieee).unwrap_err().to_string();
+        assert!(
+            e.contains("template 5.4 (IEEE floating point) is not supported"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn hrrr_header_and_values_match_eccodes_reference() {
         let bytes = std::fs::read(FIXTURE).unwrap();
@@ -620,7 +845,7 @@ mod tests {
         assert_eq!(h.valid_time.as_deref(), m["valid_time"].as_str());
         assert_eq!((h.grid.nx as f64, h.grid.ny as f64), (num("Nx"), num("Ny")));
         assert!((h.grid.dx - num("DxInMetres")).abs() < 1e-6 && h.grid.dy > 0.0);
-        let v = decode(&bytes[..len]).unwrap();
+        let v = decode(&bytes[..len], 0).unwrap();
         assert_eq!(v.len() as f64, num("count"));
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
         let max = v.iter().cloned().fold(f32::MIN, f32::max);
@@ -635,6 +860,6 @@ mod tests {
             (lat[0] - num("lat0")).abs() < 1e-4 && (lon[0] - (num("lon0") - 360.0)).abs() < 1e-4
         );
         // A truncated message is an error, not a panic.
-        assert!(decode(&bytes[..len / 2]).is_err());
+        assert!(decode(&bytes[..len / 2], 0).is_err());
     }
 }

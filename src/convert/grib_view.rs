@@ -15,8 +15,13 @@ use crate::formats::grib2::IdxLine;
 /// One message of the source file and the array it becomes.
 #[derive(Clone, Debug)]
 pub struct Message {
+    /// Where the GRIB message holding the field lies in the source.
     pub offset: u64,
     pub len: u64,
+    /// The field's place among its message's fields (0-based; sections 2-7 may repeat).
+    pub field: usize,
+    /// Its number as eccodes counts messages (1-based, each field one, GRIB1 messages too).
+    pub number: usize,
     pub name: String,
     pub idx: Option<IdxLine>,
     pub header: Header,
@@ -65,7 +70,7 @@ pub struct Views {
 }
 
 /// Names for messages: `VAR_LEVEL`, with the forecast appended where two would clash, and
-/// the message number if they still do. Without an inventory, names come from the codes.
+/// the message number (as eccodes counts them) if they still do. Without an inventory, names come from the codes.
 pub fn assign_names(messages: &mut [Message]) {
     let base: Vec<String> = messages
         .iter()
@@ -88,7 +93,7 @@ pub fn assign_names(messages: &mut [Message]) {
         .collect();
     for (k, m) in messages.iter_mut().enumerate() {
         m.name = if count(&with_fc, &with_fc[k]) > 1 {
-            format!("{}_{}", with_fc[k], k + 1)
+            format!("{}_{}", with_fc[k], m.number)
         } else {
             with_fc[k].clone()
         };
@@ -229,7 +234,7 @@ impl Views {
                 "message {} has a different grid from message 1; one Zarr group holds one grid",
                 k + 1
             );
-            let attrs = field_attrs(m, k);
+            let attrs = field_attrs(m);
             add_array(
                 &m.name,
                 &[g.ny, g.nx],
@@ -286,7 +291,7 @@ impl Views {
     }
 }
 
-fn field_attrs(m: &Message, k: usize) -> Map<String, Value> {
+fn field_attrs(m: &Message) -> Map<String, Value> {
     let h = &m.header;
     let mut a = Map::new();
     if h.grid.is_geographic() {
@@ -308,7 +313,7 @@ fn field_attrs(m: &Message, k: usize) -> Map<String, Value> {
     a.insert("GRIB_discipline".into(), json!(h.discipline));
     a.insert("GRIB_parameterCategory".into(), json!(h.category));
     a.insert("GRIB_parameterNumber".into(), json!(h.number));
-    a.insert("GRIB_message".into(), json!(k + 1));
+    a.insert("GRIB_message".into(), json!(m.number));
     a.insert("reference_time".into(), json!(h.reference_time));
     if let Some(v) = &h.valid_time {
         a.insert("valid_time".into(), json!(v));

@@ -1,7 +1,9 @@
 """corpus_grib.py LOCAL MOUNTED [VIEW]: every GRIB2 message of MOUNTED decodes (eccodes) to
 exactly the values of LOCAL's; with VIEW (the file's converted Zarr view), each view array that
 names its `GRIB_message` equals eccodes' values of that message within 1e-5 relative (in the
-source's scanning order, or with the rows flipped). Prints JSON: message and view-array counts."""
+source's scanning order, or with the rows flipped). Prints JSON: message and view-array counts.
+(The corpus check gives no VIEW: tests/convert/grib_fidelity_check.py checks the views there,
+allowing messages left out by name.)"""
 import json
 import sys
 

@@ -304,3 +304,85 @@ async fn view_reads_send_no_head_and_rebuilt_values_read_held_source_bytes() {
         .unwrap_err();
     assert!(matches!(err, FsError::Stale { .. }), "{err}");
 }
+
+/// A file of a two-field message (HRRR message 1 with its sections 4-7 repeated) and HRRR
+/// message 2, each padded to a multiple of 120 bytes as MARS writes them, with 5 bytes of
+/// junk after: the views from its `.idx` (two lines sharing the first offset) and from section
+/// 0 list the same three fields, numbered as eccodes counts, with the same values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idx_and_section0_views_agree_on_a_padded_multi_field_file() {
+    use crate::formats::grib2::{Walked, field_sections};
+    let hrrr = std::fs::read(FIXTURE).unwrap();
+    let len1 = section0_len(&hrrr).unwrap() as usize;
+    let msg1 = &hrrr[..len1];
+    let Walked::Fields(f) = field_sections(msg1, len1 as u64).unwrap() else {
+        panic!("whole message")
+    };
+    let mut two = msg1[..f[0].s7.end].to_vec();
+    for r in [&f[0].s4, &f[0].s5, &f[0].s6, &f[0].s7] {
+        two.extend_from_slice(&msg1[r.clone()]);
+    }
+    two.extend_from_slice(b"7777");
+    let total = two.len() as u64;
+    two[8..16].copy_from_slice(&total.to_be_bytes());
+    let start2 = find_magic(&hrrr[len1..]).unwrap() + len1;
+    let msg2 = &hrrr[start2..start2 + section0_len(&hrrr[start2..]).unwrap() as usize];
+    let mut file = Vec::new();
+    let mut offsets = Vec::new();
+    for m in [&two[..], msg2] {
+        offsets.push(file.len());
+        file.extend_from_slice(m);
+        file.resize(file.len().div_ceil(120) * 120, 0);
+    }
+    file.extend_from_slice(b"junk!");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.grib2"), &file).unwrap();
+    std::fs::write(dir.path().join("b.grib2"), &file).unwrap();
+    let idx = format!(
+        "1:{}:d=2020121400:APCP:surface:0-12 hour acc fcst:\n\
+         1.2:{}:d=2020121400:APCP:surface:0-12 hour acc fcst copy:\n\
+         2:{}:d=2020121400:APCP:surface:11-12 hour acc fcst:\n",
+        offsets[0], offsets[0], offsets[1]
+    );
+    std::fs::write(dir.path().join("a.grib2.idx"), idx).unwrap();
+    let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let b = Convert::new(ObjectBackend::new(
+        Arc::new(store),
+        String::new(),
+        Lister::Generic,
+    ));
+    let mut by_number = Vec::new();
+    for name in ["a.grib2", "b.grib2"] {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&read(&b, &format!("{name}.zarr/.zmetadata")).await.unwrap())
+                .unwrap();
+        let mut fields: Vec<(u64, String)> = meta["metadata"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter_map(|(k, v)| {
+                let n = v.get("GRIB_message")?.as_u64()?;
+                Some((n, k.trim_end_matches("/.zattrs").to_string()))
+            })
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields.iter().map(|f| f.0).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "{name}: {fields:?}"
+        );
+        let mut values = Vec::new();
+        for (_, array) in &fields {
+            let v = read(&b, &format!("{name}.zarr/{array}/0.0")).await.unwrap();
+            assert_eq!(v.len() as u64, CELLS * 4, "{name} {array}");
+            values.push(v);
+        }
+        // The repeated sections decode to the first field's values.
+        assert!(values[0] == values[1], "{name}");
+        by_number.push((fields, values));
+    }
+    let (a, b_) = (&by_number[0], &by_number[1]);
+    assert!(a.1 == b_.1, "the same values through either path");
+    assert_eq!(a.0[0].1, "APCP_surface_0_12_hour_acc_fcst");
+    assert_eq!(b_.0[0].1, "var_d0_c1_n8_1");
+}

@@ -9,7 +9,7 @@ use super::{PlanIo, Planner, Subject};
 use crate::cache::block::ObjectRef;
 use crate::error::FsError;
 use crate::formats::grib2::{
-    PROBE_BYTES, find_magic, hop_units, is_grib_name, message_at, messages_from_idx,
+    PROBE_BYTES, Step, find_magic, hop_units, is_grib_name, messages_from_idx, short_tail, step,
 };
 use crate::rope::Rope;
 
@@ -103,23 +103,34 @@ async fn hop_plan(
     let mut pos = 0;
     let mut scratch = Vec::new();
     while messages.len() < MAX_HOPS {
-        if pos + SECTION0 > obj.size {
+        if short_tail(pos, obj.size).is_some() {
             tail = Some(obj.size);
             break;
         }
-        let probe = pos..(pos + PROBE_BYTES).min(obj.size);
-        let bytes = match first.take().filter(|_| pos == 0) {
+        let mut probe = pos..(pos + PROBE_BYTES).min(obj.size);
+        let mut bytes = match first.take().filter(|_| pos == 0) {
             Some(b) => b,
             None => io.read_extent(obj, probe.clone()).await?,
         };
-        match bytes.with_contiguous(&mut scratch, |b| message_at(b, pos, obj.size)) {
-            Ok(m) if m.end >= probe.end => {
+        let mut next = bytes.with_contiguous(&mut scratch, |b| step(b, pos, obj.size));
+        if let Ok(Step::More(window)) = &next {
+            probe = window.clone();
+            bytes = io.read_extent(obj, probe.clone()).await?;
+            next = bytes.with_contiguous(&mut scratch, |b| step(b, pos, obj.size));
+        }
+        // A GRIB1 message is a unit like any message: it is read whole too.
+        match next {
+            Ok(Step::Grib2(m) | Step::Other { range: m, .. }) if m.end >= probe.end => {
                 pos = m.end;
                 probes.push(probe);
                 messages.push(m);
             }
+            Ok(Step::End { .. }) => {
+                tail = Some(obj.size);
+                break;
+            }
             Ok(m) => {
-                tracing::debug!(key = %obj.key, "GRIB2 message {m:?} shorter than its probe: plan ends there");
+                tracing::debug!(key = %obj.key, "GRIB2 walk step {m:?} ends the plan");
                 break;
             }
             Err(e) => {

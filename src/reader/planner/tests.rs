@@ -118,12 +118,12 @@ async fn a_second_open_of_an_unchanged_object_plans_nothing_and_makes_no_request
     assert_eq!(
         *plan,
         vec![
-            0..80,
-            80..1000,
-            1000..1080,
-            1080..3000,
-            3000..3080,
-            3080..3500
+            0..256,
+            256..1000,
+            1000..1256,
+            1256..3000,
+            3000..3256,
+            3256..3500
         ]
     );
     // One probe per message, in series.
@@ -167,7 +167,14 @@ async fn a_changed_etag_replans() {
     let after = env.plan(&new).await.unwrap();
     assert_eq!(
         *after,
-        vec![0..80, 80..500, 500..580, 580..1000, 1000..1080, 1080..1500]
+        vec![
+            0..256,
+            256..500,
+            500..756,
+            756..1000,
+            1000..1256,
+            1256..1500
+        ]
     );
     assert_eq!(env.gets(), gets + 3, "the new version is walked anew");
 }
