@@ -13,9 +13,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Set, Type, Union
+from typing import Any, Union
 
 from ._options import OptionValue, to_args
 
@@ -48,9 +49,10 @@ def binary() -> Path:
     return Path(found)
 
 
-def _run(args: List[str], timeout: Optional[float] = None) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(binary()), *args],
+        check=False,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -67,25 +69,25 @@ def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else f"geomount exited with status {proc.returncode}"
 
 
-def catalog() -> List[Dict[str, Any]]:
+def catalog() -> list[dict[str, Any]]:
     """The dataset presets ``geomount.mount(NAME)`` accepts: ``name``, ``description``, ``url``,
     ``bucket``, ``prefix``, ``endpoint`` (``None`` for AWS's own), ``region``,
     ``force_path_style``, ``access`` (``"anonymous"`` or ``"earthdata"``) and ``earthdata_url``."""
     proc = _run(["catalog", "--json"], timeout=START_TIMEOUT)
     if proc.returncode != 0:
         raise MountError(_error_line(proc))
-    presets: List[Dict[str, Any]] = json.loads(proc.stdout)
+    presets: list[dict[str, Any]] = json.loads(proc.stdout)
     return presets
 
 
-def stats(path: StrPath) -> Dict[str, int]:
+def stats(path: StrPath) -> dict[str, int]:
     """The request and cache counters of the mount that ``path`` is in (its ``.geomount-stats``
     file): ``get_requests``, ``bytes_fetched``, ``block_hits``, ..."""
     p = Path(path).absolute()
     for d in [p, *p.parents]:
         if os.path.ismount(d):
             try:
-                counters: Dict[str, int] = json.loads((d / ".geomount-stats").read_text())
+                counters: dict[str, int] = json.loads((d / ".geomount-stats").read_text())
             except FileNotFoundError:
                 break
             return counters
@@ -112,11 +114,11 @@ class _Users:
         self.lock = folder / f"{key}.lock"
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[Dict[str, Any]]:
+    def locked(self) -> Iterator[dict[str, Any]]:
         with open(self.lock, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                state: Dict[str, Any] = json.loads(self.file.read_text())
+                state: dict[str, Any] = json.loads(self.file.read_text())
             except (FileNotFoundError, ValueError):
                 state = {"source": None, "users": []}
             state["users"] = [u for u in state["users"] if _alive(int(u.split(":")[0]))]
@@ -138,7 +140,7 @@ def _alive(pid: int) -> bool:
 
 
 #: Mounts entered and not yet exited in this process, unmounted at interpreter exit.
-_open: Set["Mount"] = set()
+_open: set[Mount] = set()
 
 
 class Mount:
@@ -146,11 +148,11 @@ class Mount:
     source already mounted there by another process) and returns the mount point; exiting
     unmounts once no process uses it any more, and removes a temporary mount point."""
 
-    def __init__(self, source: str, mountpoint: Optional[StrPath], options: Dict[str, OptionValue]):
+    def __init__(self, source: str, mountpoint: StrPath | None, options: dict[str, OptionValue]):
         self.source = source
         self.args = to_args(options)
         self._requested = None if mountpoint is None else Path(mountpoint).absolute()
-        self.path: Optional[Path] = None
+        self.path: Path | None = None
         self._temporary = False
 
     def __enter__(self) -> Path:
@@ -196,9 +198,9 @@ class Mount:
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.unmount()
 
@@ -220,7 +222,7 @@ class Mount:
                     mp.rmdir()
 
 
-def mount(source: str, mountpoint: Optional[StrPath] = None, **options: OptionValue) -> Mount:
+def mount(source: str, mountpoint: StrPath | None = None, **options: OptionValue) -> Mount:
     """Mounts ``source`` (a preset of :func:`catalog`, ``s3://BUCKET[/PREFIX]`` or
     ``file:///ABS/PATH``) read-only, as a context manager that returns the mount point::
 

@@ -9,12 +9,11 @@ The table follows ``src/cli.rs`` and ``src/resolve.rs``; the wheel's test checks
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Union
 
-OptionValue = Union[str, int, bool, "os.PathLike[str]", None]
+OptionValue = str | int | bool | os.PathLike[str] | None
 
 #: Flag name (without ``--``) -> whether it takes a value (``False``: a switch).
-FLAGS: Dict[str, bool] = {
+FLAGS: dict[str, bool] = {
     # Where the source is and how requests are signed.
     "endpoint-url": True,
     "region": True,
@@ -41,16 +40,16 @@ FLAGS: Dict[str, bool] = {
 }
 
 #: Flags of ``geomount mount`` that are not options, and why.
-NOT_OPTIONS: Dict[str, str] = {
+NOT_OPTIONS: dict[str, str] = {
     "foreground": "the context manager runs the daemon in the background and waits for it",
     "config": "a config file's tree is mounted with the command line: geomount mount --config",
     "help": "not a mount setting",
 }
 
 
-def to_args(options: Dict[str, OptionValue]) -> List[str]:
+def to_args(options: dict[str, OptionValue]) -> list[str]:
     """The command-line flags for ``options``; an unknown option raises :class:`TypeError`."""
-    args: List[str] = []
+    args: list[str] = []
     for key, value in options.items():
         flag = key.replace("_", "-")
         if flag not in FLAGS:

@@ -16,7 +16,7 @@ worker unmounts on teardown (when it closes or the plugin is unregistered).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from distributed import WorkerPlugin
 
@@ -35,7 +35,7 @@ class MountPlugin(WorkerPlugin):  # type: ignore[misc]  # distributed has no typ
         self.mountpoint = mountpoint
         self.options = options
         self.name = f"geomount:{mountpoint}"
-        self._mount: Optional[Mount] = None
+        self._mount: Mount | None = None
 
     def setup(self, worker: Any) -> None:
         self._mount = Mount(self.source, self.mountpoint, self.options)

@@ -20,25 +20,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict
-
-import numpy as np
-import xarray as xr
+from typing import Any
 
 import geomount
+import numpy as np
+import xarray as xr
 from geomount._options import NOT_OPTIONS
 
 
-def options() -> Dict[str, Any]:
+def options() -> dict[str, Any]:
     return {"endpoint_url": os.environ["WHEEL_ENDPOINT"], "region": os.environ["WHEEL_REGION"]}
 
 
 def mounted(p: Path) -> bool:
     """`mountpoint -q`, the command's own answer."""
-    return subprocess.run(["mountpoint", "-q", str(p)]).returncode == 0
+    return subprocess.run(["mountpoint", "-q", str(p)], check=False).returncode == 0
 
 
-def make(folder: str) -> Dict[str, Any]:
+def make(folder: str) -> dict[str, Any]:
     rng = np.random.default_rng(18)
     ds = xr.Dataset(
         {"t2": (("time", "y", "x"), rng.normal(280.0, 10.0, (12, 40, 50)).astype("float32"))},
@@ -49,7 +48,7 @@ def make(folder: str) -> Dict[str, Any]:
     return {"mean": float(ds.t2.mean())}
 
 
-def about() -> Dict[str, Any]:
+def about() -> dict[str, Any]:
     return {
         "version": geomount.__version__,
         "file": geomount.__file__,
@@ -60,8 +59,8 @@ def about() -> Dict[str, Any]:
     }
 
 
-def unknown() -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def unknown() -> dict[str, Any]:
+    out: dict[str, Any] = {}
     try:
         geomount.mount("s3://bucket", bogus_option=1)
     except TypeError as e:
@@ -87,8 +86,8 @@ class Boom(Exception):
     pass
 
 
-def read(source: str, local: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def read(source: str, local: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with geomount.mount(source, **options(), cache_memory="64MiB", cache_disk=0) as root:
         out["root"] = str(root)
         out["mounted_inside"] = mounted(root)
@@ -111,7 +110,7 @@ def read(source: str, local: str) -> Dict[str, Any]:
     return out
 
 
-def wrong(source: str) -> Dict[str, Any]:
+def wrong(source: str) -> dict[str, Any]:
     start = time.monotonic()
     try:
         with geomount.mount(source, **options(), cache_disk=0):
@@ -120,35 +119,36 @@ def wrong(source: str) -> Dict[str, Any]:
         return {"error": str(e), "seconds": time.monotonic() - start}
 
 
-def dask(source: str, local: str, mp: str) -> Dict[str, Any]:
+def dask(source: str, local: str, mp: str) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
-
     from geomount.dask import MountPlugin
 
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     store = Path(mp) / "store.zarr"
     chunks = {"time": 3}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            client.register_plugin(MountPlugin(source, mp, **options(), cache_disk=0))
-            out["worker_pids"] = sorted(client.run(os.getpid).values())
-            out["workers_mounted"] = sorted(client.run(os.path.ismount, mp).values())
-            # The client opens the metadata; on this host it joins the workers' mount.
-            with geomount.mount(source, mp, **options(), cache_disk=0):
-                remote = xr.open_zarr(store, chunks=chunks).t2.mean().compute()
-                out["chunks"] = xr.open_zarr(store, chunks=chunks).t2.data.npartitions
-                out["stats"] = geomount.stats(mp)
-            local_mean = xr.open_zarr(local, chunks=chunks).t2.mean().compute()
-            out["mean"] = float(remote)
-            out["local_mean"] = float(local_mean)
-            out["mounted_before_close"] = mounted(Path(mp))
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        client.register_plugin(MountPlugin(source, mp, **options(), cache_disk=0))
+        out["worker_pids"] = sorted(client.run(os.getpid).values())
+        out["workers_mounted"] = sorted(client.run(os.path.ismount, mp).values())
+        # The client opens the metadata; on this host it joins the workers' mount.
+        with geomount.mount(source, mp, **options(), cache_disk=0):
+            remote = xr.open_zarr(store, chunks=chunks).t2.mean().compute()
+            out["chunks"] = xr.open_zarr(store, chunks=chunks).t2.data.npartitions
+            out["stats"] = geomount.stats(mp)
+        local_mean = xr.open_zarr(local, chunks=chunks).t2.mean().compute()
+        out["mean"] = float(remote)
+        out["local_mean"] = float(local_mean)
+        out["mounted_before_close"] = mounted(Path(mp))
     out["mounted_after_close"] = mounted(Path(mp))
     return out
 
 
 def main() -> None:
     cmd, args = sys.argv[1], sys.argv[2:]
-    result = {"make": make, "about": about, "unknown": unknown, "read": read, "wrong": wrong, "dask": dask}[cmd](*args)
+    result = {"make": make, "about": about, "unknown": unknown, "read": read, "wrong": wrong, "dask": dask}[
+        cmd
+    ](*args)
     print(json.dumps(result))
 
 
