@@ -77,7 +77,11 @@ fn build_and_install() -> Venv {
     );
 
     let dir = root.join("venv");
-    run_ok(Command::new(lab_venv.join("bin/python")).args(["-m", "venv"]).arg(&dir));
+    run_ok(
+        Command::new(lab_venv.join("bin/python"))
+            .args(["-m", "venv"])
+            .arg(&dir),
+    );
     let purelib = |python: &Path| {
         let out = run_ok(Command::new(python).args([
             "-c",
@@ -191,7 +195,8 @@ fn check(scratch: &Scratch, args: &[&str]) -> serde_json::Value {
     };
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     eprintln!("wheel_check {args:?}: {out}");
-    let status = status.unwrap_or_else(|| panic!("wheel_check {args:?} ran over {PY_LIMIT:?}: {err}"));
+    let status =
+        status.unwrap_or_else(|| panic!("wheel_check {args:?} ran over {PY_LIMIT:?}: {err}"));
     assert!(status.success(), "wheel_check {args:?} failed: {err}");
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("wheel_check output {out:?}: {e}"))
 }
@@ -223,7 +228,9 @@ fn seed(scratch: &Scratch, local: &Path, test: &str) -> (String, f64) {
     let prefix = unique_prefix(test);
     let files = walk(local);
     assert!(
-        files.iter().any(|f| f.ends_with(".zmetadata") || f.ends_with("zarr.json")),
+        files
+            .iter()
+            .any(|f| f.ends_with(".zmetadata") || f.ends_with("zarr.json")),
         "no consolidated metadata in {files:?}"
     );
     garage.put_many(
@@ -240,7 +247,9 @@ fn seed(scratch: &Scratch, local: &Path, test: &str) -> (String, f64) {
 }
 
 fn stdout_of(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run_ok(cmd).stdout).trim().to_string()
+    String::from_utf8_lossy(&run_ok(cmd).stdout)
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -308,8 +317,8 @@ fn the_option_table_is_the_cli_s_and_unknown_options_raise_type_error() {
     let help = stdout_of(Command::new(venv.dir.join("bin/geomount")).args(["mount", "--help"]));
     let cli = help_flags(&help);
     assert!(cli.contains_key("endpoint-url") && cli.contains_key("no-sign-request"));
-    assert_eq!(cli["cache-memory"], true);
-    assert_eq!(cli["no-sign-request"], false);
+    assert!(cli["cache-memory"]);
+    assert!(!cli["no-sign-request"]);
 
     let scratch = Scratch::new();
     let about = check(&scratch, &["about"]);
@@ -317,18 +326,26 @@ fn the_option_table_is_the_cli_s_and_unknown_options_raise_type_error() {
         serde_json::from_value(about["flags"].clone()).expect("flag table");
     let not_options: Vec<String> = serde_json::from_value(about["not_options"].clone()).unwrap();
     for name in &not_options {
-        assert!(!table.contains_key(name), "{name} is both an option and not");
+        assert!(
+            !table.contains_key(name),
+            "{name} is both an option and not"
+        );
         // Not options, but flags of the command all the same.
         let takes_value = *cli
             .get(name)
             .unwrap_or_else(|| panic!("--{name} is not a flag of geomount mount"));
         table.insert(name.clone(), takes_value);
     }
-    assert_eq!(table, cli, "the Python option table differs from `geomount mount --help`");
+    assert_eq!(
+        table, cli,
+        "the Python option table differs from `geomount mount --help`"
+    );
 
     let errors = check(&scratch, &["unknown"]);
     let has = |k: &str, s: &str| {
-        let msg = errors[k].as_str().unwrap_or_else(|| panic!("no TypeError for {k}: {errors}"));
+        let msg = errors[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("no TypeError for {k}: {errors}"));
         assert!(msg.contains(s), "{k}: {msg}");
     };
     has("mount", "'bogus_option'");
@@ -357,9 +374,16 @@ fn the_context_manager_reads_zarr_from_garage_and_always_unmounts() {
     assert_eq!(v["root_exists_after"], false, "{v}");
     assert_eq!(v["mounted_inside2"], true, "{v}");
     assert_eq!(v["raised"], "inside the block");
-    assert_eq!(v["mounted_after2"], false, "an exception left the mount: {v}");
+    assert_eq!(
+        v["mounted_after2"], false,
+        "an exception left the mount: {v}"
+    );
     for mp in [&root, &PathBuf::from(v["root2"].as_str().unwrap())] {
-        let st = Command::new("mountpoint").arg("-q").arg(mp).status().unwrap();
+        let st = Command::new("mountpoint")
+            .arg("-q")
+            .arg(mp)
+            .status()
+            .unwrap();
         assert!(!st.success(), "{} is still mounted", mp.display());
     }
     assert!(scratch.mounts().is_empty(), "{:?}", scratch.mounts());
@@ -370,9 +394,14 @@ fn a_wrong_bucket_raises_mount_error_naming_it_within_10_s() {
     let scratch = Scratch::new();
     let bucket = format!("no-such-bucket-{}", std::process::id());
     let v = check(&scratch, &["wrong", &format!("s3://{bucket}/x")]);
-    let msg = v["error"].as_str().unwrap_or_else(|| panic!("no MountError: {v}"));
+    let msg = v["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MountError: {v}"));
     assert!(msg.contains(&format!("'{bucket}'")), "{msg}");
-    assert!(!msg.starts_with("geomount:"), "the prefix stays on the CLI: {msg}");
+    assert!(
+        !msg.starts_with("geomount:"),
+        "the prefix stays on the CLI: {msg}"
+    );
     let seconds = v["seconds"].as_f64().unwrap();
     assert!(seconds < 10.0, "MountError after {seconds} s");
     assert!(scratch.mounts().is_empty());
@@ -386,13 +415,21 @@ fn the_dask_plugin_mounts_on_every_worker_and_gives_the_local_mean() {
     let mp = scratch.path().join("mnt");
     let v = check(
         &scratch,
-        &["dask", &source, &local.to_string_lossy(), &mp.to_string_lossy()],
+        &[
+            "dask",
+            &source,
+            &local.to_string_lossy(),
+            &mp.to_string_lossy(),
+        ],
     );
     let pids = v["worker_pids"].as_array().unwrap();
     assert_eq!(pids.len(), 2, "{v}");
     assert_ne!(pids[0], pids[1], "{v}");
     assert_eq!(v["workers_mounted"], serde_json::json!([true, true]), "{v}");
-    assert_eq!(v["chunks"], 4, "{v}");
+    // 4 steps of 3 times 2 x 2 of the store's chunks; the workers computed them.
+    assert_eq!(v["chunks"], 16, "{v}");
+    assert!(v["tasks"].as_u64().unwrap() >= 16, "{v}");
+    assert!(v["task_workers"].as_u64().unwrap() >= 1, "{v}");
     assert_eq!(v["mean"], v["local_mean"], "{v}");
     assert!((v["mean"].as_f64().unwrap() - mean).abs() < 1e-3, "{v}");
     assert!(v["stats"]["get_requests"].as_u64().unwrap() > 0, "{v}");

@@ -91,7 +91,7 @@ def read(source: str, local: str) -> dict[str, Any]:
     with geomount.mount(source, **options(), cache_memory="64MiB", cache_disk=0) as root:
         out["root"] = str(root)
         out["mounted_inside"] = mounted(root)
-        a = xr.open_zarr(local).load()
+        a = xr.open_zarr(Path(local) / "store.zarr").load()
         b = xr.open_zarr(root / "store.zarr").load()
         out["identical"] = bool(a.identical(b))
         out["equal"] = bool(np.array_equal(a.t2.values, b.t2.values))
@@ -120,7 +120,7 @@ def wrong(source: str) -> dict[str, Any]:
 
 
 def dask(source: str, local: str, mp: str) -> dict[str, Any]:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster, get_task_stream
     from geomount.dask import MountPlugin
 
     out: dict[str, Any] = {}
@@ -133,10 +133,14 @@ def dask(source: str, local: str, mp: str) -> dict[str, Any]:
         out["workers_mounted"] = sorted(client.run(os.path.ismount, mp).values())
         # The client opens the metadata; on this host it joins the workers' mount.
         with geomount.mount(source, mp, **options(), cache_disk=0):
-            remote = xr.open_zarr(store, chunks=chunks).t2.mean().compute()
-            out["chunks"] = xr.open_zarr(store, chunks=chunks).t2.data.npartitions
+            t2 = xr.open_zarr(store, chunks=chunks).t2
+            out["chunks"] = t2.data.npartitions
+            with get_task_stream(client) as tasks:
+                remote = t2.mean().compute()
+            out["task_workers"] = len({t["worker"] for t in tasks.data})
+            out["tasks"] = len(tasks.data)
             out["stats"] = geomount.stats(mp)
-        local_mean = xr.open_zarr(local, chunks=chunks).t2.mean().compute()
+        local_mean = xr.open_zarr(Path(local) / "store.zarr", chunks=chunks).t2.mean().compute()
         out["mean"] = float(remote)
         out["local_mean"] = float(local_mean)
         out["mounted_before_close"] = mounted(Path(mp))
