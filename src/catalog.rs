@@ -155,6 +155,33 @@ pub fn describe() -> String {
     out
 }
 
+/// What `geomount catalog --json` prints: one object per preset; `endpoint` is `null` for AWS's
+/// own endpoint of the region, `access` is `"anonymous"` or `"earthdata"` (with `earthdata_url`).
+pub fn to_json() -> serde_json::Value {
+    let presets = PRESETS
+        .iter()
+        .map(|p| {
+            let (access, earthdata_url) = match p.access {
+                PresetAccess::Anonymous => ("anonymous", None),
+                PresetAccess::Earthdata(url) => ("earthdata", Some(url)),
+            };
+            serde_json::json!({
+                "name": p.name,
+                "description": p.description,
+                "url": p.url(),
+                "bucket": p.bucket,
+                "prefix": p.prefix,
+                "endpoint": p.endpoint,
+                "region": p.region,
+                "force_path_style": p.force_path_style,
+                "access": access,
+                "earthdata_url": earthdata_url,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(presets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +217,24 @@ mod tests {
         }
         assert!(text.contains("https://usgs.osn.mghpcc.org (path-style)"));
         assert!(text.contains("NASA Earthdata temporary keys"));
+    }
+
+    #[test]
+    fn the_json_catalog_has_one_object_per_preset() {
+        let json = to_json();
+        let list = json.as_array().unwrap();
+        assert_eq!(list.len(), PRESETS.len());
+        for (v, p) in list.iter().zip(PRESETS) {
+            assert_eq!(v["name"], p.name);
+            assert_eq!(v["bucket"], p.bucket);
+            assert_eq!(v["url"], p.url());
+        }
+        let conus = &list[0];
+        assert_eq!(conus["endpoint"], "https://usgs.osn.mghpcc.org");
+        assert_eq!(conus["access"], "anonymous");
+        let hls = list.iter().find(|v| v["name"] == "hls").unwrap();
+        assert_eq!(hls["endpoint"], serde_json::Value::Null);
+        assert_eq!(hls["access"], "earthdata");
+        assert_eq!(hls["earthdata_url"], LPDAAC_S3CREDENTIALS);
     }
 }

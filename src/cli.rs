@@ -26,7 +26,12 @@ pub enum Command {
     /// MOUNTPOINT; or, with --config FILE, the sources the file lists under MOUNTPOINT.
     Mount(MountArgs),
     /// List the dataset presets `geomount mount PRESET MOUNTPOINT` accepts.
-    Catalog,
+    Catalog {
+        /// Print the presets as a JSON array (name, description, bucket, prefix, endpoint,
+        /// region, force_path_style, access), for programs such as the Python package.
+        #[arg(long)]
+        json: bool,
+    },
     /// Unmount MOUNTPOINT, including a stale mount left by a killed daemon.
     Unmount {
         mountpoint: PathBuf,
@@ -285,8 +290,12 @@ fn run(cli: Cli) -> Result<()> {
             }
         }),
         Command::Demo { mountpoint, opts } => demo(mountpoint, &opts),
-        Command::Catalog => {
-            print!("{}", crate::catalog::describe());
+        Command::Catalog { json } => {
+            if json {
+                println!("{}", crate::catalog::to_json());
+            } else {
+                print!("{}", crate::catalog::describe());
+            }
             Ok(())
         }
         Command::Cache { action } => crate::commands::cache::run(action),

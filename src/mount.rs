@@ -86,14 +86,44 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
         .with_disk(disk),
     );
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
-    let session = fuser::Session::new(adapter, &cfg.mountpoint, &fuse_config(cfg))
-        .with_context(|| format!("cannot mount on {}", cfg.mountpoint.display()))?;
+    let session =
+        fuser::Session::new(adapter, &cfg.mountpoint, &fuse_config(cfg)).map_err(|e| {
+            anyhow!(
+                "cannot mount on {}: {e}{}",
+                cfg.mountpoint.display(),
+                fuse_hint(
+                    std::path::Path::new("/dev/fuse").exists(),
+                    // SAFETY: geteuid cannot fail.
+                    unsafe { libc::geteuid() } == 0,
+                    on_path("fusermount3") || on_path("fusermount"),
+                )
+            )
+        })?;
     Ok(Assembled {
         session,
         fs,
         metrics,
         backend: store,
     })
+}
+
+/// What to do when FUSE itself is missing, appended to a failed mount's line: nothing when
+/// `/dev/fuse` exists and the mount helper non-root users need is installed.
+fn fuse_hint(dev_fuse: bool, root: bool, fusermount: bool) -> &'static str {
+    if !dev_fuse {
+        "; FUSE is unavailable: /dev/fuse is missing (load the kernel module with `modprobe fuse`; \
+         in a container, start it with `--device /dev/fuse --cap-add SYS_ADMIN`)"
+    } else if !root && !fusermount {
+        "; FUSE mounts by non-root users need fusermount3: install fuse3 (`apt-get install fuse3`)"
+    } else {
+        ""
+    }
+}
+
+/// Whether an executable called `name` is in a directory of `$PATH`.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// The FUSE session's options: read-only, the `fuse.geomount` type, `max_read`, and who may
@@ -278,6 +308,15 @@ mod tests {
             threads: 1,
             convert: false,
         }
+    }
+
+    #[test]
+    fn a_missing_fuse_says_how_to_enable_it() {
+        assert!(fuse_hint(false, true, true).contains("modprobe fuse"));
+        assert!(fuse_hint(false, false, false).contains("--device /dev/fuse"));
+        assert!(fuse_hint(true, false, false).contains("apt-get install fuse3"));
+        assert_eq!(fuse_hint(true, false, true), "");
+        assert_eq!(fuse_hint(true, true, false), "");
     }
 
     #[test]
