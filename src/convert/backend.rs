@@ -394,13 +394,7 @@ impl<B: Backend> Convert<B> {
         loop {
             if let Some(trailing) = short_tail(pos, info.size) {
                 if !trailing.is_empty() {
-                    tracing::info!(
-                        "{source}: {} bytes after the last message (bytes {}..{}) hold no \
-                         message: ignored",
-                        trailing.end - trailing.start,
-                        trailing.start,
-                        trailing.end
-                    );
+                    log_trailing(source, &trailing);
                 }
                 break;
             }
@@ -429,13 +423,7 @@ impl<B: Backend> Convert<B> {
                     out.push(None);
                 }
                 Ok(Step::End { trailing }) => {
-                    tracing::info!(
-                        "{source}: {} bytes after the last message (bytes {}..{}) hold no \
-                         message: ignored",
-                        trailing.end - trailing.start,
-                        trailing.start,
-                        trailing.end
-                    );
+                    log_trailing(source, &trailing);
                     break;
                 }
                 Ok(Step::More(_)) => break,
@@ -894,6 +882,16 @@ impl<B: Backend> Backend for Convert<B> {
     fn is_derived(&self, key: &str) -> bool {
         parse_vpath(key).is_some() || zarr::parse_zpath(key).is_some()
     }
+}
+
+/// Logs bytes after a file's last GRIB message, which the views ignore.
+fn log_trailing(source: &str, trailing: &Range<u64>) {
+    tracing::info!(
+        "{source}: {} bytes after the last message (bytes {}..{}) hold no message: ignored",
+        trailing.end - trailing.start,
+        trailing.start,
+        trailing.end
+    );
 }
 
 #[cfg(test)]

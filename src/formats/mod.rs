@@ -56,3 +56,15 @@ pub fn units(ranges: &[Range<u64>], leader: u64, size: u64) -> Vec<Range<u64>> {
     }
     out
 }
+
+/// Sorted `ranges` merged where at most `gap` bytes lie between them.
+pub fn merge_near(ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
+    let mut merged: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match merged.last_mut() {
+            Some(m) if r.start <= m.end.saturating_add(gap) => m.end = m.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}

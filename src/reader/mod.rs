@@ -43,7 +43,7 @@ pub struct PrefetchBudget {
     streams: Arc<AtomicU64>,
     /// How far the mount's recent walks through planned files went, in bytes
     /// ([`PrefetchBudget::walk_start`]).
-    walk_window: Arc<AtomicU64>,
+    walks_went: Arc<AtomicU64>,
 }
 
 /// One reader's claim to a share of the prefetch budget, while it reads sequentially.
@@ -65,7 +65,7 @@ impl PrefetchBudget {
             inflight: blocks * BLOCK_SIZE,
             max_window: file::MAX_WINDOW.min(inflight_bytes.max(BLOCK_SIZE)),
             streams: Arc::default(),
-            walk_window: Arc::default(),
+            walks_went: Arc::default(),
         }
     }
 
@@ -75,7 +75,7 @@ impl PrefetchBudget {
     /// yearly files) walk each file as they walked the one before.
     pub fn walk_start(&self, walked: u64) -> u64 {
         let went = self
-            .walk_window
+            .walks_went
             .load(Relaxed)
             .min(file::MAX_RUN_BLOCKS * BLOCK_SIZE);
         walked.max(went)
@@ -83,19 +83,19 @@ impl PrefetchBudget {
 
     /// Whether a walk through a planned file has been read ahead in this mount.
     pub fn walked_before(&self) -> bool {
-        self.walk_window.load(Relaxed) > 0
+        self.walks_went.load(Relaxed) > 0
     }
 
     /// Records how far a walk has gone (bytes from its start).
     pub fn walk_reached(&self, went: u64) {
-        self.walk_window.fetch_max(went, Relaxed);
+        self.walks_went.fetch_max(went, Relaxed);
     }
 
     /// A file's first walk fetched ahead: what earlier walks reached counts half from now on,
     /// so a mount whose walks grow shorter starts them smaller.
     pub fn walk_fetched(&self) {
         let _ = self
-            .walk_window
+            .walks_went
             .fetch_update(Relaxed, Relaxed, |w| Some(w / 2));
     }
 

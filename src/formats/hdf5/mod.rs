@@ -357,14 +357,7 @@ impl Walker {
             .filter(|r| r.start < r.end)
             .collect();
         want.sort_by_key(|r| r.start);
-        let mut merged: Vec<Range<u64>> = Vec::new();
-        for r in want {
-            match merged.last_mut() {
-                Some(m) if r.start <= m.end => m.end = m.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        merged
+        super::merge_near(want, 0)
             .into_iter()
             .flat_map(|r| self.mem.missing(r))
             .collect()

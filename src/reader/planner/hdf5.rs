@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use super::{PlanIo, Planner, Subject};
 use crate::error::FsError;
 use crate::formats::hdf5::{SIGNATURE, Step, Walker, is_hdf5_name};
+use crate::formats::merge_near;
 use crate::rope::Rope;
 
 /// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
@@ -15,18 +16,6 @@ use crate::rope::Rope;
 const FIRST_READ: u64 = 64 << 10;
 /// Small datasets this close together are fetched with one GET.
 const SMALL_GAP: u64 = 16 << 10;
-
-/// Sorted `ranges` merged where at most `gap` bytes lie between them.
-fn merge_near(ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
-    let mut merged: Vec<Range<u64>> = Vec::new();
-    for r in ranges {
-        match merged.last_mut() {
-            Some(m) if r.start <= m.end.saturating_add(gap) => m.end = m.end.max(r.end),
-            _ => merged.push(r),
-        }
-    }
-    merged
-}
 
 #[derive(Debug)]
 pub struct Hdf5;
