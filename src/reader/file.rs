@@ -18,9 +18,9 @@
 //! to the next unit (or the one after it) [`WALK_START`] times in a row is walking (once is
 //! enough after the mount's first walk: readers of a folder of yearly files walk each file as
 //! they walked the one before): the units after its read are fetched ahead, whole, within a
-//! window that starts at what the walk has read so far (or, if larger, at the window the
-//! mount's latest walk reached, up to one run) and doubles per unit reached (so the mount's
-//! first walk that stops costs at most what it read),
+//! window that starts at what the walk has read so far (or, if larger, at how far the mount's
+//! recent walks went, up to one run) and doubles per unit reached (so the mount's first walk
+//! that stops costs at most what it read),
 //! adjacent missing ones merged into GETs of up to [`MAX_RUN_BLOCKS`] blocks, under the shared
 //! prefetch budget. A walk may go against file order (seen: a point's series read through
 //! `xr.open_mfdataset` and h5netcdf asks for its chunks back to front), and then the units
@@ -152,7 +152,7 @@ pub(super) struct UnitWalk {
     /// Reads in a row that moved on to the next unit in the walk's direction.
     advances: u32,
     /// How far ahead of the reader units are fetched: at first as much as the walk has read
-    /// (or the mount's latest walk reached, [`super::PrefetchBudget::walk_start`]),
+    /// (or how far the mount's recent walks went, [`super::PrefetchBudget::walk_start`]),
     /// doubling with each unit reached, up to the stream's share of the prefetch budget.
     window: u64,
     /// Going forward, units below this index were read ahead (or read by the reader itself);
@@ -176,6 +176,14 @@ enum Step {
 }
 
 impl UnitWalk {
+    /// How far the walk has gone when `read` is its latest read: bytes from its start.
+    fn went(&self, read: &Range<u64>) -> u64 {
+        match self.dir {
+            Dir::Backward => self.start.saturating_sub(read.start),
+            _ => read.end.saturating_sub(self.start),
+        }
+    }
+
     fn step(&self, touched: &Range<usize>) -> Option<Step> {
         let (first, last) = (touched.start, touched.end - 1);
         let forward = last > self.hi && first <= self.hi + 2;
@@ -450,10 +458,7 @@ impl FileReader {
             let starts = w.advances >= WALK_START || (first_walk && self.budget.walked_before());
             if w.stream.is_none() && starts {
                 w.stream = Some(self.budget.stream());
-                let walked = match dir {
-                    Dir::Backward => w.start.saturating_sub(read.start),
-                    _ => read.end.saturating_sub(w.start),
-                };
+                let walked = w.went(&read);
                 w.window = if first_walk {
                     self.budget.walk_start(walked)
                 } else {
@@ -464,10 +469,7 @@ impl FileReader {
             }
             w.window = w.window.min(self.budget.stream_window());
         }
-        let went = match w.dir {
-            Dir::Backward => w.start.saturating_sub(read.start),
-            _ => read.end.saturating_sub(w.start),
-        };
+        let went = w.went(&read);
         // Only walks that fetched ahead teach the mount how far walks go.
         if w.fetched {
             self.budget.walk_reached(went);
@@ -476,7 +478,6 @@ impl FileReader {
         if w.stream.is_none() {
             return Vec::new();
         }
-        let w = &mut walks.list[i];
         let (from, to) = if w.dir == Dir::Backward {
             let until = read.start.saturating_sub(w.window);
             let from = units.partition_point(|u| u.end <= until);
