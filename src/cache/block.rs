@@ -1,7 +1,7 @@
 //! The block cache: object bytes in the shared memory tier ([`MemoryTier`]), the disk tier
 //! ([`DiskCache`]) and the origin ([`Origin`]). Objects are cut into fixed blocks keyed by (key,
 //! ETag, index), so a changed object never shares blocks with its old version. Concurrent misses
-//! for one block fetch it once (moka `try_get_with`), and a run of adjacent blocks is fetched with
+//! for one block fetch it once (the first registers its GET in flight, the rest await it), and a run of adjacent blocks is fetched with
 //! one ranged GET whose result every waiting block shares. With a disk tier, a memory miss looks
 //! on disk before fetching, and every fetched block is written to disk before it is served, except
 //! for derived objects ([`Backend::is_derived`], the converted views): their sources' bytes are
@@ -13,6 +13,7 @@
 //! [`Backend::is_derived`]: which keys are views, and how they are made, is the views' business.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -118,14 +119,6 @@ impl Blocks {
 
     fn contains_key(&self, key: &BlockKey) -> bool {
         self.0.contains_bytes(key)
-    }
-
-    async fn try_get_with(
-        &self,
-        key: BlockKey,
-        init: impl std::future::Future<Output = Result<Rope, FsError>>,
-    ) -> Result<Rope, Arc<FsError>> {
-        self.0.try_get_bytes(key, init).await
     }
 
     fn weighted_size(&self) -> u64 {
@@ -255,8 +248,10 @@ impl BlockCache {
         Ok(out)
     }
 
-    /// One block, fetched once however many readers miss it at the same time: a block that a
-    /// prefetch run is already fetching is awaited from that run, not requested again.
+    /// One block, fetched once however many readers miss it at the same time: a reader's own
+    /// fetch is registered in flight like a run's, so readers and prefetch runs arriving
+    /// meanwhile await it instead of requesting it again, and a block a run is fetching is
+    /// awaited from that run.
     pub async fn block(&self, obj: &ObjectRef, index: u64) -> Result<Rope, FsError> {
         let key = Self::key(obj, index);
         if let Some(b) = self.cache.get(&key).await {
@@ -268,30 +263,36 @@ impl BlockCache {
             Metrics::inc(&self.metrics.block_hits);
             return p.slice().await;
         }
-        Metrics::inc(&self.metrics.block_misses);
         let range = obj.block_range(index);
-        let backend = self.disk.origin.of(&obj.key).clone();
-        let obj2 = obj.clone();
-        let disk = self.disk.clone();
-        self.cache
-            .try_get_with(key, async move {
-                let want = (range.end - range.start) as usize;
-                let what = format!("GET '{}' bytes {}-{}", obj2.key, range.start, range.end);
-                if let Some(b) = disk_get(&disk, &obj2, (index, 0), want).await {
-                    return Ok(b);
-                }
-                let got = backend
-                    .get_range(&obj2.key, range, obj2.etag.as_deref())
-                    .await?;
-                // A short body must not be cached: the kernel would take it for end of file.
-                if got.len() != want {
-                    return Err(StoreError::short_read(what, want as u64, got.len() as u64).into());
-                }
-                disk_put(&disk, &obj2, vec![((index, 0), got.clone())]).await;
-                Ok(got)
-            })
-            .await
-            .map_err(|e| (*e).clone())
+        let want = (range.end - range.start) as usize;
+        if let Some(b) = disk_get(&self.disk, obj, (index, 0), want).await {
+            Metrics::inc(&self.metrics.block_hits);
+            self.cache.insert(key, b.clone()).await;
+            return Ok(b);
+        }
+        let run = self.run(obj, range.clone());
+        let mine = Pending {
+            run: run.clone(),
+            from: 0,
+            to: want,
+        };
+        let theirs = match self.inflight.lock().entry(key.clone()) {
+            Entry::Occupied(e) => Some(e.get().clone()),
+            Entry::Vacant(v) => {
+                v.insert(mine.clone());
+                None
+            }
+        };
+        if let Some(p) = theirs {
+            Metrics::inc(&self.metrics.block_hits);
+            return p.slice().await;
+        }
+        Metrics::inc(&self.metrics.block_misses);
+        // Spawned, so that the block is cached and its registration removed even if this
+        // reader goes away before the GET ends; awaited, so that the block is on disk before
+        // it is served.
+        let _ = tokio::spawn(self.finish(obj, run, vec![(key, mine.clone())])).await;
+        mine.slice().await
     }
 
     /// Caches a whole object fetched in one piece (memory and disk), block by block.
@@ -334,10 +335,10 @@ impl BlockCache {
         self.start_parts(obj, start..end, parts)
     }
 
-    /// Starts one ranged GET of `span` that fills the entries `parts` (each key with the bytes
-    /// of the object it holds, inside `span`). Each part is registered as in flight before this
-    /// returns (unless a run already fetches it), so a reader arriving meanwhile awaits this
-    /// run; the returned future drives the GET, caches each part in memory and on disk, and
+    /// Starts one ranged GET that fills the entries `parts` (sorted, adjacent, each key with the
+    /// bytes of the object it holds, together `span`), less the parts at either end already
+    /// held or in flight. Each part is registered as in flight before this returns (unless a
+    /// run already fetches it), so a reader arriving meanwhile awaits this run; the returned future drives the GET, caches each part in memory and on disk, and
     /// removes its registrations. An extent fetched whole drops its kept head.
     pub(crate) fn start_parts(
         &self,
@@ -345,16 +346,24 @@ impl BlockCache {
         span: Range<u64>,
         parts: Vec<(BlockKey, Range<u64>)>,
     ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
-        let backend = self.disk.origin.of(&obj.key).clone();
-        let obj2 = obj.clone();
-        let (start, end) = (span.start, span.end);
-        let run: RunFuture = async move {
-            backend
-                .get_range(&obj2.key, start..end, obj2.etag.as_deref())
-                .await
+        let mut inflight = self.inflight.lock();
+        // Parts at either end that a reader or another run fetches, or that are cached, are
+        // left out, so that a reader's fetch that began after this run was planned is not
+        // requested twice. (Held parts in the middle are fetched again: one GET still beats
+        // two.)
+        let held = |k: &BlockKey| inflight.contains_key(k) || self.cache.contains_key(k);
+        let mut parts = parts;
+        while parts.last().is_some_and(|(k, _)| held(k)) {
+            parts.pop();
         }
-        .boxed()
-        .shared();
+        let skip = parts.iter().take_while(|(k, _)| held(k)).count();
+        parts.drain(..skip);
+        let (Some((_, first)), Some((_, last))) = (parts.first(), parts.last()) else {
+            return futures::future::ready(Ok(())).right_future();
+        };
+        let span = first.start.max(span.start)..last.end.min(span.end);
+        let start = span.start;
+        let run = self.run(obj, span);
         let parts: Vec<(BlockKey, Pending)> = parts
             .into_iter()
             .map(|(k, r)| {
@@ -366,12 +375,32 @@ impl BlockCache {
                 (k, pending)
             })
             .collect();
-        {
-            let mut inflight = self.inflight.lock();
-            for (k, p) in &parts {
-                inflight.entry(k.clone()).or_insert_with(|| p.clone());
-            }
+        for (k, p) in &parts {
+            inflight.entry(k.clone()).or_insert_with(|| p.clone());
         }
+        drop(inflight);
+        self.finish(obj, run, parts).left_future()
+    }
+
+    /// One ranged GET of `span` of `obj`, shared by every entry it fills; it starts when first
+    /// polled.
+    fn run(&self, obj: &ObjectRef, span: Range<u64>) -> RunFuture {
+        let backend = self.disk.origin.of(&obj.key).clone();
+        let obj = obj.clone();
+        async move { backend.get_range(&obj.key, span, obj.etag.as_deref()).await }
+            .boxed()
+            .shared()
+    }
+
+    /// Drives `run`, caches each of `parts` it fetched whole in memory and on disk (a short
+    /// body caches nothing: the kernel would take it for end of file), and removes the parts'
+    /// registrations in flight (only their own, never a later run's for the same entry).
+    fn finish(
+        &self,
+        obj: &ObjectRef,
+        run: RunFuture,
+        parts: Vec<(BlockKey, Pending)>,
+    ) -> impl std::future::Future<Output = Result<(), FsError>> + Send + 'static {
         let cache = self.cache.clone();
         let inflight = self.inflight.clone();
         let disk = self.disk.clone();
@@ -659,7 +688,11 @@ mod tests {
             "none of them at the store"
         );
         assert_eq!(disk.stats().entries, 0, "derived blocks stay off the disk");
-        cache.start_run(&derived, 0, 2).await.unwrap();
+        let other = ObjectRef {
+            key: "v/other.tif".into(),
+            ..derived.clone()
+        };
+        cache.start_run(&other, 0, 2).await.unwrap();
         assert_eq!(
             (
                 views.reads.load(Relaxed),
@@ -751,6 +784,44 @@ mod tests {
             cache.inflight.lock().is_empty(),
             "finished runs leave no registration"
         );
+    }
+
+    #[tokio::test]
+    async fn a_readers_own_fetch_is_in_flight_for_runs_and_other_readers() {
+        let (cache, obj, data, metrics) = setup(2 * BLOCK_SIZE as usize).await;
+        let mut first = Box::pin(cache.block(&obj, 1));
+        // One poll registers the GET; on this one-thread runtime it cannot have finished.
+        assert!(futures::poll!(first.as_mut()).is_pending());
+        assert!(
+            cache.contains(&obj, 1),
+            "a prefetch run would fetch the block again"
+        );
+        let (a, b) = tokio::join!(first, cache.block(&obj, 1));
+        let b1 = BLOCK_SIZE as usize;
+        assert_eq!(&a.unwrap().to_bytes()[..], &data[b1..]);
+        assert_eq!(&b.unwrap().to_bytes()[..], &data[b1..]);
+        assert_eq!(metrics.get_requests.load(Relaxed), 1);
+        assert!(cache.inflight.lock().is_empty());
+        assert!(cache.cache.contains_key(&BlockCache::key(&obj, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_run_leaves_out_the_blocks_a_reader_is_fetching() {
+        let (cache, obj, data, metrics) = setup(3 * BLOCK_SIZE as usize).await;
+        let mut reader = Box::pin(cache.block(&obj, 2));
+        assert!(futures::poll!(reader.as_mut()).is_pending());
+        // Planned before the reader came: blocks 0..3. Block 2 is the reader's already.
+        let (r, got) = tokio::join!(cache.start_run(&obj, 0, 3), reader);
+        r.unwrap();
+        assert_eq!(
+            &got.unwrap().to_bytes()[..],
+            &data[2 * BLOCK_SIZE as usize..]
+        );
+        assert_eq!(metrics.get_requests.load(Relaxed), 2);
+        assert_eq!(metrics.bytes_fetched.load(Relaxed), data.len() as u64);
+        // A run of blocks all held makes no request.
+        cache.start_run(&obj, 0, 3).await.unwrap();
+        assert_eq!(metrics.get_requests.load(Relaxed), 2);
     }
 
     #[tokio::test]

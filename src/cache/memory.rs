@@ -10,7 +10,7 @@
 //! of them together: a burst of decoded fields evicts old blocks and the other way round. Plain
 //! LRU, not moka's default TinyLFU admission: a block prefetched once must be admitted even when
 //! the cache is full, or a stream longer than the cache refetches it. Concurrent misses for one
-//! key compute it once (moka `try_get_with`). The tier knows no format: it stores bytes and
+//! derived value compute it once (moka `try_get_with`). The tier knows no format: it stores bytes and
 //! opaque values.
 
 use std::any::{Any, TypeId};
@@ -158,24 +158,6 @@ impl MemoryTier {
         self.cache.contains_key(&Key::Block(key.clone()))
     }
 
-    /// The bytes under `key`, or those `init` fetches (once, however many callers miss at the
-    /// same time; an error is returned to all of them and not cached).
-    pub(crate) async fn try_get_bytes(
-        &self,
-        key: BlockKey,
-        init: impl Future<Output = Result<Rope, FsError>>,
-    ) -> Result<Rope, Arc<FsError>> {
-        // Boxed: nested makers (a tile's pyramid's field's bytes) would otherwise stack every
-        // level's future inline, deeper than a worker thread's stack in unoptimised builds.
-        Box::pin(
-            self.cache
-                .try_get_with(Key::Block(key), async { init.await.map(Value::Bytes) }),
-        )
-        .await?
-        .bytes()
-        .ok_or_else(mismatch)
-    }
-
     /// The derived value under `key` if it is held.
     pub async fn get<T: Send + Sync + 'static>(&self, key: &DerivedKey) -> Option<Arc<T>> {
         debug_assert_eq!(key.ty, TypeId::of::<T>());
@@ -194,7 +176,8 @@ impl MemoryTier {
         F: Future<Output = Result<(Arc<T>, usize), FsError>>,
     {
         debug_assert_eq!(key.ty, TypeId::of::<T>());
-        // Boxed, as in `try_get_bytes`.
+        // Boxed: nested makers (a tile's pyramid's field's bytes) would otherwise stack every
+        // level's future inline, deeper than a worker thread's stack in unoptimised builds.
         Box::pin(self.cache.try_get_with(Key::Derived(key), async {
             let (value, bytes) = make.await?;
             Ok::<_, FsError>(Value::Derived {
