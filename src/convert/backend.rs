@@ -772,9 +772,13 @@ impl<B: Backend> Backend for Convert<B> {
         if let Some(zp) = zarr::parse_zpath(dir) {
             return self.zarr_list(dir, &zp).await;
         }
+        if let Some(np) = netcdf::parse_npath(dir) {
+            return self.nc_list(dir, &np).await;
+        }
         let Some(vp) = parse_vpath(dir) else {
             let mut listing = self.inner.list(dir).await?;
             let mut extra = self.zarr_cog_dirs(dir, &listing).await;
+            extra.extend(Self::nc_zarr_dirs(&listing.files));
             for f in &listing.files {
                 if is_grib(&f.name) {
                     for kind in [Kind::Zarr, Kind::Cog] {
@@ -820,6 +824,9 @@ impl<B: Backend> Backend for Convert<B> {
         if let Some(zp) = zarr::parse_zpath(key) {
             return self.zarr_head(key, &zp).await;
         }
+        if let Some(np) = netcdf::parse_npath(key) {
+            return self.nc_head(key, &np).await;
+        }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.head(key).await;
         };
@@ -843,6 +850,9 @@ impl<B: Backend> Backend for Convert<B> {
     ) -> Result<Rope, FsError> {
         if let Some(zp) = zarr::parse_zpath(key) {
             return Ok(Rope::from(self.zarr_range(&zp, range, etag).await?));
+        }
+        if let Some(np) = netcdf::parse_npath(key) {
+            return self.nc_range(&np, range, etag).await;
         }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.get_range(key, range, etag).await;
@@ -868,7 +878,7 @@ impl<B: Backend> Backend for Convert<B> {
     }
 
     async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
-        if parse_vpath(key).is_none() && zarr::parse_zpath(key).is_none() {
+        if !self.is_derived(key) {
             return self.inner.get_object(key).await;
         }
         // A view file's info and bytes come from the decoded views, not from a request each.
@@ -880,7 +890,9 @@ impl<B: Backend> Backend for Convert<B> {
     }
 
     fn is_derived(&self, key: &str) -> bool {
-        parse_vpath(key).is_some() || zarr::parse_zpath(key).is_some()
+        parse_vpath(key).is_some()
+            || zarr::parse_zpath(key).is_some()
+            || netcdf::parse_npath(key).is_some()
     }
 }
 
@@ -894,6 +906,44 @@ fn log_trailing(source: &str, trailing: &Range<u64>) {
     );
 }
 
+/// The listing of the view folder `rest` (a path inside a view root, empty or ending with `/`)
+/// of a view whose files are `files` (path inside the root, size), all with the source's
+/// `info` and the view's `etag`. A folder with nothing below it is not found, except the root.
+fn list_tree<'a>(
+    files: impl Iterator<Item = (&'a str, u64)>,
+    rest: &str,
+    info: &ObjectInfo,
+    etag: Option<String>,
+) -> Result<Listing, FsError> {
+    let mut listing = Listing::default();
+    let mut any = false;
+    for (path, size) in files {
+        let Some(below) = path.strip_prefix(rest) else {
+            continue;
+        };
+        any = true;
+        match below.split_once('/') {
+            Some((d, _)) => {
+                if listing.dirs.last().is_none_or(|l| l != d) {
+                    listing.dirs.push(d.to_string());
+                }
+            }
+            None => listing.files.push(ObjectInfo {
+                name: below.to_string(),
+                size,
+                mtime: info.mtime,
+                etag: etag.clone(),
+            }),
+        }
+    }
+    if !any && !rest.is_empty() {
+        return Err(FsError::NotFound);
+    }
+    listing.marker = rest.is_empty();
+    Ok(listing)
+}
+
+mod netcdf;
 #[cfg(test)]
 mod tests;
 mod zarr;

@@ -8,6 +8,7 @@ pub mod crs;
 mod deflate;
 pub mod grib;
 pub mod grib_view;
+pub mod nc_zarr;
 pub mod preview;
 mod tiff;
 pub mod zarr_cog;

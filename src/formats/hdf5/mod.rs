@@ -25,6 +25,7 @@
 //! paged extensible-array data blocks. Checksums are not verified: a plan only decides how
 //! bytes are fetched, never which bytes are served.
 
+pub mod describe;
 mod heap;
 mod index;
 mod mem;
@@ -49,6 +50,10 @@ pub fn is_hdf5_name(name: &str) -> bool {
         .any(|e| name.ends_with(e))
 }
 
+/// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
+/// the first chunk index nodes at the start, so one read usually finds most of them. Every
+/// walk of a file starts with it, so the walks of its plan and of its views share that read.
+pub const FIRST_READ: u64 = 64 << 10;
 /// Structures of unknown size are first asked for with at least this many bytes.
 const MIN_READ: u64 = 4 << 10;
 /// Bounds on planning: rounds of reads, bytes of metadata, structures parsed, chunks.

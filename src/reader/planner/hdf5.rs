@@ -7,13 +7,10 @@ use async_trait::async_trait;
 
 use super::{PlanIo, Planner, Subject};
 use crate::error::FsError;
-use crate::formats::hdf5::{SIGNATURE, Step, Walker, is_hdf5_name};
+use crate::formats::hdf5::{FIRST_READ, SIGNATURE, Step, Walker, is_hdf5_name};
 use crate::formats::merge_near;
 use crate::rope::Rope;
 
-/// First read of an HDF5 file: libnetcdf and h5py put the superblock, the object headers and
-/// the first chunk index nodes at the start, so one read usually finds most of them.
-const FIRST_READ: u64 = 64 << 10;
 /// Small datasets this close together are fetched with one GET.
 const SMALL_GAP: u64 = 16 << 10;
 

@@ -1,0 +1,318 @@
+//! The `NAME.nc.zarr/` views of [`Convert`]: beside every NetCDF-4/HDF5 file (`.nc`, `.nc4`,
+//! `.h5`, `.hdf5`, `.he5`, `.hdf`), a consolidated Zarr v2 store whose chunks are the file's
+//! own chunks ([`crate::convert::nc_zarr`]).
+//!
+//! Building the view walks the file as its read plan does ([`Walker`]: the same first read,
+//! then batched rounds, each read an extent of its own in the range store, so a file planned
+//! before, in this mount or on disk from an earlier one, needs no request), then describes it
+//! ([`describe`]) from those bytes; the few structures the walk does not fetch (names in a
+//! local heap, strings in the global heap) are read as extents of at least [`MIN_READ`] bytes.
+//! A chunk file's bytes are the source's at the chunk's range, read as a unit of its own: the
+//! same unit a plain reader of the file fetches. The view (its tree) is an entry of the shared
+//! memory tier keyed by (source, ETag); view ETags are the source's plus `.zarr`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::{Convert, fail, object_ref, source_etag};
+use crate::cache::block::{BlockCache, ObjectRef};
+use crate::cache::memory::DerivedKey;
+use crate::convert::nc_zarr::{NcFile, Part, Tree, store};
+use crate::error::FsError;
+use crate::formats::hdf5::describe::{FileDesc, describe};
+use crate::formats::hdf5::{FIRST_READ, Step, Walker, is_hdf5_name};
+use crate::rope::Rope;
+use crate::store::{Backend, Listing, ObjectInfo};
+
+/// Suffix of the view directory beside `NAME.nc`.
+pub(super) const SUFFIX: &str = ".zarr";
+/// A structure the walk did not fetch is read with at least this many bytes.
+const MIN_READ: u64 = 16 << 10;
+
+/// A NetCDF file's Zarr view.
+#[derive(Debug)]
+pub struct NcView {
+    tree: Tree,
+    /// The source's info when the view was built (its ETag names the view's version).
+    info: ObjectInfo,
+}
+
+impl NcView {
+    fn etag(&self) -> Option<String> {
+        self.info.etag.as_ref().map(|e| format!("{e}{SUFFIX}"))
+    }
+
+    /// Bytes held, roughly: paths, ranges and the JSON documents.
+    fn weight(&self) -> usize {
+        self.tree
+            .iter()
+            .map(|(p, f)| {
+                p.len()
+                    + 64
+                    + match &f.part {
+                        Part::Json(s) => s.len(),
+                        Part::Inline(b) => b.len(),
+                        Part::Source(_) => 0,
+                    }
+            })
+            .sum()
+    }
+}
+
+/// A path below a NetCDF Zarr view: the source key and the path inside the view root.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct NPath {
+    source: String,
+    rest: String,
+}
+
+/// Whether a file so named gets a Zarr view.
+pub(super) fn has_view(name: &str) -> bool {
+    is_hdf5_name(&name.to_ascii_lowercase())
+}
+
+/// Splits `path` at its first `NAME.nc.zarr` segment.
+pub(super) fn parse_npath(path: &str) -> Option<NPath> {
+    let mut start = 0;
+    for seg in path.split('/') {
+        let end = start + seg.len();
+        if let Some(stem) = seg.strip_suffix(SUFFIX)
+            && has_view(stem)
+        {
+            return Some(NPath {
+                source: format!("{}{stem}", &path[..start]),
+                rest: path.get(end + 1..).unwrap_or("").to_string(),
+            });
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// The file's bytes for the describing parser: the walk's reads, and more read on demand
+/// through the range store (blocking: the parser runs on a blocking thread).
+struct Pieces {
+    size: u64,
+    held: Mutex<BTreeMap<u64, Bytes>>,
+    cache: BlockCache,
+    obj: ObjectRef,
+    runtime: tokio::runtime::Handle,
+    /// The first read that failed, reported instead of the parser's error.
+    failed: Mutex<Option<FsError>>,
+}
+
+impl Pieces {
+    fn find(&self, start: u64, end: u64) -> Option<Bytes> {
+        let held = self.held.lock();
+        let (&at, b) = held.range(..=start).next_back()?;
+        let to = at + b.len() as u64;
+        (to >= end).then(|| b.slice((start - at) as usize..(end - at) as usize))
+    }
+}
+
+impl hdf5_reader::storage::Storage for Pieces {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn read_range(
+        &self,
+        offset: u64,
+        len: usize,
+    ) -> hdf5_reader::error::Result<hdf5_reader::storage::StorageBuffer> {
+        let end = offset.saturating_add(len as u64);
+        if end > self.size {
+            return Err(hdf5_reader::error::Error::UnexpectedEof {
+                offset,
+                needed: len as u64,
+                available: self.size.saturating_sub(offset),
+            });
+        }
+        if let Some(b) = self.find(offset, end) {
+            return Ok(hdf5_reader::storage::StorageBuffer::from_vec(b.to_vec()));
+        }
+        let want = offset..end.max(offset + MIN_READ).min(self.size);
+        let unit = std::slice::from_ref(&want);
+        let got = self.runtime.block_on(crate::reader::file::read_units(
+            &self.cache,
+            &self.obj,
+            unit,
+            want.clone(),
+        ));
+        match got {
+            Ok(rope) => {
+                let b = rope.to_bytes();
+                let out = b.slice(0..len);
+                self.held.lock().insert(offset, b);
+                Ok(hdf5_reader::storage::StorageBuffer::from_vec(out.to_vec()))
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.failed.lock().get_or_insert(e);
+                Err(hdf5_reader::error::Error::Io(std::io::Error::other(msg)))
+            }
+        }
+    }
+}
+
+impl<B: Backend> Convert<B> {
+    /// The view directories to add to a listing with `files`: one per NetCDF/HDF5 file.
+    pub(super) fn nc_zarr_dirs(files: &[ObjectInfo]) -> impl Iterator<Item = String> + '_ {
+        files
+            .iter()
+            .filter(|f| has_view(&f.name))
+            .map(|f| format!("{}{SUFFIX}", f.name))
+    }
+
+    /// The source's view, kept per (source, ETag). With `etag` (the version a reader holds),
+    /// a held view needs no request; else the source is stat'ed, and a source whose ETag is no
+    /// longer `etag` is stale.
+    async fn nc_view(&self, source: &str, etag: Option<&str>) -> Result<Arc<NcView>, FsError> {
+        if let Some(e) = etag
+            && let Some(v) = self
+                .memory()
+                .get(&DerivedKey::of::<NcView>(source, Some(e), "nc-zarr"))
+                .await
+        {
+            return Ok(v);
+        }
+        let info = self.inner.head(source).await?;
+        if let Some(e) = etag
+            && info.etag.as_deref() != Some(e)
+        {
+            return Err(FsError::Stale {
+                expected: e.to_string(),
+            });
+        }
+        let key = DerivedKey::of::<NcView>(source, info.etag.as_deref(), "nc-zarr");
+        self.memory()
+            .get_or_make(key, async {
+                let desc = self.nc_describe(source, &info).await?;
+                for (name, why) in &desc.skipped {
+                    tracing::warn!("{source}: '{name}' left out of the Zarr view: {why}");
+                }
+                let view = NcView {
+                    tree: store(&desc),
+                    info,
+                };
+                let weight = view.weight();
+                Ok((Arc::new(view), weight))
+            })
+            .await
+    }
+
+    /// Walks the file's structures in batched rounds, then describes it from what was read.
+    async fn nc_describe(&self, source: &str, info: &ObjectInfo) -> Result<FileDesc, FsError> {
+        let obj = object_ref(source, info);
+        let mut held = BTreeMap::new();
+        let first = 0..FIRST_READ.min(info.size);
+        let mut walker = Walker::new(info.size);
+        let bytes = self.read_exact(&obj, first).await?;
+        walker.feed(0, &bytes);
+        held.insert(0, bytes);
+        loop {
+            match walker.step() {
+                Step::Done => break,
+                // The describing parser reads what it needs; the walk only batches.
+                Step::Unsupported(why) => {
+                    tracing::debug!(%source, "the HDF5 walk stops early: {why}");
+                    break;
+                }
+                Step::Need(ranges) => {
+                    let got = futures::future::join_all(
+                        ranges.iter().map(|r| self.read_exact(&obj, r.clone())),
+                    )
+                    .await;
+                    for (r, b) in ranges.iter().zip(got) {
+                        let b = b?;
+                        walker.feed(r.start, &b);
+                        held.insert(r.start, b);
+                    }
+                }
+            }
+        }
+        let pieces = Arc::new(Pieces {
+            size: info.size,
+            held: Mutex::new(held),
+            cache: self.source.clone(),
+            obj,
+            runtime: tokio::runtime::Handle::current(),
+            failed: Mutex::new(None),
+        });
+        let p = pieces.clone();
+        let got = tokio::task::spawn_blocking(move || describe(p))
+            .await
+            .map_err(|e| fail(source, anyhow::Error::new(e).context("describe task")))?;
+        match got {
+            Ok(desc) => Ok(desc),
+            Err(e) => Err(pieces
+                .failed
+                .lock()
+                .take()
+                .unwrap_or_else(|| fail(source, e))),
+        }
+    }
+
+    pub(super) async fn nc_list(&self, dir: &str, np: &NPath) -> Result<Listing, FsError> {
+        let view = self.nc_view(&np.source, None).await?;
+        let files = view.tree.iter().map(|(p, f)| (p.as_str(), f.size));
+        let listing = super::list_tree(files, &np.rest, &view.info, view.etag())?;
+        Ok(crate::store::finish_listing(dir, listing))
+    }
+
+    pub(super) async fn nc_head(&self, key: &str, np: &NPath) -> Result<ObjectInfo, FsError> {
+        let view = self.nc_view(&np.source, None).await?;
+        let file = view.tree.get(&np.rest).ok_or(FsError::NotFound)?;
+        Ok(ObjectInfo {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            size: file.size,
+            mtime: view.info.mtime,
+            etag: view.etag(),
+        })
+    }
+
+    pub(super) async fn nc_range(
+        &self,
+        np: &NPath,
+        range: Range<u64>,
+        expected: Option<&str>,
+    ) -> Result<Rope, FsError> {
+        let stale = |e: FsError| match (e, expected) {
+            (FsError::Stale { .. }, Some(x)) => FsError::Stale {
+                expected: x.to_string(),
+            },
+            (e, _) => e,
+        };
+        let src_etag = source_etag(expected, SUFFIX)?;
+        let view = self.nc_view(&np.source, src_etag).await.map_err(stale)?;
+        let NcFile { size, part } = view.tree.get(&np.rest).ok_or(FsError::NotFound)?;
+        let end = range.end.min(*size);
+        let start = range.start.min(end);
+        let bytes = match part {
+            Part::Json(s) => Bytes::copy_from_slice(&s.as_bytes()[start as usize..end as usize]),
+            Part::Inline(b) => Bytes::copy_from_slice(&b[start as usize..end as usize]),
+            Part::Source(r) => {
+                if start == end {
+                    return Ok(Rope::default());
+                }
+                // The chunk as a unit of its own (a plain reader's unit too), then the range.
+                let obj = object_ref(&np.source, &view.info);
+                let unit = std::slice::from_ref(r);
+                let got = crate::reader::file::read_units(
+                    &self.source,
+                    &obj,
+                    unit,
+                    r.start + start..r.start + end,
+                )
+                .await
+                .map_err(stale)?;
+                return Ok(got);
+            }
+        };
+        Ok(Rope::from(bytes))
+    }
+}
