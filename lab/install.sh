@@ -15,7 +15,8 @@
 #                    h5netcdf h5py dask and
 #                    the boto3 matching s3fs's pinned botocore (bench/run.sh; kept apart from the
 #                    test venv because s3fs's aiobotocore pins an older botocore than its boto3)
-#   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf h5py dask numpy eccodes,
+#   Python venv:     $GEOMOUNT_LAB/venv with moto[server] boto3 xarray zarr h5netcdf h5py netCDF4 (the
+#                    NetCDF-as-Zarr tests write with both engines) dask numpy eccodes,
 #                    maturin (builds the wheel in tests/wheel.rs) and distributed (its dask recipe)
 #                    (venv made by ${LAB_PYTHON:-python3})
 #
@@ -26,8 +27,8 @@ LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 GARAGE_VERSION=2.5.0
 CARGO_DEB_VERSION=3.8.0
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv systemd)
-PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py dask numpy eccodes maturin distributed)
-PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, dask, numpy, eccodes, maturin, distributed; eccodes.codes_get_api_version()'
+PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py netCDF4 dask numpy eccodes maturin distributed)
+PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, netCDF4, dask, numpy, eccodes, maturin, distributed; eccodes.codes_get_api_version()'
 
 say() { printf 'lab/install: %s\n' "$*"; }
 die() { printf 'lab/install: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -16,14 +16,16 @@
 //! `REFERENCE_LIST`, `DIMENSION_LIST`, `_Netcdf4Dimid`, `_Netcdf4Coordinates`,
 //! `_NCProperties`, `_nc3_strict`) are not shown. A variable that Zarr cannot hold (compound,
 //! variable-length, reference or opaque types; filters numcodecs has no codec for; chunks
-//! stored with a filter skipped) is listed in [`FileDesc::skipped`] with why.
+//! stored with a filter skipped) is listed in [`FileDesc::skipped`] with why; one whose
+//! structures are broken (its object header, its chunk index) makes the whole description an
+//! error, since a view without it would look complete.
 
 use std::collections::HashMap;
 
 use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::messages::layout::{ChunkIndexing, DataLayout};
 use hdf5_reader::storage::{DynStorage, Storage};
-use hdf5_reader::{Attribute, ByteOrder, Dataset, Datatype, Hdf5File};
+use hdf5_reader::{Attribute, ByteOrder, Dataset, Datatype, Hdf5File, OpenOptions};
 use serde_json::{Map, Value};
 
 use crate::error::{Format, FormatError};
@@ -42,6 +44,9 @@ const HIDDEN_ATTRS: &[&str] = &[
 ];
 /// The `NAME` netCDF-C gives a dimension scale that is no variable.
 const NOT_A_VARIABLE: &str = "This is a netCDF dimension but not a netCDF variable";
+/// At most this many bytes per structure read, and per object header.
+const MAX_READ: usize = 64 << 20;
+const MAX_HEADER: usize = 16 << 20;
 /// At most this many chunks are described per file (each costs a few dozen bytes held).
 const MAX_CHUNKS: usize = 4 << 20;
 
@@ -122,7 +127,15 @@ fn bad(what: impl Into<String>, why: impl std::fmt::Display) -> FormatError {
 /// Describes the file in `storage`. An error when the file's root group cannot be read; a
 /// variable that cannot be described is skipped, with why.
 pub fn describe(storage: DynStorage) -> Result<FileDesc, FormatError> {
-    let file = Hdf5File::from_storage(storage).map_err(|e| bad("file", e))?;
+    // Bounds on what a hostile length field may make the parser read or keep; it decodes no
+    // chunk here, so its chunk cache stays empty.
+    let options = OpenOptions {
+        chunk_cache_bytes: 0,
+        max_read_bytes: MAX_READ,
+        max_object_header_bytes: MAX_HEADER,
+        ..OpenOptions::default()
+    };
+    let file = Hdf5File::from_storage_with_options(storage, options).map_err(|e| bad("file", e))?;
     let root = file.root_group().map_err(|e| bad("root group", e))?;
     let (groups, datasets) = root.members().map_err(|e| bad("root group", e))?;
     let mut out = FileDesc {
@@ -143,6 +156,8 @@ pub fn describe(storage: DynStorage) -> Result<FileDesc, FormatError> {
             continue;
         }
         match variable(&file, d, &attrs, &dims) {
+            Err(Refusal::Corrupt(why)) => return Err(bad(format!("variable '{}'", d.name()), why)),
+            Err(Refusal::Unsupported(why)) => out.skipped.push((d.name().to_string(), why)),
             Ok(v) => {
                 if let Layout::Chunked { chunks: c } = &v.layout {
                     chunks += c.len();
@@ -152,7 +167,6 @@ pub fn describe(storage: DynStorage) -> Result<FileDesc, FormatError> {
                 }
                 out.variables.push(v);
             }
-            Err(why) => out.skipped.push((d.name().to_string(), why)),
         }
     }
     Ok(out)
@@ -225,17 +239,28 @@ fn le_uint(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |a, &x| (a << 8) | x as u64)
 }
 
+/// Why a dataset is not in the view: Zarr cannot hold it (the rest of the view can be shown),
+/// or its structures are broken (the view cannot be trusted).
+enum Refusal {
+    Unsupported(String),
+    Corrupt(String),
+}
+
+fn unsupported(why: impl Into<String>) -> Refusal {
+    Refusal::Unsupported(why.into())
+}
+
 fn variable(
     file: &Hdf5File,
     d: &Dataset,
     attrs: &[Attribute],
     dims: &HashMap<u64, Vec<Option<String>>>,
-) -> Result<Variable, String> {
-    let (dtype, item_size) = numpy_type(d.dtype())?;
+) -> Result<Variable, Refusal> {
+    let (dtype, item_size) = numpy_type(d.dtype()).map_err(Refusal::Unsupported)?;
     let shape = d.shape().to_vec();
     let header = file
         .get_or_parse_header(d.address())
-        .map_err(|e| format!("its object header: {e}"))?;
+        .map_err(|e| Refusal::Corrupt(format!("its object header: {e}")))?;
     let mut layout = None;
     let mut pipeline = Vec::new();
     for m in &header.messages {
@@ -248,7 +273,20 @@ fn variable(
     let filters = pipeline
         .iter()
         .map(|f| filter(f.id, &f.client_data, f.name.as_deref()))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Refusal::Unsupported)?;
+    // HDF5's shuffle leaves a remainder of bytes in place; numcodecs' refuses a buffer that is
+    // not whole elements, which a checksum applied before it makes (netCDF-C's order).
+    if let Some(f) = filters.iter().position(|f| *f == Filter::Fletcher32)
+        && filters[f..]
+            .iter()
+            .any(|s| matches!(s, Filter::Shuffle { element_size } if *element_size > 1))
+    {
+        return Err(unsupported(
+            "its Fletcher-32 checksum is shuffled with its values, which numcodecs' shuffle \
+             cannot undo",
+        ));
+    }
     let names = dims.get(&d.address()).cloned().unwrap_or_default();
     let dim_names = (0..shape.len())
         .map(|i| {
@@ -261,7 +299,8 @@ fn variable(
         .collect();
     let sb = file.superblock();
     let base = sb.base_address;
-    let (chunk_shape, layout) = match layout.ok_or("no data layout message")? {
+    let layout = layout.ok_or_else(|| Refusal::Corrupt("no data layout message".into()))?;
+    let (chunk_shape, layout) = match layout {
         DataLayout::Compact { data } => (shape.clone(), Layout::Compact { data }),
         DataLayout::Contiguous { address, size } => {
             let at = (!is_undefined(address)).then_some((base + address, size));
@@ -275,22 +314,24 @@ fn variable(
         } => {
             let cshape: Vec<u64> = cdims.iter().take(shape.len()).map(|&c| c as u64).collect();
             if cshape.len() != shape.len() || cshape.contains(&0) {
-                return Err("a chunk shape that does not match its dataspace".into());
+                return Err(Refusal::Corrupt(
+                    "a chunk shape that does not match its dataspace".into(),
+                ));
             }
             let entries = if is_undefined(address) {
                 Vec::new()
             } else {
-                chunk_entries(file, d, address, &cdims[..shape.len()], chunk_indexing)?
+                chunk_entries(file, d, address, &cdims[..shape.len()], chunk_indexing)
+                    .map_err(Refusal::Corrupt)?
             };
             let chunk_bytes = cshape.iter().product::<u64>() * item_size as u64;
             let mut chunks = Vec::with_capacity(entries.len());
             for e in entries {
                 if e.filter_mask != 0 {
-                    return Err(
+                    return Err(unsupported(
                         "a chunk stored with a filter skipped (Zarr applies one pipeline to \
-                         every chunk)"
-                            .into(),
-                    );
+                         every chunk)",
+                    ));
                 }
                 if e.offsets.len() != shape.len()
                     || e.offsets.iter().zip(&shape).any(|(o, s)| o >= s)
@@ -298,7 +339,7 @@ fn variable(
                     continue;
                 }
                 if e.offsets.iter().zip(&cshape).any(|(o, c)| o % c != 0) {
-                    return Err("a chunk off its chunk grid".into());
+                    return Err(Refusal::Corrupt("a chunk off its chunk grid".into()));
                 }
                 let index = e.offsets.iter().zip(&cshape).map(|(o, c)| o / c).collect();
                 let len = if e.size == 0 { chunk_bytes } else { e.size };
