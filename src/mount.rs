@@ -65,10 +65,10 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
     let views: Option<Arc<dyn Backend>> = cfg.convert.then(|| {
         let sources = BlockCache::with_memory(store.clone(), metrics.clone(), memory.clone())
             .with_disk(disk.clone());
-        Arc::new(crate::convert::backend::Convert::with_cache(
-            store.clone(),
-            sources,
-        )) as Arc<dyn Backend>
+        Arc::new(
+            crate::convert::backend::Convert::with_cache(store.clone(), sources)
+                .with_metadata_ttl(cfg.metadata_ttl),
+        ) as Arc<dyn Backend>
     });
 
     let fs = Arc::new(

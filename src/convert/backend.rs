@@ -20,6 +20,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
@@ -254,7 +255,13 @@ pub struct Convert<B> {
     inner: Arc<B>,
     /// The sources' bytes: the range store plain files are read through, over `inner`.
     source: BlockCache,
+    /// Sources stat'ed within the last `ttl`: their info, and when it was seen.
+    seen: parking_lot::Mutex<std::collections::HashMap<String, (ObjectInfo, Instant)>>,
+    ttl: Duration,
 }
+
+/// At most this many sources' infos are remembered (a few hundred bytes each).
+const SEEN_MAX: usize = 4096;
 
 /// Memory tier of a [`Convert`] made by [`Convert::new`], which has no tier to share.
 const OWN_MEMORY: u64 = 256 << 20;
@@ -265,13 +272,43 @@ impl<B: Backend> Convert<B> {
     pub fn new(inner: B) -> Self {
         let inner = Arc::new(inner);
         let source = BlockCache::new(inner.clone(), Arc::new(Metrics::default()), OWN_MEMORY);
-        Self { inner, source }
+        Self::with_cache(inner, source)
     }
 
     /// Views over `inner` reading source bytes through `source`, a block cache over the same
     /// `inner`; what the views make goes into `source`'s memory tier too.
     pub fn with_cache(inner: Arc<B>, source: BlockCache) -> Self {
-        Self { inner, source }
+        Self {
+            inner,
+            source,
+            seen: Default::default(),
+            ttl: Duration::ZERO,
+        }
+    }
+
+    /// A source's info is taken as current for `ttl` after it was stat'ed (as the namespace
+    /// takes a file's), so the lookups of a view's files cost no request each.
+    pub fn with_metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The source's info: stat'ed, unless that was done within the metadata TTL.
+    async fn source_info(&self, source: &str) -> Result<ObjectInfo, FsError> {
+        if let Some((info, at)) = self.seen.lock().get(source)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(info.clone());
+        }
+        let info = self.inner.head(source).await?;
+        if !self.ttl.is_zero() {
+            let mut seen = self.seen.lock();
+            if seen.len() >= SEEN_MAX {
+                seen.clear();
+            }
+            seen.insert(source.to_string(), (info.clone(), Instant::now()));
+        }
+        Ok(info)
     }
 
     fn memory(&self) -> &MemoryTier {
@@ -324,7 +361,7 @@ impl<B: Backend> Convert<B> {
         {
             return Ok(v);
         }
-        let info = self.inner.head(source).await?;
+        let info = self.source_info(source).await?;
         if let Some(e) = etag
             && info.etag.as_deref() != Some(e)
         {

@@ -180,7 +180,7 @@ impl<B: Backend> Convert<B> {
         {
             return Ok(v);
         }
-        let info = self.inner.head(source).await?;
+        let info = self.source_info(source).await?;
         if let Some(e) = etag
             && info.etag.as_deref() != Some(e)
         {
