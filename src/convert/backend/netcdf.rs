@@ -144,12 +144,17 @@ impl hdf5_reader::storage::Storage for Pieces {
             want.clone(),
         ));
         match got {
-            Ok(rope) => {
+            Ok(rope) if rope.len() >= len => {
                 let b = rope.to_bytes();
                 let out = b.slice(0..len);
                 self.held.lock().insert(offset, b);
                 Ok(hdf5_reader::storage::StorageBuffer::from_vec(out.to_vec()))
             }
+            Ok(rope) => Err(hdf5_reader::error::Error::UnexpectedEof {
+                offset,
+                needed: len as u64,
+                available: rope.len() as u64,
+            }),
             Err(e) => {
                 let msg = e.to_string();
                 self.failed.lock().get_or_insert(e);
