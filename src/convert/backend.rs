@@ -105,6 +105,17 @@ fn source_etag<'a>(etag: Option<&'a str>, suffix: &str) -> Result<Option<&'a str
     }
 }
 
+/// Maps a stale source to a stale view file: the ETag the reader holds (`expected`, the view
+/// file's) is the one named, not the source's.
+fn stale_as(expected: Option<&str>) -> impl Fn(FsError) -> FsError + Copy + '_ {
+    move |e| match (e, expected) {
+        (FsError::Stale { .. }, Some(x)) => FsError::Stale {
+            expected: x.to_string(),
+        },
+        (e, _) => e,
+    }
+}
+
 /// The view or source `what` fails for `reason` (its source chain kept).
 fn fail(
     what: &str,
@@ -353,10 +364,35 @@ impl<B: Backend> Convert<B> {
         source: &str,
         etag: Option<&str>,
     ) -> Result<Arc<SourceViews>, FsError> {
+        self.view_of(source, etag, "views", |info| async move {
+            let views = self.build_views(source, &info).await?;
+            let sv = SourceViews { info, views };
+            let weight = sv.weight();
+            Ok((sv, weight))
+        })
+        .await
+    }
+
+    /// A view of `source` named `what`, kept in the memory tier per (source, ETag). With
+    /// `etag` (the source version a reader holds) a held view needs no request; else (or to
+    /// build it from the source's info with `build`, which also gives its weight) the source is
+    /// stat'ed, and a source whose ETag is no longer `etag` is stale.
+    async fn view_of<T, F, Fut>(
+        &self,
+        source: &str,
+        etag: Option<&str>,
+        what: &str,
+        build: F,
+    ) -> Result<Arc<T>, FsError>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce(ObjectInfo) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, usize), FsError>>,
+    {
         if let Some(e) = etag
             && let Some(v) = self
                 .memory()
-                .get(&DerivedKey::of::<SourceViews>(source, Some(e), "views"))
+                .get(&DerivedKey::of::<T>(source, Some(e), what))
                 .await
         {
             return Ok(v);
@@ -369,13 +405,11 @@ impl<B: Backend> Convert<B> {
                 expected: e.to_string(),
             });
         }
-        let key = DerivedKey::of::<SourceViews>(source, info.etag.as_deref(), "views");
+        let key = DerivedKey::of::<T>(source, info.etag.as_deref(), what);
         self.memory()
             .get_or_make(key, async {
-                let views = self.build_views(source, &info).await?;
-                let sv = SourceViews { info, views };
-                let weight = sv.weight();
-                Ok((Arc::new(sv), weight))
+                let (v, weight) = build(info).await?;
+                Ok((Arc::new(v), weight))
             })
             .await
     }
@@ -896,12 +930,7 @@ impl<B: Backend> Backend for Convert<B> {
         };
         // The view file's ETag names the source version the reader holds: no request while
         // that version's views are held.
-        let stale = |e: FsError| match (e, etag) {
-            (FsError::Stale { .. }, Some(expected)) => FsError::Stale {
-                expected: expected.to_string(),
-            },
-            (e, _) => e,
-        };
+        let stale = stale_as(etag);
         let src_etag = source_etag(etag, vp.kind.suffix())?;
         let sv = self
             .source_views(&vp.source, src_etag)

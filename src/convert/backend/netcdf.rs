@@ -18,9 +18,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{Convert, fail, object_ref, source_etag};
+use super::{Convert, fail, object_ref, source_etag, stale_as};
 use crate::cache::block::{BlockCache, ObjectRef};
-use crate::cache::memory::DerivedKey;
 use crate::convert::nc_zarr::{NcFile, Part, Tree, store};
 use crate::error::FsError;
 use crate::formats::hdf5::describe::{FileDesc, describe};
@@ -177,37 +176,19 @@ impl<B: Backend> Convert<B> {
     /// a held view needs no request; else the source is stat'ed, and a source whose ETag is no
     /// longer `etag` is stale.
     async fn nc_view(&self, source: &str, etag: Option<&str>) -> Result<Arc<NcView>, FsError> {
-        if let Some(e) = etag
-            && let Some(v) = self
-                .memory()
-                .get(&DerivedKey::of::<NcView>(source, Some(e), "nc-zarr"))
-                .await
-        {
-            return Ok(v);
-        }
-        let info = self.source_info(source).await?;
-        if let Some(e) = etag
-            && info.etag.as_deref() != Some(e)
-        {
-            return Err(FsError::Stale {
-                expected: e.to_string(),
-            });
-        }
-        let key = DerivedKey::of::<NcView>(source, info.etag.as_deref(), "nc-zarr");
-        self.memory()
-            .get_or_make(key, async {
-                let desc = self.nc_describe(source, &info).await?;
-                for (name, why) in &desc.skipped {
-                    tracing::warn!("{source}: '{name}' left out of the Zarr view: {why}");
-                }
-                let view = NcView {
-                    tree: store(&desc),
-                    info,
-                };
-                let weight = view.weight();
-                Ok((Arc::new(view), weight))
-            })
-            .await
+        self.view_of(source, etag, "nc-zarr", |info| async move {
+            let desc = self.nc_describe(source, &info).await?;
+            for (name, why) in &desc.skipped {
+                tracing::warn!("{source}: '{name}' left out of the Zarr view: {why}");
+            }
+            let view = NcView {
+                tree: store(&desc),
+                info,
+            };
+            let weight = view.weight();
+            Ok((view, weight))
+        })
+        .await
     }
 
     /// Walks the file's structures in batched rounds, then describes it from what was read.
@@ -286,12 +267,7 @@ impl<B: Backend> Convert<B> {
         range: Range<u64>,
         expected: Option<&str>,
     ) -> Result<Rope, FsError> {
-        let stale = |e: FsError| match (e, expected) {
-            (FsError::Stale { .. }, Some(x)) => FsError::Stale {
-                expected: x.to_string(),
-            },
-            (e, _) => e,
-        };
+        let stale = stale_as(expected);
         let src_etag = source_etag(expected, SUFFIX)?;
         let view = self.nc_view(&np.source, src_etag).await.map_err(stale)?;
         let NcFile { size, part } = view.tree.get(&np.rest).ok_or(FsError::NotFound)?;

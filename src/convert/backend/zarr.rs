@@ -16,7 +16,7 @@ use anyhow::anyhow;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Convert, fail, object_ref, source_etag};
+use super::{Convert, fail, object_ref, source_etag, stale_as};
 use crate::cache::block::ObjectRef;
 use crate::cache::memory::DerivedKey;
 use crate::convert::cog::{CogLayout, Raster};
@@ -400,12 +400,7 @@ impl<B: Backend> Convert<B> {
     ) -> Result<Bytes, FsError> {
         // The view file's ETag names the metadata version the reader holds: no request while
         // that version's view is held.
-        let stale = |e: FsError| match (e, expected) {
-            (FsError::Stale { .. }, Some(x)) => FsError::Stale {
-                expected: x.to_string(),
-            },
-            (e, _) => e,
-        };
+        let stale = stale_as(expected);
         let meta_etag = source_etag(expected, SUFFIX)?;
         let views = self.zarr_views(&zp.store, meta_etag).await.map_err(stale)?;
         let what = format!("{}{SUFFIX}/{}", zp.store, zp.rest);
