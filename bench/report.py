@@ -121,15 +121,19 @@ def render(doc):
         for cell in cells.values():
             if not parts and "reps" in cell:
                 parts = [r["part"] for r in cell["reps"][0]]
-        for i, part in enumerate(parts):
-            ref = [gm["reps"][k][i]["wall"] for k in (0, 1)] if "reps" in gm else [None, None]
+        def row(cell, k, part):
+            return next((r for r in cell["reps"][k] if r["part"] == part), None)
+        for part in parts:
+            ref = [row(gm, k, part)["wall"] for k in (0, 1)] if "reps" in gm else [None, None]
             for client, cell in cells.items():
                 name = NAMES.get(client, client)
                 if "reps" not in cell or "error" in cell:
                     err = cell.get("error", "no result").replace("|", "/")[:160]
                     out.append(f"| {part} | {name} | **failed**: {err} | | | | | | | | |")
                     continue
-                c, wm = cell["reps"][0][i], cell["reps"][1][i]
+                c, wm = row(cell, 0, part), row(cell, 1, part)
+                if c is None or wm is None:
+                    continue  # a part only some clients have (geomount's views)
                 out.append(
                     f"| {part} | {name} | {fmt_s(c['wall'])} | {fmt_s(wm['wall'])} "
                     f"| {ratio(c['wall'], ref[0])} | {ratio(wm['wall'], ref[1])} "

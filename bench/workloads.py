@@ -320,7 +320,19 @@ def w9(acc, p):
         ds = open_wrf(acc)
         y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
         return round(float(ds.T2.isel(y=y, x=x).values.astype("float64").sum()), 2)
-    return [("open_mfdataset", open_all), ("T2 point time series", point)]
+    steps = [("open_mfdataset", open_all), ("T2 point time series", point)]
+    if acc.kind == "path" and os.path.isdir(acc.path("wrf.zarr")):
+        # geomount's folder view: the same files as one Zarr store.
+        def open_view():
+            ds = xarray.open_zarr(acc.path("wrf.zarr"), consolidated=True)
+            return [int(ds.sizes["time"]), ds.T2.dims]
+
+        def point_view():
+            ds = xarray.open_zarr(acc.path("wrf.zarr"), consolidated=True)
+            y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
+            return round(float(ds.T2.isel(y=y, x=x).values.astype("float64").sum()), 2)
+        steps += [("open_zarr wrf.zarr", open_view), ("T2 point series via wrf.zarr", point_view)]
+    return steps
 
 
 WORKLOADS = {"W1seq": w1_seq, "W1par": w1_par, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6,

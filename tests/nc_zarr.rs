@@ -179,3 +179,139 @@ fn nc_zarr_a_point_series_costs_a_get_per_chunk_and_a_remount_none() {
     let gets = proxy.count("get") + proxy.count("get_range");
     assert_eq!(gets, 0, "a remount: {}", proxy.stats());
 }
+
+/// The folder-view fixtures (`tests/convert/nc_dir_make.py`), written once per test process.
+fn dir_fixtures() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        common::run_ok(common::python().arg(script("nc_dir_make.py")).arg(d.path()));
+        d
+    })
+    .path()
+}
+
+/// Uploads every folder of the folder-view fixtures below a new prefix.
+fn upload_dirs(server: &Server, test: &str) -> String {
+    let prefix = unique_prefix(test);
+    for folder in ["wrf", "misaligned"] {
+        for e in std::fs::read_dir(dir_fixtures().join(folder)).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            server.put(
+                &format!("{prefix}/{folder}/{name}"),
+                std::fs::read(e.path()).unwrap(),
+            );
+        }
+    }
+    prefix
+}
+
+/// One day's field and a point's series through a folder view, with `open_zarr`.
+const FOLDER_READS: &str = r#"
+import sys, json, xarray as xr
+ds = xr.open_zarr(sys.argv[1], consolidated=True)
+s = ds.tas.isel(y=7, x=9).values
+f = ds.tas.isel(time=40).values
+print(json.dumps({"series": float(s.astype("float64").sum()), "len": len(s),
+                  "field": float(f.astype("float64").sum()),
+                  "days": [str(ds.time.values[0])[:10], str(ds.time.values[-1])[:10]]}))
+"#;
+
+#[test]
+fn nc_zarr_a_folder_of_yearly_files_is_one_store_equal_to_the_files_joined() {
+    let server = Server::garage();
+    let prefix = upload_dirs(&server, "nc-dir");
+    let m = Mount::s3(&server, &prefix, &[]);
+    let mut names: Vec<String> = std::fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    // A folder of NetCDF files is shown with its view before the files are read.
+    assert_eq!(names, ["misaligned", "misaligned.zarr", "wrf", "wrf.zarr"]);
+    let out = common::stdout_of(
+        common::python()
+            .arg(script("nc_dir_check.py"))
+            .arg(m.path())
+            .arg("wrf"),
+    );
+    println!("{out}");
+    assert!(out.contains(r#""time": 90"#), "{out}");
+    assert!(
+        out.contains(r#""variables": ["crs", "lat", "tas", "time", "x", "y"]"#),
+        "{out}"
+    );
+    // Files whose chunks do not line up have no view, and the log says why.
+    let err = std::fs::read_dir(m.join("misaligned.zarr")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    assert!(
+        log.contains("no folder view misaligned.zarr: 'tas' has 31 steps along 'time' in tas_2001.nc, not a multiple of its chunk (4)"),
+        "{log}"
+    );
+    // Each file's own view is still there, and the files.
+    assert!(m.join("wrf/tas_2002.nc.zarr/.zmetadata").exists());
+    let plain = Mount::s3(&server, &prefix, &["--no-convert"]);
+    assert!(!plain.join("wrf.zarr").exists());
+    assert!(plain.join("wrf/tas_2001.nc").exists());
+}
+
+#[test]
+fn nc_zarr_a_folder_view_costs_a_get_per_chunk_and_a_remount_none() {
+    let server = Server::garage();
+    let prefix = upload_dirs(&server, "nc-dir-series");
+    let proxy = Proxy::start(&server, &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let args = ["--cache-dir", cache.path().to_str().unwrap()];
+    let files: Vec<PathBuf> = ["2001", "2002", "2003"]
+        .iter()
+        .map(|y| dir_fixtures().join(format!("wrf/tas_{y}.nc")))
+        .collect();
+    let local = common::stdout_of(
+        common::python()
+            .args([
+                "-c",
+                FOLDER_READS
+                    .replace(
+                        "xr.open_zarr(sys.argv[1], consolidated=True)",
+                        "xr.concat([xr.open_dataset(f, engine='h5netcdf') for f in sys.argv[1:]], \
+                         dim='time', data_vars='minimal', coords='minimal', \
+                         combine_attrs='override')",
+                    )
+                    .as_str(),
+            ])
+            .args(&files),
+    );
+    let m = Mount::s3(&proxy.server(), &prefix, &args);
+    proxy.reset();
+    let got = common::stdout_of(
+        common::python()
+            .args(["-c", FOLDER_READS])
+            .arg(m.join("wrf.zarr")),
+    );
+    assert_eq!(got, local);
+    // tas is chunked (1, 30, 40): a chunk per day for the series, one more for the field (held
+    // already); the coordinates are served from the values read while describing.
+    let chunks = 90;
+    let gets = proxy.count("get") + proxy.count("get_range");
+    println!("first mount: {gets} GETs, {}", proxy.stats());
+    assert!(
+        gets <= chunks + 3 * METADATA_GETS,
+        "{gets} GETs for {chunks} chunks and 3 files"
+    );
+    drop(m);
+    let m = Mount::s3(&proxy.server(), &prefix, &args);
+    proxy.reset();
+    let again = common::stdout_of(
+        common::python()
+            .args(["-c", FOLDER_READS])
+            .arg(m.join("wrf.zarr")),
+    );
+    assert_eq!(again, local);
+    // No file is read again. Opened by its path on a fresh mount, before any listing shows it,
+    // `wrf.zarr/` is first probed for a stored store's metadata (`zarr.json`, `.zmetadata`:
+    // two GETs answered 404), then found to be a folder view.
+    assert_eq!(proxy.count("get_range"), 0, "a remount: {}", proxy.stats());
+    assert!(proxy.count("get") <= 2, "a remount: {}", proxy.stats());
+}

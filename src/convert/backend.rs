@@ -268,6 +268,8 @@ pub struct Convert<B> {
     source: BlockCache,
     /// Sources stat'ed within the last `ttl`: their info, and when it was seen.
     seen: parking_lot::Mutex<std::collections::HashMap<String, (ObjectInfo, Instant)>>,
+    /// The folder views' listings and roots.
+    folders: nc_dir::Folders,
     ttl: Duration,
 }
 
@@ -293,6 +295,7 @@ impl<B: Backend> Convert<B> {
             inner,
             source,
             seen: Default::default(),
+            folders: Default::default(),
             ttl: Duration::ZERO,
         }
     }
@@ -389,6 +392,31 @@ impl<B: Backend> Convert<B> {
         F: FnOnce(ObjectInfo) -> Fut,
         Fut: std::future::Future<Output = Result<(T, usize), FsError>>,
     {
+        let current = async {
+            let info = self.source_info(source).await?;
+            Ok((info.etag.clone(), info))
+        };
+        self.held_or_built(source, etag, what, current, build).await
+    }
+
+    /// A view of `source` named `what`, kept in the memory tier per (source, version). With
+    /// `etag` (the version a reader holds) a held view needs no request; else `current` (not
+    /// awaited otherwise) gives the source's version and what `build` makes the view (and its
+    /// weight) from, and a source whose version is no longer `etag` is stale.
+    async fn held_or_built<I, T, C, F, Fut>(
+        &self,
+        source: &str,
+        etag: Option<&str>,
+        what: &str,
+        current: C,
+        build: F,
+    ) -> Result<Arc<T>, FsError>
+    where
+        T: Send + Sync + 'static,
+        C: std::future::Future<Output = Result<(Option<String>, I), FsError>>,
+        F: FnOnce(I) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, usize), FsError>>,
+    {
         if let Some(e) = etag
             && let Some(v) = self
                 .memory()
@@ -397,15 +425,15 @@ impl<B: Backend> Convert<B> {
         {
             return Ok(v);
         }
-        let info = self.source_info(source).await?;
+        let (version, info) = current.await?;
         if let Some(e) = etag
-            && info.etag.as_deref() != Some(e)
+            && version.as_deref() != Some(e)
         {
             return Err(FsError::Stale {
                 expected: e.to_string(),
             });
         }
-        let key = DerivedKey::of::<T>(source, info.etag.as_deref(), what);
+        let key = DerivedKey::of::<T>(source, version.as_deref(), what);
         self.memory()
             .get_or_make(key, async {
                 let (v, weight) = build(info).await?;
@@ -846,9 +874,22 @@ impl<B: Backend> Backend for Convert<B> {
         if let Some(np) = netcdf::parse_npath(dir) {
             return self.nc_list(dir, &np).await;
         }
+        if let Some(dp) = self.dir_route(dir) {
+            return self.dir_list(dir, &dp).await;
+        }
         let Some(vp) = parse_vpath(dir) else {
-            let mut listing = self.inner.list(dir).await?;
-            let mut extra = self.zarr_cog_dirs(dir, &listing).await;
+            let mut listing = match self.inner.list(dir).await {
+                Ok(l) if !l.files.is_empty() || !l.dirs.is_empty() || l.marker => l,
+                got => match self.dir_probe(dir).await {
+                    Some(dp) => return self.dir_list(dir, &dp).await,
+                    None => got?,
+                },
+            };
+            let (mut extra, folders) = futures::join!(
+                self.zarr_cog_dirs(dir, &listing),
+                self.nc_dir_dirs(dir, &listing)
+            );
+            extra.extend(folders);
             extra.extend(Self::nc_zarr_dirs(&listing.files));
             for f in &listing.files {
                 if is_grib(&f.name) {
@@ -898,6 +939,9 @@ impl<B: Backend> Backend for Convert<B> {
         if let Some(np) = netcdf::parse_npath(key) {
             return self.nc_head(key, &np).await;
         }
+        if let Some(dp) = self.dir_route(key) {
+            return self.dir_head(key, &dp).await;
+        }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.head(key).await;
         };
@@ -924,6 +968,9 @@ impl<B: Backend> Backend for Convert<B> {
         }
         if let Some(np) = netcdf::parse_npath(key) {
             return self.nc_range(&np, range, etag).await;
+        }
+        if let Some(dp) = self.dir_route(key) {
+            return self.dir_range(&dp, range, etag).await;
         }
         let Some(vp) = parse_vpath(key) else {
             return self.inner.get_range(key, range, etag).await;
@@ -959,6 +1006,7 @@ impl<B: Backend> Backend for Convert<B> {
         parse_vpath(key).is_some()
             || zarr::parse_zpath(key).is_some()
             || netcdf::parse_npath(key).is_some()
+            || self.dir_route(key).is_some()
     }
 }
 
@@ -1009,6 +1057,7 @@ fn list_tree<'a>(
     Ok(listing)
 }
 
+mod nc_dir;
 mod netcdf;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 pub mod backend;
 mod blosc;
+pub mod cf_time;
 pub mod cog;
 pub mod crs;
 mod deflate;

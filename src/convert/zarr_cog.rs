@@ -27,9 +27,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, ensure};
-use chrono::{Duration, NaiveDate, NaiveDateTime, Timelike};
+use chrono::{Duration, NaiveDateTime, Timelike};
 use serde_json::{Map, Value};
 
+use super::cf_time::{TimeUnits, units_of};
 use super::cog::{CogLayout, CogSpec, GeoRef, Raster};
 use super::crs::{Crs, Earth, from_cf};
 use crate::formats::zarr::{self, ChunkKeys, Codecs, DataType, Shard, StoreMeta};
@@ -378,35 +379,10 @@ fn georef(y: &[f64], x: &[f64]) -> Result<(GeoRef, bool, bool)> {
 /// Labels of a CF time coordinate (`<unit> since <date>`, standard/gregorian/proleptic
 /// calendars), `None` when it does not decode. Dates alone when all are at midnight.
 fn time_labels(values: &[f64], attrs: &Map<String, Value>) -> Option<Vec<String>> {
-    let units = attrs.get("units")?.as_str()?;
-    let calendar = attrs
-        .get("calendar")
-        .and_then(Value::as_str)
-        .unwrap_or("standard");
-    if !matches!(calendar, "standard" | "gregorian" | "proleptic_gregorian") {
-        return None;
-    }
-    let (unit, since) = units.split_once(" since ")?;
-    let secs = match unit.trim() {
-        "days" | "day" | "d" => 86_400.0,
-        "hours" | "hour" | "h" => 3_600.0,
-        "minutes" | "minute" | "min" => 60.0,
-        "seconds" | "second" | "s" => 1.0,
-        _ => return None,
-    };
-    let since = since.trim().trim_end_matches('Z').trim_end_matches(" UTC");
-    let origin = [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(since, f).ok())
-    .or_else(|| {
-        NaiveDate::parse_from_str(since, "%Y-%m-%d")
-            .ok()?
-            .and_hms_opt(0, 0, 0)
-    })?;
+    let TimeUnits {
+        seconds: secs,
+        origin,
+    } = units_of(attrs)?;
     let times: Vec<NaiveDateTime> = values
         .iter()
         .map(|&v| {

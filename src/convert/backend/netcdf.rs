@@ -55,7 +55,7 @@ impl NcView {
                     + match &f.part {
                         Part::Json(s) => s.len(),
                         Part::Inline(b) => b.len(),
-                        Part::Source(_) => 0,
+                        Part::Source { .. } => 0,
                     }
             })
             .sum()
@@ -177,7 +177,7 @@ impl<B: Backend> Convert<B> {
     /// longer `etag` is stale.
     async fn nc_view(&self, source: &str, etag: Option<&str>) -> Result<Arc<NcView>, FsError> {
         self.view_of(source, etag, "nc-zarr", |info| async move {
-            let desc = self.nc_describe(source, &info).await?;
+            let desc = self.nc_describe(source, &info, 0).await?;
             for (name, why) in &desc.skipped {
                 tracing::warn!("{source}: '{name}' left out of the Zarr view: {why}");
             }
@@ -191,8 +191,14 @@ impl<B: Backend> Convert<B> {
         .await
     }
 
-    /// Walks the file's structures in batched rounds, then describes it from what was read.
-    async fn nc_describe(&self, source: &str, info: &ObjectInfo) -> Result<FileDesc, FsError> {
+    /// Walks the file's structures in batched rounds, then describes it from what was read
+    /// (with the values of variables of at most `small_values` bytes, see [`describe`]).
+    pub(super) async fn nc_describe(
+        &self,
+        source: &str,
+        info: &ObjectInfo,
+        small_values: u64,
+    ) -> Result<FileDesc, FsError> {
         let obj = object_ref(source, info);
         let mut held = BTreeMap::new();
         let first = 0..FIRST_READ.min(info.size);
@@ -230,7 +236,7 @@ impl<B: Backend> Convert<B> {
             failed: Mutex::new(None),
         });
         let p = pieces.clone();
-        let got = tokio::task::spawn_blocking(move || describe(p))
+        let got = tokio::task::spawn_blocking(move || describe(p, small_values))
             .await
             .map_err(|e| fail(source, anyhow::Error::new(e).context("describe task")))?;
         match got {
@@ -270,28 +276,32 @@ impl<B: Backend> Convert<B> {
         let stale = stale_as(expected);
         let src_etag = source_etag(expected, SUFFIX)?;
         let view = self.nc_view(&np.source, src_etag).await.map_err(stale)?;
-        let NcFile { size, part } = view.tree.get(&np.rest).ok_or(FsError::NotFound)?;
-        let end = range.end.min(*size);
+        let file = view.tree.get(&np.rest).ok_or(FsError::NotFound)?;
+        let obj = |_| Some(object_ref(&np.source, &view.info));
+        self.tree_range(file, obj, range).await.map_err(stale)
+    }
+
+    /// Bytes `range` of view file `file`; `obj(i)` is its source file `i`. A chunk is read as
+    /// a unit of its own (a plain reader's unit too), then the range taken from it.
+    pub(super) async fn tree_range(
+        &self,
+        file: &NcFile,
+        obj: impl FnOnce(usize) -> Option<ObjectRef>,
+        range: Range<u64>,
+    ) -> Result<Rope, FsError> {
+        let end = range.end.min(file.size);
         let start = range.start.min(end);
-        let bytes = match part {
+        let bytes = match &file.part {
             Part::Json(s) => Bytes::copy_from_slice(&s.as_bytes()[start as usize..end as usize]),
             Part::Inline(b) => Bytes::copy_from_slice(&b[start as usize..end as usize]),
-            Part::Source(r) => {
+            Part::Source { file, range: r } => {
                 if start == end {
                     return Ok(Rope::default());
                 }
-                // The chunk as a unit of its own (a plain reader's unit too), then the range.
-                let obj = object_ref(&np.source, &view.info);
+                let obj = obj(*file).ok_or(FsError::NotFound)?;
                 let unit = std::slice::from_ref(r);
-                let got = crate::reader::file::read_units(
-                    &self.source,
-                    &obj,
-                    unit,
-                    r.start + start..r.start + end,
-                )
-                .await
-                .map_err(stale)?;
-                return Ok(got);
+                let want = r.start + start..r.start + end;
+                return crate::reader::file::read_units(&self.source, &obj, unit, want).await;
             }
         };
         Ok(Rope::from(bytes))

@@ -109,7 +109,16 @@ pub struct Variable {
     pub fill_attr: Option<Vec<u8>>,
     pub attrs: Map<String, Value>,
     pub layout: Layout,
+    /// Per dimension: whether the dataspace may grow along it (an unlimited dimension).
+    pub unlimited: Vec<bool>,
+    /// The values, unfiltered, in the file's byte order and C order: read only for
+    /// variables of at most [`SMALL_DIMS`] dimensions and at most the `small_values` bytes
+    /// [`describe`] was given (coordinates).
+    pub values: Option<Vec<u8>>,
 }
+
+/// Variables of at most this many dimensions may have their values read ([`Variable::values`]).
+pub const SMALL_DIMS: usize = 2;
 
 /// A file's root group: its attributes, its variables, and those left out.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -124,9 +133,10 @@ fn bad(what: impl Into<String>, why: impl std::fmt::Display) -> FormatError {
     FormatError::invalid(Format::Hdf5, what, why.to_string())
 }
 
-/// Describes the file in `storage`. An error when the file's root group cannot be read; a
-/// variable that cannot be described is skipped, with why.
-pub fn describe(storage: DynStorage) -> Result<FileDesc, FormatError> {
+/// Describes the file in `storage`, reading the values of the variables of at most
+/// [`SMALL_DIMS`] dimensions and `small_values` bytes (0: none). An error when the file's root
+/// group cannot be read; a variable that cannot be described is skipped, with why.
+pub fn describe(storage: DynStorage, small_values: u64) -> Result<FileDesc, FormatError> {
     // Bounds on what a hostile length field may make the parser read or keep; it decodes no
     // chunk here, so its chunk cache stays empty.
     let options = OpenOptions {
@@ -158,7 +168,8 @@ pub fn describe(storage: DynStorage) -> Result<FileDesc, FormatError> {
         match variable(&file, d, &attrs, &dims) {
             Err(Refusal::Corrupt(why)) => return Err(bad(format!("variable '{}'", d.name()), why)),
             Err(Refusal::Unsupported(why)) => out.skipped.push((d.name().to_string(), why)),
-            Ok(v) => {
+            Ok(mut v) => {
+                v.values = small(d, &v, small_values)?;
                 if let Layout::Chunked { chunks: c } = &v.layout {
                     chunks += c.len();
                 }
@@ -258,6 +269,7 @@ fn variable(
 ) -> Result<Variable, Refusal> {
     let (dtype, item_size) = numpy_type(d.dtype()).map_err(Refusal::Unsupported)?;
     let shape = d.shape().to_vec();
+    let ndim = shape.len();
     let header = file
         .get_or_parse_header(d.address())
         .map_err(|e| Refusal::Corrupt(format!("its object header: {e}")))?;
@@ -371,8 +383,30 @@ fn variable(
         fill,
         fill_attr,
         attrs: attributes(attrs),
+        unlimited: (0..ndim)
+            .map(|i| {
+                d.max_dims()
+                    .and_then(|m| m.get(i))
+                    .is_some_and(|&m| m == u64::MAX)
+            })
+            .collect(),
         layout,
+        values: None,
     })
+}
+
+/// The values of `v` (dataset `d`) when it is small enough (see [`Variable::values`]), with
+/// the fill value where chunks were never written. A read that fails is an error: the chunks
+/// it reads are the ones the view would serve.
+fn small(d: &Dataset, v: &Variable, limit: u64) -> Result<Option<Vec<u8>>, FormatError> {
+    let bytes = v.shape.iter().product::<u64>() * v.item_size as u64;
+    if v.shape.len() > SMALL_DIMS || bytes > limit || bytes == 0 {
+        return Ok(None);
+    }
+    let raw = d
+        .read_raw_bytes()
+        .map_err(|e| bad(format!("variable '{}'", v.name), e))?;
+    Ok((raw.len() as u64 == bytes).then_some(raw))
 }
 
 fn is_undefined(address: u64) -> bool {
