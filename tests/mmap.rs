@@ -126,7 +126,7 @@ fn every_kind_of_planned_file_maps_with_its_exact_bytes() {
     let mut cases: Vec<Case> = files
         .iter()
         .map(|(what, local, key)| Case {
-            what: *what,
+            what,
             path: m.join(key),
             source: source(local),
             size: std::fs::metadata(local).unwrap().len(),
