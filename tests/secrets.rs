@@ -3,7 +3,8 @@
 //! profile's keys, a profile's `credential_process`, NASA Earthdata with a `~/.netrc`
 //! password), read through the mount, and then neither the log file nor the stats file holds
 //! any of the key ids, secrets, session tokens or the password (nor the password's basic-auth
-//! form). geomount serves no metrics endpoint: the stats file is its only other output.
+//! form); nor do the errors logged when Garage refuses a wrong secret. geomount serves no
+//! metrics endpoint: the stats file is its only other output.
 //! Garage checks the signatures; moto stands in where keys are made up.
 #![cfg(feature = "lab-tests")]
 
@@ -40,11 +41,18 @@ fn write_private(path: &Path, text: &str) {
 /// `lab/earthdata.py` handing out `keys`, stopped by PID on drop.
 struct Earthdata {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     url: String,
 }
 
 impl Earthdata {
+    /// How many credential answers it gave.
+    fn served(&self) -> u64 {
+        let text = std::fs::read_to_string(self.dir.path().join("state.json")).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        state["served"].as_u64().unwrap()
+    }
+
     fn start(keys: &(String, String), password: &str) -> Earthdata {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
@@ -61,7 +69,7 @@ impl Earthdata {
             .expect("start lab/earthdata.py");
         let mut ed = Earthdata {
             child,
-            _dir: dir,
+            dir,
             url: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -197,6 +205,43 @@ fn no_secret_is_logged_at_trace_nor_in_the_stats() {
         &[gk.clone(), gs.clone()],
     );
 
+    // Garage refusing a wrong secret: the mount fails, and neither its message nor the errors
+    // logged hold a secret.
+    let wrong = secret("wrongsecret");
+    let args = s3_args(&garage, &prefix);
+    let mnt = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("refused.log");
+    let out = common::geomount()
+        .arg("mount")
+        .arg(&args[0])
+        .arg(mnt.path())
+        .args(&args[1..])
+        .arg("--log-file")
+        .arg(&log)
+        .env("AWS_ACCESS_KEY_ID", &gk)
+        .env("AWS_SECRET_ACCESS_KEY", &wrong)
+        .env("GEOMOUNT_LOG", "trace")
+        .env("GEOMOUNT_CACHE_DIR", tmp.path().join("refused-cache"))
+        .output()
+        .unwrap();
+    common::unmount_until_gone(mnt.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("access denied"),
+        "refused keys: {stderr}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("TRACE"), "refused keys: not a trace log");
+    for s in [&gk, &wrong] {
+        assert!(
+            !stderr.contains(s.as_str()),
+            "refused keys: stderr holds {s:?}"
+        );
+        if let Some(line) = log.lines().find(|l| l.contains(s.as_str())) {
+            panic!("refused keys: the log holds secret {s:?}: {line}");
+        }
+    }
+
     // moto, made-up keys and a session token from the environment.
     let (id, sk, tok) = (secret("AKIAENV"), secret("envsecret"), secret("envtoken"));
     let envs = vec![
@@ -280,4 +325,5 @@ fn no_secret_is_logged_at_trace_nor_in_the_stats() {
         &data,
         &[gk.clone(), gs, format!("lab-session-{gk}"), password, basic],
     );
+    assert!(ed.served() >= 1, "no Earthdata keys were fetched");
 }
