@@ -185,3 +185,76 @@ fn every_kind_of_planned_file_maps_with_its_exact_bytes() {
         }
     }
 }
+
+/// Maps `argv[1]` (MADV_RANDOM: one page per fault), touches its first page, says `mapped`,
+/// waits for the file `argv[2]`, then touches its last page and says `read`.
+const MAP_THEN_WAIT: &str = r#"
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+m.madvise(mmap.MADV_RANDOM)
+first = m[:4]
+print("mapped", first.hex(), flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+last = m[len(m) - 1]
+print("read", last, flush=True)
+"#;
+
+/// A mapping keeps to the object version it was opened on: once the object is replaced, a page
+/// whose bytes must be fetched again faults with SIGBUS (the fetch is pinned to the old ETag and
+/// refused), never showing the new object's bytes in the old mapping.
+#[test]
+fn a_mapping_of_a_replaced_object_faults_with_sigbus() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let server = Server::garage();
+    let prefix = unique_prefix("mmap-replaced");
+    let grib = fixtures().join(common::HRRR);
+    let data = std::fs::read(&grib).unwrap();
+    let key = format!("{prefix}/{NAME}");
+    server.put(&key, data.clone());
+    server.put(
+        &format!("{key}.idx"),
+        std::fs::read(grib.with_extension("grib2.idx")).unwrap(),
+    );
+    let m = Mount::s3(&server, &prefix, &["--metadata-ttl", "1s"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    let mut child = python()
+        .args(["-c", MAP_THEN_WAIT])
+        .arg(m.join(NAME))
+        .arg(&go)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    if line.trim() != "mapped 47524942" {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the first page is the GRIB2 header: {line:?}");
+    }
+    // The same size, other bytes in the last message (which the mapping has not read yet).
+    let mut changed = data.clone();
+    let n = changed.len();
+    for b in &mut changed[n - 1000..n - 4] {
+        *b ^= 0x5a;
+    }
+    server.put(&key, changed);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&go, b"").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGBUS),
+        "{status:?}, printed {rest:?}"
+    );
+    // A new open sees the new object whole.
+    let got = std::fs::read(m.join(NAME)).unwrap();
+    assert_eq!(got.len(), n);
+    assert_eq!(got[n - 1000], data[n - 1000] ^ 0x5a);
+}
