@@ -229,6 +229,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn s3_settings_debug_shows_no_key() {
+        let s = S3Settings {
+            access_key_id: Some("AKIDc8w".into()),
+            secret_access_key: Some("skc8w".into()),
+            session_token: Some("tkc8w".into()),
+            region: Some("eu-west-3".into()),
+            ..Default::default()
+        };
+        let shown = format!("{s:?} {s:#?}");
+        for v in ["AKIDc8w", "skc8w", "tkc8w"] {
+            assert!(!shown.contains(v), "{shown}");
+        }
+        assert!(shown.contains("eu-west-3"), "{shown}");
+    }
+
+    #[test]
     fn sources_parse() {
         assert_eq!(
             Source::parse("s3://b/some/prefix/").unwrap(),

@@ -17,7 +17,7 @@ use crate::error::FsError;
 use crate::metrics::Metrics;
 use crate::namespace::{DirEntry, Namespace, NodeInfo, NodeKind, ROOT_INO};
 use crate::reader::planner::Sidecars;
-use crate::reader::{FileReader, Known, PrefetchBudget, Reader};
+use crate::reader::{FileReader, Known, PrefetchBudget, ReadFor, Reader};
 use crate::rope::Rope;
 use crate::store::Backend;
 
@@ -51,7 +51,10 @@ pub struct Opened {
     pub fh: u64,
     /// The object is unchanged since the last open: the kernel may keep its cached pages.
     pub keep_cache: bool,
-    /// Bypass the page cache (for the stats file, whose size is not known in advance).
+    /// Bypass the page cache for read(2) (the stats file, whose size is not known in advance,
+    /// and planned files). A mapping of the file still faults its pages in through the page
+    /// cache (the adapter asks the kernel to allow that), with reads for
+    /// [`ReadFor::PageCache`].
     pub direct_io: bool,
 }
 
@@ -334,7 +337,20 @@ impl Fs {
         })
     }
 
+    /// A read for a process's read(2) (see [`ReadFor::Process`]).
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Rope, FsError> {
+        self.read_for(fh, offset, size, ReadFor::Process).await
+    }
+
+    /// Reads `size` bytes at `offset` of handle `fh`, for `of`: a read for the page cache
+    /// returns every byte up to the file's end.
+    pub async fn read_for(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        of: ReadFor,
+    ) -> Result<Rope, FsError> {
         let reader = match self.handles.lock().get(&fh) {
             Some(Handle::File(r)) => r.clone(),
             Some(Handle::Stats(b)) => {
@@ -344,7 +360,7 @@ impl Fs {
             }
             None => return Err(FsError::BadHandle),
         };
-        reader.read(offset, size).await.inspect_err(|e| {
+        reader.read_for(offset, size, of).await.inspect_err(|e| {
             if matches!(e, FsError::Stale { .. }) {
                 tracing::warn!(key = %reader.object().key, "object changed while open: read refused with ESTALE");
             }

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::config::MAX_READ;
 use crate::error::FsError;
 use crate::fs::{Attr, FileKind, Fs, Opened};
+use crate::reader::ReadFor;
 /// Background requests the kernel may have in flight (mountpoint-s3 measured +29% at 64 vs 16).
 pub const MAX_BACKGROUND: u16 = 64;
 
@@ -77,6 +78,16 @@ fn fopen_flags(o: &Opened, base: FopenFlags) -> FopenFlags {
     f
 }
 
+/// Whom a kernel read is for. The kernel names the lock owner (the calling process's file
+/// table) on every read(2) of a direct-I/O file and on none of the reads that fill the page
+/// cache (faults in a mapping, readahead), which must be answered in full.
+fn read_for(lock_owner: Option<LockOwner>) -> ReadFor {
+    match lock_owner {
+        Some(_) => ReadFor::Process,
+        None => ReadFor::PageCache,
+    }
+}
+
 /// The one place errors leave the filesystem: logged once with their operation, then replied.
 fn errno(op: &str, err: &FsError) -> Errno {
     if err.is_expected() {
@@ -94,11 +105,15 @@ impl fuser::Filesystem for FuseAdapter {
         // Lookups in one directory run in parallel (without this the kernel holds the
         // directory's lock across each lookup, so 12 readers of one Zarr array's chunks make one
         // GET at a time), and listings carry attributes, so `ls -l` needs no lookup per entry.
+        // Files opened with direct I/O (planned files, the stats file) may be mapped with
+        // MAP_SHARED (Linux 6.6+; without it their mmap fails with ENODEV): faults fill the
+        // page cache through reads with no lock owner, answered in full ([`read_for`]).
         // A kernel without one of these keeps working without it.
         for flag in [
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "the kernel does not offer this FUSE capability");
@@ -163,14 +178,15 @@ impl fuser::Filesystem for FuseAdapter {
         offset: u64,
         size: u32,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
-        let span = tracing::trace_span!("read", ino = ino.0, offset, size);
+        let of = read_for(lock_owner);
+        let span = tracing::trace_span!("read", ino = ino.0, offset, size, ?of);
         self.rt.spawn(
             async move {
-                match fs.read(fh.0, offset, size).await {
+                match fs.read_for(fh.0, offset, size, of).await {
                     Ok(d) => {
                         SCRATCH.with_borrow_mut(|buf| d.with_contiguous(buf, |b| reply.data(b)))
                     }

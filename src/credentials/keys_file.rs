@@ -5,11 +5,24 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-/// S3 keys read from a `--credentials-file`. No `Debug`: the values are secrets.
+/// S3 keys read from a `--credentials-file`. `Debug` shows none of the values.
 pub struct Keys {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("access_key_id", &"<set>")
+            .field("secret_access_key", &"<redacted>")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// Reads a credentials file after checking that other users cannot read it.
@@ -109,6 +122,19 @@ mod tests {
         assert!(msg.contains("line 2") && !msg.contains("FQoG"), "{msg}");
         assert!(e("AWS_ACCESS_KEY_ID=a").contains("needs both"));
         assert!(e("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=").contains("needs both"));
+    }
+
+    #[test]
+    fn keys_debug_shows_no_value() {
+        let k = parse(
+            "AWS_ACCESS_KEY_ID=AKIDkf7\nAWS_SECRET_ACCESS_KEY=sk7x\nAWS_SESSION_TOKEN=tk7y\n",
+        )
+        .unwrap();
+        let shown = format!("{k:?} {k:#?}");
+        for s in ["AKIDkf7", "sk7x", "tk7y"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(shown.contains("session_token: Some("), "{shown}");
     }
 
     #[test]

@@ -106,3 +106,26 @@ pub fn provider(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signing provider built from static keys shows neither the secret nor the session
+    /// token (object_store's `AwsCredential` shows its key id).
+    #[test]
+    fn a_static_provider_hides_the_secret_and_token() {
+        let s3 = S3Settings {
+            access_key_id: Some("AKIDm2v".into()),
+            secret_access_key: Some("skm2v".into()),
+            session_token: Some("tkm2v".into()),
+            ..Default::default()
+        };
+        let p = provider(&s3, "b", Duration::from_secs(5)).unwrap().unwrap();
+        let shown = format!("{p:?} {p:#?}");
+        assert!(shown.contains("AwsCredential"), "{shown}");
+        for v in ["skm2v", "tkm2v"] {
+            assert!(!shown.contains(v), "{shown}");
+        }
+    }
+}

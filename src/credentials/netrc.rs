@@ -6,10 +6,19 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-/// A login for one machine. No `Debug`: the password is a secret.
+/// A login for one machine. `Debug` shows the login, never the password.
 pub struct Login {
     pub login: String,
     pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("login", &self.login)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `$NETRC`, else `~/.netrc`.
@@ -98,6 +107,13 @@ mod tests {
         let l = parse(text, "other").unwrap();
         assert_eq!((l.login.as_str(), l.password.as_str()), ("a", "b"));
         assert!(parse(text, "nowhere").is_none());
+    }
+
+    #[test]
+    fn login_debug_hides_the_password() {
+        let l = parse("machine h login me password pw9q\n", "h").unwrap();
+        let shown = format!("{l:?} {l:#?}");
+        assert!(shown.contains("me") && !shown.contains("pw9q"), "{shown}");
     }
 
     #[test]

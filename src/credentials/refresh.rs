@@ -25,10 +25,19 @@ pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// Pause before retrying a failed background refresh.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Keys and when they stop working (`None`: they do not expire).
+/// Keys and when they stop working (`None`: they do not expire). `Debug` shows no key.
 pub struct Fetched {
     pub credential: AwsCredential,
     pub expires: Option<SystemTime>,
+}
+
+impl Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetched")
+            .field("credential", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// A source of keys: a profile, a credential process, NASA Earthdata.
@@ -217,6 +226,33 @@ mod tests {
             delay,
             fail_after,
         })
+    }
+
+    /// Neither the fetched keys nor the provider holding them show a key in `Debug`.
+    #[tokio::test]
+    async fn debug_shows_no_key() {
+        #[derive(Debug)]
+        struct Fixed;
+        #[async_trait]
+        impl Fetch for Fixed {
+            async fn fetch(&self) -> anyhow::Result<Fetched> {
+                Ok(Fetched {
+                    credential: AwsCredential {
+                        key_id: "AKIDq3z".into(),
+                        secret_key: "skq3z".into(),
+                        token: Some("tkq3z".into()),
+                    },
+                    expires: None,
+                })
+            }
+        }
+        let fetched = Fixed.fetch().await.unwrap();
+        let p = Refreshing::new(Fixed);
+        assert_eq!(p.get_credential().await.unwrap().secret_key, "skq3z");
+        let shown = format!("{fetched:?} {fetched:#?} {p:?} {p:#?}");
+        for s in ["AKIDq3z", "skq3z", "tkq3z"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
     }
 
     #[test]

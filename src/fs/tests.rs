@@ -817,6 +817,71 @@ async fn a_grib_file_with_an_idx_is_read_by_whole_messages_only() {
     assert_eq!(env.metrics.bytes_fetched.load(Relaxed) - before, m2 + 5);
 }
 
+/// A mapped planned file faults its pages in through the page cache, where a short answer is
+/// taken for the file's end: a page-cache read that a process's buffer fill would see cut
+/// short at the next message is answered in full, and reading the whole file page by page
+/// gives its bytes.
+#[tokio::test]
+async fn a_page_cache_read_of_a_planned_file_is_never_cut_short() {
+    let env = Env::new(LONG).await;
+    let data = bytes(3 * MIB as usize, 11);
+    let m1 = 700_416u64; // page-aligned, as a mapping's faults are
+    env.put("g/f.grib2", &data).await;
+    env.put(
+        "g/f.grib2.idx",
+        format!("1:0:d=2020121400:A:s:f:\n2:{m1}:d=2020121400:B:s:f:\n").as_bytes(),
+    )
+    .await;
+    // The same two reads on two handles: one inside message 1, then one continuing it into
+    // the head of message 2, not held.
+    let reads = [(m1 - 16_384, 8_192u32), (m1 - 8_192, 16_384u32)];
+    let (_, process) = env.open("g/f.grib2").await;
+    assert!(process.direct_io);
+    let (_, pages) = env.open("g/f.grib2").await;
+    let mut got = Vec::new();
+    for (off, len) in reads {
+        got.push(env.fs.read(process.fh, off, len).await.unwrap().to_bytes());
+    }
+    assert_eq!(
+        got[1].len(),
+        8_192,
+        "a process's buffer fill stops at message 2"
+    );
+    assert!(got[1][..] == data[m1 as usize - 8_192..m1 as usize]);
+    for (off, len) in reads {
+        let got = env
+            .fs
+            .read_for(pages.fh, off, len, ReadFor::PageCache)
+            .await
+            .unwrap()
+            .to_bytes();
+        let want = expected(&data, off, len as u64);
+        assert_eq!(got.len(), want.len(), "page-cache read at {off}");
+        assert!(got[..] == *want, "page-cache read at {off}");
+    }
+    // Page by page, as faults in a mapping come: every answer is whole, the last one ends
+    // the file.
+    let (_, pages) = env.open("g/f.grib2").await;
+    let mut all = Vec::new();
+    let mut off = 0;
+    while off < data.len() as u64 {
+        let got = env
+            .fs
+            .read_for(pages.fh, off, 4096, ReadFor::PageCache)
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(
+            got.len() as u64,
+            4096.min(data.len() as u64 - off),
+            "at {off}"
+        );
+        all.extend_from_slice(&got);
+        off += 4096;
+    }
+    assert!(all == data);
+}
+
 #[tokio::test]
 async fn a_zarr_v3_shard_is_read_by_its_inner_chunks() {
     let meta = serde_json::json!({

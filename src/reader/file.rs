@@ -37,7 +37,9 @@
 //!   Planned files are opened with direct I/O, so the reader's read(2) returns short and it asks
 //!   again from there, where the unit is fetched whole, but only if the reader really goes on.
 //!   (Short reads are legal and every buffered reader loops on them; [`FileReader`] only asks
-//!   for this when the read is a whole read(2), never part of a larger one);
+//!   for this when the read is a whole read(2), never part of a larger one, and never for a
+//!   read that fills the kernel's page cache: a mapped planned file faults its pages in
+//!   through the page cache, and there a short answer would be taken for the file's end);
 //! - a read after a seek that starts in a unit's tail and ends in the next unit's head reads the
 //!   next unit whole (the reader aligned its seek down to a buffer boundary);
 //! - any other graze fetches just the bytes asked for. A tail is kept (in memory, and on disk by
@@ -92,6 +94,18 @@ pub(super) fn learned_piece(prev: u64, len: u64) -> u64 {
         .max(MIN_PIECE)
         .max(prev / 2)
         .min(BLOCK_SIZE)
+}
+
+/// Whom a read is for, as the kernel's request says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFor {
+    /// A process's read(2) on a direct-I/O handle: it may be answered short (the process asks
+    /// again from where the answer ended).
+    Process,
+    /// The kernel's page cache (a fault in a mapping, readahead of a cached file): answered
+    /// with every byte up to the file's end, since the kernel takes a short answer for the
+    /// file's end and shrinks its size to it.
+    PageCache,
 }
 
 /// How a read of a planned file relates to the reader's previous one.
@@ -283,7 +297,14 @@ impl FileReader {
         self.units.is_some()
     }
 
+    /// A read for a process (see [`ReadFor::Process`]).
     pub async fn read(&self, offset: u64, len: u32) -> Result<Rope, FsError> {
+        self.read_for(offset, len, ReadFor::Process).await
+    }
+
+    /// Reads `len` bytes at `offset` (fewer only at the file's end, or for a process's read
+    /// continuing a buffer fill into a unit not held, see the module doc).
+    pub async fn read_for(&self, offset: u64, len: u32, of: ReadFor) -> Result<Rope, FsError> {
         let end = (offset + len as u64).min(self.obj.size);
         if offset >= end {
             return Ok(Rope::default());
@@ -292,11 +313,15 @@ impl FileReader {
         if let Some(units) = &self.units {
             let (prev_end, prev_len) =
                 std::mem::replace(&mut *self.planned_prev.lock(), (u64::MAX, u32::MAX));
-            // Only a buffer fill may be cut short: a small read (at most `CUT_MAX`) continuing
-            // a previous read that ended where it starts and was shorter than the kernel's
-            // request size (so it ended its read(2): the kernel cuts a larger read(2) into
-            // requests of `MAX_READ`).
-            let access = if prev_end == offset && prev_len < MAX_READ && len <= CUT_MAX {
+            // Only a process's buffer fill may be cut short: a small read (at most `CUT_MAX`)
+            // continuing a previous read that ended where it starts and was shorter than the
+            // kernel's request size (so it ended its read(2): the kernel cuts a larger read(2)
+            // into requests of `MAX_READ`). A read for the page cache is never cut.
+            let access = if of == ReadFor::Process
+                && prev_end == offset
+                && prev_len < MAX_READ
+                && len <= CUT_MAX
+            {
                 Access::Continue
             } else {
                 Access::Seek

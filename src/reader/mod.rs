@@ -25,7 +25,7 @@ pub mod planner;
 #[cfg(test)]
 mod tests;
 
-pub use file::{Access, FileReader};
+pub use file::{Access, FileReader, ReadFor};
 use planner::{PlanIo, Planners, Sidecars, Subject};
 
 /// A file's plan: sorted, adjacent byte ranges, each fetched whole.

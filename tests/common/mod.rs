@@ -225,6 +225,11 @@ impl Mount {
 
     /// `geomount mount ARGS[0] <tempdir> ARGS[1..]`.
     pub fn with_args(args: &[String], envs: &[(String, String)]) -> Mount {
+        Self::with_args_logging(args, envs, "geomount=debug,info")
+    }
+
+    /// [`Mount::with_args`] with `GEOMOUNT_LOG=filter`.
+    pub fn with_args_logging(args: &[String], envs: &[(String, String)], filter: &str) -> Mount {
         let dir = tempfile::Builder::new()
             .prefix("gm-mnt-")
             .tempdir()
@@ -238,7 +243,7 @@ impl Mount {
             .arg("--log-file")
             .arg(&log)
             .envs(envs.iter().cloned())
-            .env("GEOMOUNT_LOG", "geomount=debug,info")
+            .env("GEOMOUNT_LOG", filter)
             // Each mount gets its own disk cache (removed on drop) unless it passes --cache-dir.
             .env("GEOMOUNT_CACHE_DIR", dir.path().with_extension("cache"))
             .output()
