@@ -1,6 +1,6 @@
 """Compares each folder view DIR.zarr with the folder's files joined by xarray
-(`open_dataset` of each with h5netcdf, then `concat` along time, as `open_mfdataset` does),
-and prints each view's variables and length of time. Arguments: MOUNT DIR..."""
+(`open_mfdataset` with h5netcdf), and prints each view's variables and length of time.
+Arguments: MOUNT DIR..."""
 import glob
 import json
 import sys
@@ -10,9 +10,8 @@ import xarray as xr
 mount, dirs = sys.argv[1], sys.argv[2:]
 for d in dirs:
     files = sorted(glob.glob(f"{mount}/{d}/*.nc"))
-    parts = [xr.open_dataset(f, engine="h5netcdf") for f in files]
-    a = xr.concat(parts, dim="time", data_vars="minimal", coords="minimal",
-                  combine_attrs="override")
+    a = xr.open_mfdataset(files, engine="h5netcdf", combine="by_coords",
+                          data_vars="minimal", coords="minimal")
     z = xr.open_zarr(f"{mount}/{d}.zarr", consolidated=True)
     assert sorted(a.variables) == sorted(z.variables), (d, list(a.variables), list(z.variables))
     assert set(a.coords) == set(z.coords), (d, set(a.coords), set(z.coords))
