@@ -14,7 +14,8 @@
 //!   dimension, a file that does not parse) make the view refused: it is absent, and the log
 //!   says why, once per version of the folder. A request that fails is an error, not a refusal.
 //! - The view's version is a digest of its files' names, sizes and ETags: a file added, removed
-//!   or replaced makes a new view, and readers of the old one get ESTALE.
+//!   or replaced makes a new view; readers of the old one read it while it is held (its chunks
+//!   pinned to their files' old ETags), then get ESTALE, never bytes of two versions.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -378,6 +379,75 @@ fn keyed(dir: &str, files: &[ObjectInfo]) -> Vec<(String, ObjectInfo)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::object::{Lister, ObjectBackend};
+
+    const AIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/netcdf/air.nc");
+
+    /// A local folder with `two/` (two copies of the air fixture), `one/` (one copy) and
+    /// `store.zarr/` (a Zarr group), and the views over it.
+    fn views() -> (tempfile::TempDir, Convert<ObjectBackend>) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["two/a.nc", "two/b.nc", "one/a.nc"] {
+            let to = dir.path().join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(AIR, to).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("store.zarr")).unwrap();
+        std::fs::write(dir.path().join("store.zarr/.zgroup"), "{}").unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let inner = ObjectBackend::new(Arc::new(store), String::new(), Lister::Generic);
+        (dir, Convert::new(inner))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_folder_of_files_is_listed_with_its_view_whose_chunks_are_the_files_bytes() {
+        let (dir, b) = views();
+        let root = b.list("").await.unwrap();
+        assert!(root.dirs.contains(&"two.zarr".to_string()), "{root:?}");
+        assert!(!root.dirs.contains(&"one.zarr".to_string()), "{root:?}");
+        assert!(
+            !root.dirs.iter().any(|d| d.starts_with("store.zarr.")),
+            "{root:?}"
+        );
+        let top = b.list("two.zarr/").await.unwrap();
+        assert!(top.files.iter().any(|f| f.name == ".zmetadata"), "{top:?}");
+        assert!(top.dirs.contains(&"air".to_string()), "{top:?}");
+        // air is stored whole in each file (124 steps): cut into chunks of rows that divide
+        // 124, the first file's first, the second's after them.
+        let zarray: serde_json::Value = serde_json::from_slice(
+            &b.get_object("two.zarr/air/.zarray")
+                .await
+                .unwrap()
+                .1
+                .to_bytes(),
+        )
+        .unwrap();
+        assert_eq!(zarray["shape"][0], 248);
+        let rows = zarray["chunks"][0].as_u64().unwrap();
+        assert_eq!(124 % rows, 0);
+        let second = format!("two.zarr/air/{}.0.0", 124 / rows);
+        let info = b.head(&second).await.unwrap();
+        let got = b
+            .get_range(&second, 0..info.size, info.etag.as_deref())
+            .await
+            .unwrap()
+            .to_bytes();
+        let air = std::fs::read(AIR).unwrap();
+        // The air fixture's data starts at byte 21104 (tests/data/netcdf/air.json).
+        assert_eq!(&got[..], &air[21104..21104 + info.size as usize]);
+        // A file replaced in the folder makes a new view version (the old one is served to
+        // its readers while held); a version the folder never had is stale.
+        let mut other = air.clone();
+        other.push(0);
+        std::fs::write(dir.path().join("two/b.nc"), other).unwrap();
+        let now = b.head(&second).await.unwrap();
+        assert_ne!(now.etag, info.etag);
+        let err = b
+            .get_range(&second, 0..16, Some("ncdir-0"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FsError::Stale { .. }), "{err}");
+    }
 
     #[test]
     fn a_candidate_root_is_a_zarr_segment_that_names_no_netcdf_file() {
