@@ -13,6 +13,7 @@ from importlib import metadata
 
 NAMES = {
     "geomount": "geomount",
+    "geomount-views": "geomount, through its views (`wrf.zarr/`)",
     "rclone-off": "rclone mount, `--vfs-cache-mode off`",
     "rclone-full": "rclone mount, `--vfs-cache-mode full`",
     "s3fs": "s3fs-fuse",
@@ -117,14 +118,17 @@ def render(doc):
                 "| cold requests | cold MB | warm requests | warm MB | peak RSS MiB |",
                 "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|"]
         gm = cells.get("geomount", {})
-        parts = [r["part"] for r in gm["reps"][0]] if "reps" in gm else []
-        for cell in cells.values():
-            if not parts and "reps" in cell:
-                parts = [r["part"] for r in cell["reps"][0]]
+        parts = []  # every cell's parts, in order (geomount's views have parts of their own)
+        for cell in [gm, *cells.values()]:
+            for r in cell.get("reps", [[]])[0]:
+                if r["part"] not in parts:
+                    parts.append(r["part"])
         def row(cell, k, part):
             return next((r for r in cell["reps"][k] if r["part"] == part), None)
         for part in parts:
-            ref = [row(gm, k, part)["wall"] for k in (0, 1)] if "reps" in gm else [None, None]
+            ref = [None, None]
+            if "reps" in gm and row(gm, 0, part) and row(gm, 1, part):
+                ref = [row(gm, k, part)["wall"] for k in (0, 1)]
             for client, cell in cells.items():
                 name = NAMES.get(client, client)
                 if "reps" not in cell or "error" in cell:

@@ -312,27 +312,40 @@ def w9(acc, p):
     if acc.kind == "s3":
         import s3fs  # noqa: F401
 
+    def with_point(ds):
+        y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
+        return ds, y, x
+
     def open_all():
         ds = open_wrf(acc)
         return [int(ds.sizes["time"]), ds.T2.dims]
 
     def point():
-        ds = open_wrf(acc)
-        y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
+        ds, y, x = with_point(open_wrf(acc))
         return round(float(ds.T2.isel(y=y, x=x).values.astype("float64").sum()), 2)
-    steps = [("open_mfdataset", open_all), ("T2 point time series", point)]
-    if acc.kind == "path" and os.path.isdir(acc.path("wrf.zarr")):
-        # geomount's folder view: the same files as one Zarr store.
+
+    def field():
+        ds = open_wrf(acc)
+        return round(float(ds.T2.isel(time=400).values.astype("float64").sum()), 2)
+    if acc.client == "geomount-views":
+        # geomount's folder view: the same files as one Zarr store, on a mount of its own.
+        def view():
+            return xarray.open_zarr(acc.path("wrf.zarr"), consolidated=True)
+
         def open_view():
-            ds = xarray.open_zarr(acc.path("wrf.zarr"), consolidated=True)
+            ds = view()
             return [int(ds.sizes["time"]), ds.T2.dims]
 
         def point_view():
-            ds = xarray.open_zarr(acc.path("wrf.zarr"), consolidated=True)
-            y, x = ds.sizes["y"] // 3, ds.sizes["x"] // 2
+            ds, y, x = with_point(view())
             return round(float(ds.T2.isel(y=y, x=x).values.astype("float64").sum()), 2)
-        steps += [("open_zarr wrf.zarr", open_view), ("T2 point series via wrf.zarr", point_view)]
-    return steps
+
+        def field_view():
+            return round(float(view().T2.isel(time=400).values.astype("float64").sum()), 2)
+        return [("open_zarr wrf.zarr", open_view), ("T2 point series via wrf.zarr", point_view),
+                ("one day's T2 field via wrf.zarr", field_view)]
+    return [("open_mfdataset", open_all), ("T2 point time series", point),
+            ("one day's T2 field", field)]
 
 
 WORKLOADS = {"W1seq": w1_seq, "W1par": w1_par, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6,

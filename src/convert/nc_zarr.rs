@@ -31,14 +31,23 @@ use crate::formats::hdf5::describe::{FileDesc, Filter, Layout, Variable};
 
 /// Contiguous variables are cut into chunks of at most this many bytes.
 pub const CONTIGUOUS_CHUNK: u64 = 4 << 20;
+/// Adjacent chunks are read in units of at most this many bytes ([`group_units`]).
+pub const UNIT_MAX: u64 = 1 << 20;
+/// Chunks at most this many bytes apart are adjacent.
+const UNIT_GAP: u64 = 64 << 10;
 
 /// What a file of the view holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Part {
     /// JSON metadata.
     Json(String),
-    /// The bytes of source file `file` (its index in the view's files) in this range.
-    Source { file: usize, range: Range<u64> },
+    /// The bytes of source file `file` (its index in the view's files) in `range`, read as
+    /// part of `unit`: the run of the array's adjacent chunks in that file it belongs to.
+    Source {
+        file: usize,
+        range: Range<u64>,
+        unit: Range<u64>,
+    },
     /// Bytes held in the view (a compact variable, or values read while describing).
     Inline(Vec<u8>),
 }
@@ -260,7 +269,7 @@ fn along<'a>(
                     let mut index = ch.index.clone();
                     index[axis] += offset / c;
                     let range = ch.at..ch.at + ch.len;
-                    files.push((chunk_key(&index), Part::Source { file: i, range }));
+                    files.push((chunk_key(&index), source(i, range)));
                 }
                 offset += lens[i];
             }
@@ -281,7 +290,7 @@ fn along<'a>(
                         index[0] = offset / rows + k;
                         let start = a + k * rows * row;
                         let range = start..start + rows * row;
-                        files.push((chunk_key(&index), Part::Source { file: i, range }));
+                        files.push((chunk_key(&index), source(i, range)));
                     }
                 }
                 offset += lens[i];
@@ -365,6 +374,57 @@ fn rebase(raw: &[u8], dtype: &str, from: &TimeUnits, to: &TimeUnits) -> Result<V
     Ok(out)
 }
 
+/// Chunk bytes `range` of source `file`, as its own unit until [`group_units`] joins it.
+fn source(file: usize, range: Range<u64>) -> Part {
+    Part::Source {
+        file,
+        unit: range.clone(),
+        range,
+    }
+}
+
+/// Each file's chunks of one array are read in units of adjacent chunks (gaps of at most
+/// [`UNIT_GAP`] bytes between them, read too) of at most [`UNIT_MAX`] bytes: a reader of
+/// consecutive chunks (a point's series) then makes one GET per unit, as a plain reader of the
+/// file does per block, not one per chunk; a chunk of [`UNIT_MAX`] or more is a unit alone.
+fn group_units(files: &mut [(String, Part)]) {
+    let mut order: Vec<usize> = (0..files.len())
+        .filter(|&i| matches!(files[i].1, Part::Source { .. }))
+        .collect();
+    let at = |p: &Part| match p {
+        Part::Source { file, range, .. } => (*file, range.clone()),
+        _ => (0, 0..0),
+    };
+    order.sort_by_key(|&i| {
+        let (f, r) = at(&files[i].1);
+        (f, r.start)
+    });
+    let mut k = 0;
+    while k < order.len() {
+        let (file, first) = at(&files[order[k]].1);
+        let mut end = first.end;
+        let mut j = k + 1;
+        while j < order.len() {
+            let (f, r) = at(&files[order[j]].1);
+            if f != file
+                || r.start < end
+                || r.start - end > UNIT_GAP
+                || r.end - first.start > UNIT_MAX
+            {
+                break;
+            }
+            end = r.end;
+            j += 1;
+        }
+        for &i in &order[k..j] {
+            if let Part::Source { unit, .. } = &mut files[i].1 {
+                *unit = first.start..end;
+            }
+        }
+        k = j;
+    }
+}
+
 fn not_whole(var: &str, file: &str, len: u64, record: &str, chunk: u64) -> String {
     format!(
         "'{var}' has {len} steps along '{record}' in {file}, not a multiple of its chunk \
@@ -381,7 +441,8 @@ fn tree<'a>(attrs: &Map<String, Value>, arrays: impl Iterator<Item = Array<'a>>)
     let mut meta = Map::new();
     meta.insert(".zgroup".into(), json!({"zarr_format": 2}));
     meta.insert(".zattrs".into(), Value::Object(attrs.clone()));
-    for a in arrays {
+    for mut a in arrays {
+        group_units(&mut a.files);
         let v = a.var;
         let mut attrs = v.attrs.clone();
         attrs.insert("_ARRAY_DIMENSIONS".into(), json!(v.dims));
@@ -453,7 +514,7 @@ fn one_file(v: &Variable, file: usize) -> Array<'_> {
 
 /// The array's chunk shape in the view and its chunk files (key, content) in source `file`.
 fn chunk_files(v: &Variable, file: usize) -> (Vec<u64>, Vec<(String, Part)>) {
-    let source = |range: Range<u64>| Part::Source { file, range };
+    let source = |range: Range<u64>| source(file, range);
     let grid_shape: Vec<u64> = v.chunk_shape.iter().map(|&c| c.max(1)).collect();
     match &v.layout {
         Layout::Chunked { chunks } => {
@@ -628,6 +689,14 @@ mod tests {
         }
     }
 
+    /// The source file and range of a chunk.
+    fn source_of(tree: &Tree, path: &str) -> (usize, Range<u64>) {
+        match &tree[path].part {
+            Part::Source { file, range, .. } => (*file, range.clone()),
+            other => panic!("{path} is {other:?}"),
+        }
+    }
+
     fn meta(tree: &Tree, path: &str) -> Value {
         match &tree[path].part {
             Part::Json(s) => serde_json::from_str(s).unwrap(),
@@ -654,13 +723,7 @@ mod tests {
             ..FileDesc::default()
         };
         let tree = store(&desc);
-        assert_eq!(
-            tree["v/1.0"].part,
-            Part::Source {
-                file: 0,
-                range: 1300..1500
-            }
-        );
+        assert_eq!(source_of(&tree, "v/1.0"), (0, 1300..1500));
         assert_eq!(tree["v/1.0"].size, 200);
         let z = meta(&tree, "v/.zarray");
         assert_eq!(z["chunks"], json!([1, 10]));
@@ -715,13 +778,7 @@ mod tests {
             ..FileDesc::default()
         });
         assert_eq!(meta(&tree, "v/.zarray")["chunks"], json!([3, row / 4]));
-        assert_eq!(
-            tree["v/1.0"].part,
-            Part::Source {
-                file: 0,
-                range: 100 + 3 * row..100 + 6 * row
-            }
-        );
+        assert_eq!(source_of(&tree, "v/1.0"), (0, 100 + 3 * row..100 + 6 * row));
         assert!(!tree.contains_key("v/2.0"));
     }
 
@@ -798,20 +855,8 @@ mod tests {
         assert_eq!(z["shape"], json!([13, 10]));
         assert_eq!(z["chunks"], json!([2, 10]));
         // b's first chunk follows a's two; c's last (partial) chunk is the view's last.
-        assert_eq!(
-            tree["tas/2.0"].part,
-            Part::Source {
-                file: 1,
-                range: 2000..2100
-            }
-        );
-        assert_eq!(
-            tree["tas/6.0"].part,
-            Part::Source {
-                file: 2,
-                range: 3100..3200
-            }
-        );
+        assert_eq!(source_of(&tree, "tas/2.0"), (1, 2000..2100));
+        assert_eq!(source_of(&tree, "tas/6.0"), (2, 3100..3200));
         assert!(!tree.contains_key("tas/7.0"));
         // The record coordinate is the files' values joined, one chunk, unfiltered.
         let Part::Inline(t) = &tree["time/0"].part else {
@@ -824,13 +869,7 @@ mod tests {
         assert_eq!(days, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         assert_eq!(meta(&tree, "time/.zarray")["filters"], Value::Null);
         // A variable without the record dimension comes from the first file.
-        assert_eq!(
-            tree["x/0"].part,
-            Part::Source {
-                file: 0,
-                range: 5000..5040
-            }
-        );
+        assert_eq!(source_of(&tree, "x/0"), (0, 5000..5040));
     }
 
     #[test]
@@ -910,5 +949,40 @@ mod tests {
             meta(&tree, "time/.zattrs")["units"],
             "days since 2000-01-01"
         );
+    }
+
+    #[test]
+    fn adjacent_chunks_of_an_array_in_a_file_are_read_in_units_of_at_most_a_mib() {
+        // 40 chunks of 100 KiB, one after another, then one 64 KiB + 1 byte further on.
+        let k = 100 << 10;
+        let mut chunks: Vec<StoredChunk> = (0..40)
+            .map(|i| StoredChunk {
+                index: vec![i, 0],
+                at: 1000 + i * k,
+                len: k,
+            })
+            .collect();
+        chunks.push(StoredChunk {
+            index: vec![40, 0],
+            at: 1000 + 40 * k + UNIT_GAP + 1,
+            len: k,
+        });
+        let v = var(Layout::Chunked { chunks }, &[41, 10], &[1, 10]);
+        let tree = store(&FileDesc {
+            variables: vec![v],
+            ..FileDesc::default()
+        });
+        let unit = |key: &str| match &tree[key].part {
+            Part::Source { unit, .. } => unit.clone(),
+            other => panic!("{other:?}"),
+        };
+        // 10 chunks fit in 1 MiB: chunks 0-9 share a unit, 10 starts the next.
+        assert_eq!(unit("v/0.0"), 1000..1000 + 10 * k);
+        assert_eq!(unit("v/9.0"), 1000..1000 + 10 * k);
+        assert_eq!(unit("v/10.0"), 1000 + 10 * k..1000 + 20 * k);
+        // A chunk beyond the gap is a unit of its own.
+        let far = 1000 + 40 * k + UNIT_GAP + 1;
+        assert_eq!(unit("v/40.0"), far..far + k);
+        assert_eq!(source_of(&tree, "v/40.0"), (0, far..far + k));
     }
 }

@@ -7,8 +7,9 @@
 //! before, in this mount or on disk from an earlier one, needs no request), then describes it
 //! ([`describe`]) from those bytes; the few structures the walk does not fetch (names in a
 //! local heap, strings in the global heap) are read as extents of at least [`MIN_READ`] bytes.
-//! A chunk file's bytes are the source's at the chunk's range, read as a unit of its own: the
-//! same unit a plain reader of the file fetches. The view (its tree) is an entry of the shared
+//! A chunk file's bytes are the source's at the chunk's range, read with the unit of adjacent
+//! chunks of its array it belongs to ([`crate::convert::nc_zarr`]), kept in memory and on disk
+//! by that range. The view (its tree) is an entry of the shared
 //! memory tier keyed by (source, ETag); view ETags are the source's plus `.zarr`.
 
 use std::collections::BTreeMap;
@@ -281,8 +282,8 @@ impl<B: Backend> Convert<B> {
         self.tree_range(file, obj, range).await.map_err(stale)
     }
 
-    /// Bytes `range` of view file `file`; `obj(i)` is its source file `i`. A chunk is read as
-    /// a unit of its own (a plain reader's unit too), then the range taken from it.
+    /// Bytes `range` of view file `file`; `obj(i)` is its source file `i`. A chunk is read
+    /// with the unit of adjacent chunks it belongs to, then the range taken from it.
     pub(super) async fn tree_range(
         &self,
         file: &NcFile,
@@ -294,12 +295,21 @@ impl<B: Backend> Convert<B> {
         let bytes = match &file.part {
             Part::Json(s) => Bytes::copy_from_slice(&s.as_bytes()[start as usize..end as usize]),
             Part::Inline(b) => Bytes::copy_from_slice(&b[start as usize..end as usize]),
-            Part::Source { file, range: r } => {
+            Part::Source {
+                file,
+                range: r,
+                unit,
+            } => {
                 if start == end {
                     return Ok(Rope::default());
                 }
                 let obj = obj(*file).ok_or(FsError::NotFound)?;
-                let unit = std::slice::from_ref(r);
+                let unit = std::slice::from_ref(unit);
+                // Readers of the unit's other chunks meanwhile (a reader's threads) wait for
+                // this one GET; spawned, so the unit is kept even if this reader goes away.
+                if !self.source.holds_extent(&obj, &unit[0]) {
+                    let _ = tokio::spawn(self.source.start_extent_run(&obj, unit)).await;
+                }
                 let want = r.start + start..r.start + end;
                 return crate::reader::file::read_units(&self.source, &obj, unit, want).await;
             }
