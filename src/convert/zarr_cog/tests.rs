@@ -484,6 +484,38 @@ fn lzma_bz2_lz4_chunks_decode() {
     let small = ArrayMeta::new(zarr::ArrayMeta::from_v2(&small, None).unwrap()).unwrap();
     let e = small.decode_chunk(&xz).unwrap_err().to_string();
     assert!(e.contains("more than a chunk"), "{e}");
+    // liblzma's own streams (Python's `lzma.compress`, as numcodecs calls it) of those four
+    // values repeated 64 times: xz with CRC64, and lzma-alone.
+    let hex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let liblzma_xz = hex(concat!(
+        "fd377a585a000004e6d6b4460200210116000000742fe5a3e003ff00195d000062fef1fe8840ef0cbd57",
+        "d71e47e68a24c16849968a93720000000000f3482320e6689b2a0001358008000000bedab0e3b1c467fb",
+        "020000000004595a"
+    ));
+    let liblzma_alone = hex(concat!(
+        "5d00008000ffffffffffffffff000062fef1fe8840ef0cbd57d71e47e68a24c16849968b44a3b95fffa7",
+        "f80000"
+    ));
+    let long = json!({"shape": [256], "chunks": [256], "dtype": "<f4", "order": "C",
+        "filters": null, "compressor": {"id": "lzma"}, "fill_value": "NaN", "zarr_format": 2});
+    let long = ArrayMeta::new(zarr::ArrayMeta::from_v2(&long, None).unwrap()).unwrap();
+    let want_long: Vec<f64> = want.iter().cycle().take(256).copied().collect();
+    assert_eq!(codecs::xz_unpacked_size(&liblzma_xz).unwrap(), 1024);
+    assert_eq!(long.decode_chunk(&liblzma_xz).unwrap(), want_long);
+    let mut long = long;
+    long.codecs = Pipeline::from_v2(
+        &json!("C"),
+        &json!({"id": "lzma", "format": 2}),
+        &Value::Null,
+        long.dtype,
+    )
+    .map_err(|e| e.to_string());
+    assert_eq!(long.decode_chunk(&liblzma_alone).unwrap(), want_long);
     let mut alone = Vec::new();
     lzma_rs::lzma_compress(&mut &raw[..], &mut alone).unwrap();
     let m = v2("<f4", Value::Null, json!({"id": "lzma", "format": 2}));
