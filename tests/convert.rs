@@ -577,3 +577,58 @@ fn zarr_cog_v3_stores_match_zarr_python() {
         }
     }
 }
+
+/// A Zarr v2 store written by zarr-python with one array per numcodecs compressor and filter
+/// chain (zlib, gzip, zstd, bz2, lz4, lzma xz and alone, blosc with each inner compressor and
+/// shuffle, shuffle, delta, fixedscaleoffset, quantize, bitround, astype): each is listed and
+/// each step's COG equals zarr-python's slice flipped north-up. The arrays the view cannot make
+/// (lzma raw, lzma with SHA-256 checks, a codec only the writer knows) are not listed, and the
+/// mount's log names each with its store.
+#[test]
+fn zarr_cog_every_numcodecs_codec_matches_zarr_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout_of(python().arg(script("zarr_codecs_write.py")).arg(tmp.path()));
+    let listed = tagged(&out, "listed");
+    let unlisted = tagged(&out, "unlisted");
+    let labels = tagged(&out, "labels");
+    let corner = tagged(&out, "corner");
+    assert!(listed.len() >= 20 && unlisted.len() == 3, "{out}");
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-codecs");
+    put_tree(
+        &server,
+        &prefix,
+        &tmp.path().join("codecs.zarr"),
+        "codecs.zarr",
+    );
+    let m = Mount::s3(&server, &prefix, &[]);
+    let cogdir = m.join("codecs.zarr.cog");
+    assert_eq!(names_in(&cogdir), listed);
+    for name in &listed {
+        let mut want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+        want.push("preview.png".into());
+        assert_eq!(names_in(&cogdir.join(name)), want, "{name}");
+        for (t, label) in labels.iter().enumerate() {
+            let tif = cogdir.join(format!("{name}/{label}.tif"));
+            let out = stdout_of(
+                Command::new("/usr/bin/python3")
+                    .arg(script("zarr_cog_check.py"))
+                    .arg(&tif)
+                    .arg(tmp.path().join(format!("{name}_{t}.npy")))
+                    .args(&corner)
+                    .args(["3000", "3000", "+proj=lcc"]),
+            );
+            assert!(out.contains(" ok "), "{name}: {out}");
+        }
+    }
+    assert_valid_cog(&cogdir.join(format!("{}/{}.tif", listed[0], labels[0])));
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    for name in &unlisted {
+        assert!(
+            log.contains(&format!(
+                "zarr store {prefix}/codecs.zarr: array {name} not listed as COGs"
+            )),
+            "{name} not named in the log:\n{log}"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+"""Writes a CF Zarr v2 store with xarray / zarr-python in which each variable is the same
+T2(time, y, x) field (see cf_lcc.py) through another numcodecs compressor or filter chain:
+every one the Zarr -> COG view decodes, and some it cannot (lzma raw and SHA-256 check, and a
+codec registered here only). Saves each listed variable's zarr-python slices as
+<var>_<t>.npy beside the store; prints the variable names it expects listed and unlisted, and
+the grid's corner (west, north)."""
+import lzma
+import sys
+
+import numcodecs
+import numpy as np
+import zarr
+from numcodecs.abc import Codec
+
+from cf_lcc import cf_lcc
+
+
+class Reverse(Codec):
+    """A codec no reader but this script knows: the bytes reversed."""
+
+    codec_id = "test_reverse"
+
+    def encode(self, buf):
+        return bytes(numcodecs.compat.ensure_bytes(buf))[::-1]
+
+    def decode(self, buf, out=None):
+        dec = bytes(numcodecs.compat.ensure_bytes(buf))[::-1]
+        return numcodecs.compat.ndarray_copy(dec, out)
+
+
+numcodecs.register_codec(Reverse)
+
+out = sys.argv[1]
+nt, ny, nx, d = 2, 40, 60, 3000.0
+ds, x, y, times = cf_lcc(nt, ny, nx, d, -900000.0, -300000.0, 11, "D")
+t2 = ds["T2"]
+filled = t2.fillna(281.25)
+B = numcodecs.Blosc
+# name: (field, compressor, filters)
+listed = {
+    "zlib": (t2, numcodecs.Zlib(level=3), None),
+    "gzip": (t2, numcodecs.GZip(level=5), None),
+    "zstd": (t2, numcodecs.Zstd(level=7), None),
+    "bz2": (t2, numcodecs.BZ2(level=9), None),
+    "lz4": (t2, numcodecs.LZ4(acceleration=2), None),
+    "lzma": (t2, numcodecs.LZMA(), None),
+    "lzma_crc32": (t2, numcodecs.LZMA(check=lzma.CHECK_CRC32, preset=9), None),
+    "lzma_alone": (t2, numcodecs.LZMA(format=lzma.FORMAT_ALONE), None),
+    "blosc_lz4": (t2, B(cname="lz4", clevel=5, shuffle=B.SHUFFLE), None),
+    "blosc_lz4hc": (t2, B(cname="lz4hc", clevel=5, shuffle=B.BITSHUFFLE), None),
+    "blosc_zstd": (t2, B(cname="zstd", clevel=5, shuffle=B.BITSHUFFLE), None),
+    "blosc_zlib": (t2, B(cname="zlib", clevel=5, shuffle=B.NOSHUFFLE), None),
+    "blosc_blosclz": (t2, B(cname="blosclz", clevel=5, shuffle=B.SHUFFLE), None),
+    "shuffle": (t2, numcodecs.Zlib(level=1), [numcodecs.Shuffle(elementsize=4)]),
+    "delta": (filled, numcodecs.Zstd(level=1), [numcodecs.Delta(dtype="<f4")]),
+    "fixedscaleoffset": (filled, numcodecs.BZ2(level=1), [
+        numcodecs.FixedScaleOffset(offset=200, scale=100, dtype="<f4", astype="<u2")]),
+    "quantize": (t2, numcodecs.LZ4(), [numcodecs.Quantize(digits=2, dtype="<f4")]),
+    "bitround": (t2, numcodecs.Zstd(level=3), [numcodecs.BitRound(keepbits=8)]),
+    "astype": (t2.astype("float64"), numcodecs.Zlib(level=1), [
+        numcodecs.AsType(encode_dtype="<f4", decode_dtype="<f8")]),
+    "delta_shuffle_lzma": (filled, numcodecs.LZMA(preset=1), [
+        numcodecs.Delta(dtype="<f4"), numcodecs.Shuffle(elementsize=4)]),
+}
+unlisted = {
+    "lzma_raw": (t2, numcodecs.LZMA(format=lzma.FORMAT_RAW,
+                                    filters=[{"id": lzma.FILTER_LZMA2, "preset": 1}]), None),
+    "lzma_sha256": (t2, numcodecs.LZMA(check=lzma.CHECK_SHA256), None),
+    "reverse": (t2, Reverse(), None),
+}
+enc = {}
+data = {}
+for name, (field, comp, filters) in {**listed, **unlisted}.items():
+    data[name] = field.rename(name)
+    enc[name] = {"chunks": (1, 16, 25), "compressors": [comp], "filters": filters}
+out_ds = ds.drop_vars("T2").assign(data)
+store = f"{out}/codecs.zarr"
+out_ds.to_zarr(store, zarr_format=2, consolidated=True, encoding=enc, mode="w")
+group = zarr.open_group(store, mode="r")
+for name in listed:
+    for t in range(nt):
+        np.save(f"{out}/{name}_{t}.npy", group[name][t])
+print("listed", " ".join(sorted(listed)))
+print("unlisted", " ".join(sorted(unlisted)))
+print("labels", " ".join(f"{t:%Y-%m-%d}" for t in times))
+print("corner", x[0] - d / 2, y[-1] + d / 2)
