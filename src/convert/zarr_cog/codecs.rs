@@ -18,7 +18,7 @@
 //! is refused when the pipeline is built, with an error naming the codec: the array is then
 //! not listed. A chunk that breaks its pipeline's rules (corrupt, or decoding to more than the
 //! chunk) is an error for that chunk; no step allocates more than the chunk's declared size
-//! plus a checksum per step.
+//! plus a checksum per step (the inner stream of stacked compressors: twice that plus 64 KiB).
 //!
 //! Crates: `flate2` (zlib, gzip), `zstd`, `lz4_flex` (safe decoder), `lzma-rs` (pure Rust, no
 //! unsafe; its xz decoder buffers a whole block, so the block's LZMA2 chunk sizes are summed
@@ -200,7 +200,7 @@ fn value_filter(id: &str, conf: &Value, cur: DataType) -> Result<Option<(Filter,
         "quantize" => {
             same("dtype")?;
             let stored = float(dtype_field(conf, "astype")?.unwrap_or(cur))?;
-            (Filter::Cast(cur), float(stored)?)
+            (Filter::Cast(cur), stored)
         }
         "bitround" => {
             float(cur)?;
@@ -345,10 +345,18 @@ impl Pipeline {
         let want = len
             .checked_mul(stored.size)
             .context("chunk size overflows")?;
-        // Room for a checksum; any step claiming more than this is refused.
-        let max = want + 4 * self.steps.len();
+        // Room for a checksum per step. The last step may give no more than this; an earlier
+        // one gives the next one's stream, which may be a little larger than what it encodes
+        // (bz2, lzma and lz4 expand incompressible data by at most a few percent plus a
+        // header): twice the chunk plus 64 KiB. A step claiming more is refused.
+        let last_max = want + 4 * self.steps.len();
         let mut bytes: std::borrow::Cow<[u8]> = raw.into();
-        for step in &self.steps {
+        for (i, step) in self.steps.iter().enumerate() {
+            let max = if i + 1 == self.steps.len() {
+                last_max
+            } else {
+                2 * last_max + (1 << 16)
+            };
             let inflate = |r: &mut dyn Read, what: &str| -> Result<Vec<u8>> {
                 let mut out = Vec::with_capacity(want);
                 r.take(max as u64 + 1)

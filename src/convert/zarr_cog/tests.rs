@@ -801,3 +801,41 @@ fn arrays_that_cannot_be_made_are_not_listed() {
     let files: Vec<&str> = views.files.keys().map(String::as_str).collect();
     assert_eq!(files, ["ok/0.tif", "ok/1.tif", "ok/preview.png"]);
 }
+
+/// A chunk zarr-python 3.1 wrote with `numcodecs.fixedscaleoffset` (f4 as u2),
+/// `numcodecs.delta` (u2), `bytes`, then `numcodecs.lzma`, `numcodecs.bz2`, `numcodecs.lz4`
+/// (empty configurations: the defaults), and the f32 values zarr-python reads from it.
+#[test]
+fn v3_numcodecs_chunk_of_zarr_python_decodes() {
+    let codecs = json!([
+        {"name": "numcodecs.fixedscaleoffset", "configuration":
+            {"offset": 1, "scale": 10, "dtype": "<f4", "astype": "<u2"}},
+        {"name": "numcodecs.delta", "configuration": {"dtype": "<u2"}},
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "numcodecs.lzma", "configuration": {}},
+        {"name": "numcodecs.bz2", "configuration": {}},
+        {"name": "numcodecs.lz4", "configuration": {}}]);
+    let hex = concat!(
+        "79000000f06a425a6831314159265359c9609665000021fe9ff40c0140b40080880100007004120b00050100",
+        "08214007008902a00054634641a1a01a311a0c7a8229fa84d000d0d0d3d20068012c3024a306124168268280",
+        "ceb46008ae95dc2b753a0dd9ec37ce7f783a7f90fdc12ec1f98021190bb9229c284864b04b3280"
+    );
+    let raw: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut dt = zarr::parse_v3_dtype("float32").unwrap();
+    let p = Pipeline::from_v3(&codecs, &mut dt).unwrap();
+    let want: Vec<f64> = [
+        1171049677u32,
+        1171049882,
+        1171050086,
+        1171050906,
+        1171051110,
+        1171051315,
+    ]
+    .iter()
+    .map(|&b| f32::from_bits(b) as f64)
+    .collect();
+    assert_eq!(p.decode(&raw, dt, 6).unwrap(), want);
+}
