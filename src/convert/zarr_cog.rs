@@ -85,8 +85,8 @@ fn usizes(v: &[u64]) -> Vec<usize> {
 }
 
 impl ArrayMeta {
-    /// An array whose data type can be decoded; its codecs may still be refused (then reading
-    /// a chunk is an error naming the codec).
+    /// An array whose data type can be decoded; its codecs may still be refused (then it gets
+    /// no COGs, see [`Store::candidates`], and reading a chunk is an error naming the codec).
     fn new(m: zarr::ArrayMeta) -> Result<Self> {
         let mut dtype = m.data_type()?;
         let mut chunks = usizes(&m.chunks);

@@ -1,8 +1,9 @@
 """Writes a CF Zarr v2 store with xarray / zarr-python in which each variable is the same
 T2(time, y, x) field (see cf_lcc.py) through another numcodecs compressor or filter chain:
 every one the Zarr -> COG view decodes, and some it cannot (lzma raw and SHA-256 check, and a
-codec registered here only). Saves each listed variable's zarr-python slices as
-<var>_<t>.npy beside the store; prints the variable names it expects listed and unlisted, and
+codec registered here only); and a v3 store of some of them as zarr-python 3 names them
+(`numcodecs.*`), with a SHA-256 lzma and a `transpose` it cannot make. Saves each listed
+variable's zarr-python slices as <var>_<t>.npy (v3: v3_<var>_<t>.npy) beside the stores; prints the variable names it expects listed and unlisted, and
 the grid's corner (west, north)."""
 import lzma
 import sys
@@ -82,5 +83,44 @@ for name in listed:
         np.save(f"{out}/{name}_{t}.npy", group[name][t])
 print("listed", " ".join(sorted(listed)))
 print("unlisted", " ".join(sorted(unlisted)))
+
+# Zarr v3: numcodecs as zarr-python 3 names them (`numcodecs.*`), array-to-array before the
+# `bytes` serializer, bytes-to-bytes after it.
+import warnings  # noqa: E402
+
+from zarr.codecs import TransposeCodec  # noqa: E402
+from zarr.codecs import numcodecs as zn  # noqa: E402
+
+warnings.simplefilter("ignore")
+listed3 = {
+    "lzma": (t2, [zn.LZMA()], None),
+    "bz2_lz4": (t2, [zn.BZ2(level=3), zn.LZ4()], None),
+    "zlib": (t2, [zn.Zlib(level=1)], None),
+    "shuffle_zstd": (t2, [zn.Shuffle(elementsize=4), zn.Zstd(level=3)], None),
+    "delta": (filled, [zn.LZMA(preset=1)], [zn.Delta(dtype="<f4")]),
+    "fixedscaleoffset": (filled, [zn.BZ2()], [
+        zn.FixedScaleOffset(offset=200, scale=100, dtype="<f4", astype="<u2")]),
+    "quantize": (t2, [zn.Zstd()], [zn.Quantize(digits=2, dtype="<f4")]),
+}
+unlisted3 = {
+    "lzma_sha256": (t2, [zn.LZMA(check=lzma.CHECK_SHA256)], None),
+    "transpose": (t2, [zn.Zlib()], [TransposeCodec(order=(0, 2, 1))]),
+}
+enc = {}
+data = {}
+for name, (field, comps, filters) in {**listed3, **unlisted3}.items():
+    data[name] = field.rename(name)
+    enc[name] = {"chunks": (1, 16, 25), "compressors": comps}
+    if filters:
+        enc[name]["filters"] = filters
+store = f"{out}/codecs3.zarr"
+ds.drop_vars("T2").assign(data).to_zarr(store, zarr_format=3, consolidated=True,
+                                          encoding=enc, mode="w")
+group = zarr.open_group(store, mode="r")
+for name in listed3:
+    for t in range(nt):
+        np.save(f"{out}/v3_{name}_{t}.npy", group[name][t])
+print("listed3", " ".join(sorted(listed3)))
+print("unlisted3", " ".join(sorted(unlisted3)))
 print("labels", " ".join(f"{t:%Y-%m-%d}" for t in times))
 print("corner", x[0] - d / 2, y[-1] + d / 2)
