@@ -62,6 +62,10 @@ listed = {
         numcodecs.AsType(encode_dtype="<f4", decode_dtype="<f8")]),
     "delta_shuffle_lzma": (filled, numcodecs.LZMA(preset=1), [
         numcodecs.Delta(dtype="<f4"), numcodecs.Shuffle(elementsize=4)]),
+    "crc32_zstd": (t2, numcodecs.Zstd(level=1), [numcodecs.CRC32()]),
+    "adler32": (t2, numcodecs.Adler32(), None),
+    "fletcher32_crc32c": (t2, numcodecs.CRC32C(), [numcodecs.Fletcher32()]),
+    "jenkins_lookup3": (t2, numcodecs.JenkinsLookup3(), None),
 }
 unlisted = {
     "lzma_raw": (t2, numcodecs.LZMA(format=lzma.FORMAT_RAW,

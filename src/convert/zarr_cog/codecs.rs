@@ -10,7 +10,9 @@
 //!   (any shuffle; lz4, lz4hc, zstd, zlib and blosclz inside, see [`crate::convert::blosc`]);
 //! - filters: `shuffle`; `delta` (astype the array's dtype); `fixedscaleoffset`; `quantize`,
 //!   `bitround` (lossy at write time: nothing to undo but the `astype`); `astype`;
-//! - v3 `bytes` (either endian), `crc32c` (stripped, not verified), an identity `transpose`;
+//! - checksums `crc32`, `adler32`, `crc32c`, `fletcher32`, `jenkins_lookup3` (stripped, not
+//!   verified);
+//! - v3 `bytes` (either endian), `crc32c` (as above), an identity `transpose`;
 //!   `sharding_indexed` as an array's one codec, its index `bytes` (+ `crc32c`) at either end
 //!   ([`crate::formats::zarr::Shard`]; the inner codecs as above).
 //!
@@ -47,8 +49,11 @@ enum Step {
     Blosc,
     /// Byte unshuffle with this element size (numcodecs `shuffle`).
     Unshuffle(usize),
-    /// Drop the trailing CRC32C (v3 `crc32c`).
-    StripCrc,
+    /// Drop a leading 4-byte checksum (numcodecs `crc32`, `adler32`).
+    StripHead,
+    /// Drop a trailing 4-byte checksum (v3 `crc32c`; numcodecs `crc32c`, `fletcher32`,
+    /// `jenkins_lookup3`).
+    StripTail,
 }
 
 /// One value filter's decoding, on f64 values read in the filter's stored type.
@@ -127,6 +132,14 @@ fn byte_step(id: &str, conf: &Value) -> Result<Option<Step>> {
                 f => bail!("codec `lzma` format {f} is not supported (xz and alone are)"),
             }
         }
+        // Checksums, stripped and not verified.
+        "crc32" | "adler32" | "crc32c" => match conf["location"].as_str() {
+            None if id == "crc32c" => Step::StripTail,
+            None | Some("start") => Step::StripHead,
+            Some("end") => Step::StripTail,
+            Some(l) => bail!("codec `{id}` at location `{l}` is not supported"),
+        },
+        "fletcher32" | "jenkins_lookup3" => Step::StripTail,
         "shuffle" => {
             let size = match &conf["elementsize"] {
                 Value::Null => 4,
@@ -316,7 +329,7 @@ impl Pipeline {
                     });
                     ensure!(identity, "codec `transpose` {conf} is not supported");
                 }
-                "crc32c" => b.steps.push(Step::StripCrc),
+                "crc32c" => b.steps.push(Step::StripTail),
                 "sharding_indexed" => {
                     bail!("codec `sharding_indexed` is supported only as the array's one codec")
                 }
@@ -397,9 +410,13 @@ impl Pipeline {
                     crate::convert::blosc::unshuffle(size, &bytes, &mut out);
                     out
                 }
-                Step::StripCrc => {
-                    ensure!(bytes.len() >= 4, "crc32c: chunk shorter than its checksum");
-                    bytes[..bytes.len() - 4].to_vec()
+                Step::StripHead | Step::StripTail => {
+                    ensure!(bytes.len() >= 4, "chunk shorter than its checksum");
+                    let n = bytes.len() - 4;
+                    match step {
+                        Step::StripHead => bytes[4..].to_vec(),
+                        _ => bytes[..n].to_vec(),
+                    }
                 }
             };
             bytes = next.into();

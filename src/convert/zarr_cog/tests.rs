@@ -839,3 +839,34 @@ fn v3_numcodecs_chunk_of_zarr_python_decodes() {
     .collect();
     assert_eq!(p.decode(&raw, dt, 6).unwrap(), want);
 }
+
+/// numcodecs checksum codecs: crc32 and adler32 lead the chunk (or end it, `location` `end`);
+/// crc32c, fletcher32 and jenkins_lookup3 end it. Stripped, not verified.
+#[test]
+fn checksum_codecs_are_stripped() {
+    let values = [1.5f32, -2.0, 3.25, 1e6];
+    let raw = f4_bytes(&values);
+    let want: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let head = [[9u8, 9, 9, 9].as_slice(), &raw].concat();
+    let tail = [raw.as_slice(), &[9u8, 9, 9, 9]].concat();
+    for (filters, chunk) in [
+        (json!([{"id": "crc32"}]), &head),
+        (json!([{"id": "adler32", "location": "start"}]), &head),
+        (json!([{"id": "crc32", "location": "end"}]), &tail),
+        (json!([{"id": "crc32c"}]), &tail),
+        (json!([{"id": "fletcher32"}]), &tail),
+        (
+            json!([{"id": "jenkins_lookup3", "initval": 0, "prefix": null}]),
+            &tail,
+        ),
+    ] {
+        let m = v2("<f4", filters.clone(), Value::Null);
+        assert_eq!(m.decode_chunk(chunk).unwrap(), want, "{filters}");
+        assert!(m.decode_chunk(&raw[..3]).is_err());
+    }
+    let zarray = json!({"shape": [4], "chunks": [4], "dtype": "<f4", "order": "C",
+        "filters": [{"id": "crc32", "location": "middle"}], "compressor": null,
+        "fill_value": "NaN", "zarr_format": 2});
+    let m = ArrayMeta::new(zarr::ArrayMeta::from_v2(&zarray, None).unwrap()).unwrap();
+    assert!(m.codecs.unwrap_err().contains("location `middle`"));
+}
