@@ -65,6 +65,8 @@ listed = {
         numcodecs.AsType(encode_dtype="<f4", decode_dtype="<f8")]),
     "delta_shuffle_lzma": (filled, numcodecs.LZMA(preset=1), [
         numcodecs.Delta(dtype="<f4"), numcodecs.Shuffle(elementsize=4)]),
+    "delta_astype": (filled.astype("float64"), numcodecs.Zlib(level=1), [
+        numcodecs.Delta(dtype="<f8", astype="<f4")]),
     "crc32_zstd": (t2, numcodecs.Zstd(level=1), [numcodecs.CRC32()]),
     "adler32": (t2, numcodecs.Adler32(), None),
     "fletcher32_crc32c": (t2, numcodecs.CRC32C(), [numcodecs.Fletcher32()]),

@@ -8,7 +8,7 @@
 //! - compressors: `zlib`, `gzip`, `zstd`, `bz2`, `lz4` (numcodecs' 4-byte size + LZ4 block),
 //!   `lzma` (xz with no, CRC32 or CRC64 check, or lzma-alone; no custom filter chain), `blosc`
 //!   (any shuffle; lz4, lz4hc, zstd, zlib and blosclz inside, see [`crate::convert::blosc`]);
-//! - filters: `shuffle`; `delta` (astype the array's dtype); `fixedscaleoffset`; `quantize`,
+//! - filters: `shuffle`; `delta`; `fixedscaleoffset`; `quantize`,
 //!   `bitround` (lossy at write time: nothing to undo but the `astype`); `astype`;
 //! - checksums `crc32`, `adler32`, `crc32c`, `fletcher32`, `jenkins_lookup3` (stripped, not
 //!   verified);
@@ -59,7 +59,8 @@ enum Step {
 /// One value filter's decoding, on f64 values read in the filter's stored type.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Filter {
-    /// numcodecs `delta`: values are the running sum in `DataType` (the array's).
+    /// numcodecs `delta`: values are the running sum in `DataType` (the type the filter
+    /// decodes to).
     Delta(DataType),
     /// numcodecs `fixedscaleoffset`: `v / scale + offset`, cast to the type.
     ScaleOffset {
@@ -182,10 +183,11 @@ fn value_filter(id: &str, conf: &Value, cur: DataType) -> Result<Option<(Filter,
         Ok(d)
     };
     Ok(Some(match id {
+        // numpy's `cumsum(enc, out=dec)`: the stored differences summed in the array's type.
         "delta" => {
             same("dtype")?;
-            same("astype")?;
-            (Filter::Delta(cur), cur)
+            let stored = dtype_field(conf, "astype")?.unwrap_or(cur);
+            (Filter::Delta(cur), stored)
         }
         "fixedscaleoffset" => {
             same("dtype")?;

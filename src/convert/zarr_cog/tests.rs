@@ -591,6 +591,18 @@ fn value_filters_decode() {
         .flat_map(|v| v.to_le_bytes())
         .collect();
     assert_eq!(m.decode_chunk(&raw).unwrap(), vec![3.0, 5.0, -5.0, -4.0]);
+    // delta(dtype=<i4, astype=|i1) of [100, 300, 200, -5] (numcodecs): i1 differences, summed
+    // in i4, as numpy's cumsum does.
+    let m = v2(
+        "<i4",
+        json!([{"id": "delta", "dtype": "<i4", "astype": "|i1"}]),
+        Value::Null,
+    );
+    let raw: Vec<u8> = [100i8, -56, -100, 51].iter().map(|&v| v as u8).collect();
+    assert_eq!(
+        m.decode_chunk(&raw).unwrap(),
+        vec![100.0, 44.0, -56.0, -5.0]
+    );
 }
 
 /// Configurations the decoders cannot honour are refused when the pipeline is built, naming
@@ -652,9 +664,9 @@ fn unsupported_configurations_are_refused_up_front() {
             "data type",
         ),
         (
-            json!([{"id": "delta", "astype": "<i2"}]),
+            json!([{"id": "delta", "dtype": "<i4"}]),
             Value::Null,
-            "delta",
+            "delta` `dtype`",
         ),
         (
             json!([{"id": "quantize", "astype": "<i2"}]),
