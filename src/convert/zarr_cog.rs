@@ -61,9 +61,9 @@ pub struct ArrayMeta {
 #[derive(Debug, Default)]
 pub struct Store {
     pub arrays: BTreeMap<String, ArrayMeta>,
-    /// Arrays shaped like rasters (see [`looks_raster`]) whose data type cannot be decoded,
-    /// and why.
-    refused: BTreeMap<String, String>,
+    /// Arrays shaped like rasters (see [`looks_raster`]) whose data type cannot be decoded:
+    /// their dimension names and shape, and why.
+    refused: BTreeMap<String, (Vec<String>, Vec<usize>, String)>,
 }
 
 /// Whether an array with these dimension names and attributes would get COGs, its coordinates
@@ -129,13 +129,19 @@ impl Store {
         let mut arrays = BTreeMap::new();
         let mut refused = BTreeMap::new();
         for (path, a) in parsed.arrays {
-            let raster = a.as_ref().is_ok_and(|a| looks_raster(&a.dims, &a.attrs));
+            let raster = match &a {
+                Ok(a) if looks_raster(&a.dims, &a.attrs) => {
+                    Some((a.dims.clone(), usizes(&a.shape)))
+                }
+                _ => None,
+            };
             match a.map_err(anyhow::Error::from).and_then(ArrayMeta::new) {
                 Ok(a) => {
                     arrays.insert(path, a);
                 }
-                Err(e) if raster => {
-                    refused.insert(path, format!("{e:#}"));
+                Err(e) if raster.is_some() => {
+                    let (dims, shape) = raster.unwrap_or_default();
+                    refused.insert(path, (dims, shape, format!("{e:#}")));
                 }
                 Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
             }
@@ -172,27 +178,35 @@ impl Store {
     /// Arrays that get COGs, with the paths of their y and x coordinate arrays; and those
     /// shaped like rasters whose chunks or coordinates cannot be decoded, with why.
     fn candidates(&self) -> Candidates<'_> {
-        let mut out = Vec::new();
-        let mut refused: Vec<(String, String)> = self
-            .refused
-            .iter()
-            .map(|(p, e)| (p.clone(), e.clone()))
-            .collect();
-        for (path, a) in &self.arrays {
-            let n = a.dims.len();
-            if n != a.shape.len() || !looks_raster(&a.dims, &a.attrs) {
-                continue;
-            }
-            let (yd, xd) = (&a.dims[n - 2], &a.dims[n - 1]);
-            let (yp, xp) = (Self::coord_path(path, yd), Self::coord_path(path, xd));
+        // The paths of the y and x coordinate arrays, when both are 1-D of the right length.
+        let coords = |path: &str, dims: &[String], shape: &[usize]| -> Option<(String, String)> {
+            let n = dims.len();
+            let (yp, xp) = (
+                Self::coord_path(path, &dims[n - 2]),
+                Self::coord_path(path, &dims[n - 1]),
+            );
             let is_1d = |p: &str, len: usize| {
                 self.arrays
                     .get(p)
                     .is_some_and(|c| c.shape.len() == 1 && c.shape[0] == len)
             };
-            if !(is_1d(&yp, a.shape[n - 2]) && is_1d(&xp, a.shape[n - 1])) {
+            (n == shape.len() && is_1d(&yp, shape[n - 2]) && is_1d(&xp, shape[n - 1]))
+                .then_some((yp, xp))
+        };
+        let mut out = Vec::new();
+        let mut refused: Vec<(String, String)> = self
+            .refused
+            .iter()
+            .filter(|(p, (dims, shape, _))| coords(p, dims, shape).is_some())
+            .map(|(p, (_, _, e))| (p.clone(), e.clone()))
+            .collect();
+        for (path, a) in &self.arrays {
+            if !looks_raster(&a.dims, &a.attrs) {
                 continue;
             }
+            let Some((yp, xp)) = coords(path, &a.dims, &a.shape) else {
+                continue;
+            };
             let why = [
                 (path, a),
                 (&yp, &self.arrays[&yp]),

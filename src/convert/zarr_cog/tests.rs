@@ -790,6 +790,17 @@ fn arrays_that_cannot_be_made_are_not_listed() {
     let (mut a, z) = arr(Value::Null, Value::Null, grid.clone(), tyx.clone());
     a["dtype"] = json!("<c8");
     put("cplx", (a, z));
+    // One with no coordinates: it would get no COGs anyway, and is not named.
+    let (mut a, _) = arr(Value::Null, Value::Null, grid.clone(), tyx.clone());
+    a["dtype"] = json!("<c8");
+    put(
+        "nocoords",
+        (
+            a,
+            json!({"_ARRAY_DIMENSIONS": ["time", "south_north", "x"],
+        "grid_mapping": "crs"}),
+        ),
+    );
     let doc = json!({"zarr_consolidated_format": 1, "metadata": meta});
     let store = Store::from_zmetadata(doc.to_string().as_bytes()).unwrap();
     let (ok, refused) = store.candidates();
