@@ -577,3 +577,75 @@ fn zarr_cog_v3_stores_match_zarr_python() {
         }
     }
 }
+
+/// Zarr stores written by zarr-python with one array per numcodecs compressor and filter chain:
+/// v2 (zlib, gzip, zstd, bz2, lz4, lzma xz and alone, blosc with each inner compressor and
+/// shuffle, shuffle, delta, fixedscaleoffset, quantize, bitround, astype, the checksums crc32,
+/// adler32, crc32c, fletcher32, jenkins_lookup3) and v3 (`numcodecs.*`
+/// lzma, bz2 + lz4, zlib, shuffle, zstd, delta, fixedscaleoffset, quantize). Each is listed and
+/// each step's COG equals zarr-python's slice flipped north-up. The arrays the view cannot make
+/// (lzma raw, lzma with SHA-256 checks, a codec only the writer knows, a `transpose`) are not
+/// listed, and the mount's log names each with its store.
+#[test]
+fn zarr_cog_every_numcodecs_codec_matches_zarr_python() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stdout_of(python().arg(script("zarr_codecs_write.py")).arg(tmp.path()));
+    let labels = tagged(&out, "labels");
+    let corner = tagged(&out, "corner");
+    let stores = [
+        (
+            "codecs",
+            tagged(&out, "listed"),
+            tagged(&out, "unlisted"),
+            "",
+        ),
+        (
+            "codecs3",
+            tagged(&out, "listed3"),
+            tagged(&out, "unlisted3"),
+            "v3_",
+        ),
+    ];
+    assert!(stores[0].1.len() >= 24 && stores[0].2.len() == 3, "{out}");
+    assert!(stores[1].1.len() >= 7 && stores[1].2.len() == 2, "{out}");
+    let server = Server::garage();
+    let prefix = unique_prefix("convert-codecs");
+    for (store, ..) in &stores {
+        let dir = tmp.path().join(format!("{store}.zarr"));
+        put_tree(&server, &prefix, &dir, &format!("{store}.zarr"));
+    }
+    let m = Mount::s3(&server, &prefix, &[]);
+    for (store, listed, _, npy) in &stores {
+        let cogdir = m.join(&format!("{store}.zarr.cog"));
+        assert_eq!(&names_in(&cogdir), listed, "{store}");
+        for name in listed {
+            let mut want: Vec<String> = labels.iter().map(|l| format!("{l}.tif")).collect();
+            want.push("preview.png".into());
+            assert_eq!(names_in(&cogdir.join(name)), want, "{store}/{name}");
+            for (t, label) in labels.iter().enumerate() {
+                let tif = cogdir.join(format!("{name}/{label}.tif"));
+                let out = stdout_of(
+                    Command::new("/usr/bin/python3")
+                        .arg(script("zarr_cog_check.py"))
+                        .arg(&tif)
+                        .arg(tmp.path().join(format!("{npy}{name}_{t}.npy")))
+                        .args(&corner)
+                        .args(["3000", "3000", "+proj=lcc"]),
+                );
+                assert!(out.contains(" ok "), "{store}/{name}: {out}");
+            }
+        }
+        assert_valid_cog(&cogdir.join(format!("{}/{}.tif", listed[0], labels[0])));
+    }
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    for (store, _, unlisted, _) in &stores {
+        for name in unlisted {
+            assert!(
+                log.contains(&format!(
+                    "zarr store {store}.zarr: array {name} not listed as COGs"
+                )),
+                "{store}/{name} not named in the log:\n{log}"
+            );
+        }
+    }
+}

@@ -17,12 +17,14 @@
 //! grid-mapping variable; with none, coordinates that are degrees (lat/lon dimension names, or
 //! all values within ±90/±360) are taken as WGS 84 longitude/latitude.
 //!
-//! Chunk encodings: see [`codecs`] (zlib, gzip, zstd, blosc, shuffle/delta filters, v3
-//! `bytes`/`crc32c`; not sharding); dtypes float32/64 and (u)int8..64 of either byte order.
-//! Anything else is refused with an error naming the array and the codec (EIO for that file).
+//! Chunk encodings: see [`codecs`] (zlib, gzip, zstd, bz2, lz4, lzma, blosc; shuffle, delta,
+//! fixedscaleoffset, quantize, bitround, astype; v3 `bytes`/`crc32c`, sharding); dtypes
+//! float32/64 and (u)int8..64 of either byte order. The view is decided when it is listed: an
+//! array that would get COGs but whose data type or codecs (or those of its y/x coordinates)
+//! cannot be decoded is left out, and a WARN line names the store, the array and why. A chunk
+//! that does not decode is an error for the COGs reading it (EIO).
 //! Hand-written because the `zarrs` crate needs its own store traits and about 40 more crates
-//! (rayon, regex, C and C++ codec libraries); each codec here is a few lines over `flate2`,
-//! `zstd` or `lz4_flex` ([`super::blosc`]).
+//! (rayon, regex, C and C++ codec libraries); each codec here is a few lines over its crate.
 
 use std::collections::BTreeMap;
 
@@ -59,15 +61,32 @@ pub struct ArrayMeta {
 #[derive(Debug, Default)]
 pub struct Store {
     pub arrays: BTreeMap<String, ArrayMeta>,
+    /// Arrays shaped like rasters (see [`looks_raster`]) whose data type cannot be decoded:
+    /// their dimension names and shape, and why.
+    refused: BTreeMap<String, (Vec<String>, Vec<usize>, String)>,
 }
+
+/// Whether an array with these dimension names and attributes would get COGs, its coordinates
+/// permitting: two or more dimensions, the last two `y`, `x`, or a CF `grid_mapping`.
+fn looks_raster(dims: &[String], attrs: &Map<String, Value>) -> bool {
+    let n = dims.len();
+    n >= 2 && ((dims[n - 2] == "y" && dims[n - 1] == "x") || attrs.contains_key("grid_mapping"))
+}
+
+/// The arrays that get COGs, with the paths of their y and x coordinate arrays, and the
+/// arrays shaped like rasters that cannot be made, with why.
+type Candidates<'a> = (
+    Vec<(&'a String, &'a ArrayMeta, String, String)>,
+    Vec<(String, String)>,
+);
 
 fn usizes(v: &[u64]) -> Vec<usize> {
     v.iter().map(|&x| x as usize).collect()
 }
 
 impl ArrayMeta {
-    /// An array whose data type can be decoded; its codecs may still be refused (then reading
-    /// a chunk is an error naming the codec).
+    /// An array whose data type can be decoded; its codecs may still be refused (then it gets
+    /// no COGs, see [`Store::candidates`], and reading a chunk is an error naming the codec).
     fn new(m: zarr::ArrayMeta) -> Result<Self> {
         let mut dtype = m.data_type()?;
         let mut chunks = usizes(&m.chunks);
@@ -108,15 +127,26 @@ impl Store {
     /// The arrays that can be decoded; the others are left out (logged).
     fn from_meta(parsed: StoreMeta) -> Self {
         let mut arrays = BTreeMap::new();
+        let mut refused = BTreeMap::new();
         for (path, a) in parsed.arrays {
+            let raster = match &a {
+                Ok(a) if looks_raster(&a.dims, &a.attrs) => {
+                    Some((a.dims.clone(), usizes(&a.shape)))
+                }
+                _ => None,
+            };
             match a.map_err(anyhow::Error::from).and_then(ArrayMeta::new) {
                 Ok(a) => {
                     arrays.insert(path, a);
                 }
+                Err(e) if raster.is_some() => {
+                    let (dims, shape) = raster.unwrap_or_default();
+                    refused.insert(path, (dims, shape, format!("{e:#}")));
+                }
                 Err(e) => tracing::debug!("zarr array {path} not converted: {e:#}"),
             }
         }
-        Self { arrays }
+        Self { arrays, refused }
     }
 
     /// The arrays listed in a v2 `.zmetadata`; an array whose `.zarray` cannot be read is
@@ -145,41 +175,75 @@ impl Store {
         }
     }
 
-    /// Arrays that get COGs, with the paths of their y and x coordinate arrays.
-    fn candidates(&self) -> Vec<(&String, &ArrayMeta, String, String)> {
-        let mut out = Vec::new();
-        for (path, a) in &self.arrays {
-            let n = a.dims.len();
-            if n < 2 || n != a.shape.len() {
-                continue;
-            }
-            let (yd, xd) = (&a.dims[n - 2], &a.dims[n - 1]);
-            if !((yd == "y" && xd == "x") || a.attrs.contains_key("grid_mapping")) {
-                continue;
-            }
-            let (yp, xp) = (Self::coord_path(path, yd), Self::coord_path(path, xd));
+    /// Arrays that get COGs, with the paths of their y and x coordinate arrays; and those
+    /// shaped like rasters whose chunks or coordinates cannot be decoded, with why.
+    fn candidates(&self) -> Candidates<'_> {
+        // The paths of the y and x coordinate arrays, when both are 1-D of the right length.
+        let coords = |path: &str, dims: &[String], shape: &[usize]| -> Option<(String, String)> {
+            let n = dims.len();
+            let (yp, xp) = (
+                Self::coord_path(path, &dims[n - 2]),
+                Self::coord_path(path, &dims[n - 1]),
+            );
             let is_1d = |p: &str, len: usize| {
                 self.arrays
                     .get(p)
                     .is_some_and(|c| c.shape.len() == 1 && c.shape[0] == len)
             };
-            if is_1d(&yp, a.shape[n - 2]) && is_1d(&xp, a.shape[n - 1]) {
-                out.push((path, a, yp, xp));
+            (n == shape.len() && is_1d(&yp, shape[n - 2]) && is_1d(&xp, shape[n - 1]))
+                .then_some((yp, xp))
+        };
+        let mut out = Vec::new();
+        let mut refused: Vec<(String, String)> = self
+            .refused
+            .iter()
+            .filter(|(p, (dims, shape, _))| coords(p, dims, shape).is_some())
+            .map(|(p, (_, _, e))| (p.clone(), e.clone()))
+            .collect();
+        for (path, a) in &self.arrays {
+            if !looks_raster(&a.dims, &a.attrs) {
+                continue;
+            }
+            let Some((yp, xp)) = coords(path, &a.dims, &a.shape) else {
+                continue;
+            };
+            let why = [
+                (path, a),
+                (&yp, &self.arrays[&yp]),
+                (&xp, &self.arrays[&xp]),
+            ]
+            .into_iter()
+            .find_map(|(p, m)| {
+                let e = m.codecs.as_ref().err()?;
+                Some(if p == path {
+                    e.clone()
+                } else {
+                    format!("coordinate `{p}`: {e}")
+                })
+            });
+            match why {
+                Some(e) => refused.push((path.clone(), e)),
+                None => out.push((path, a, yp, xp)),
             }
         }
-        out
+        (out, refused)
     }
 
     /// The 1-D arrays whose values naming and georeferencing need: coordinates of the y/x
     /// and leading dimensions of every candidate.
     pub fn coords_needed(&self) -> Vec<String> {
         let mut need = std::collections::BTreeSet::new();
-        for (path, a, yp, xp) in self.candidates() {
+        for (path, a, yp, xp) in self.candidates().0 {
             need.insert(yp);
             need.insert(xp);
             for d in &a.dims[..a.dims.len() - 2] {
                 let p = Self::coord_path(path, d);
-                if self.arrays.get(&p).is_some_and(|c| c.shape.len() == 1) {
+                // A leading coordinate that cannot be decoded gives index labels.
+                if self
+                    .arrays
+                    .get(&p)
+                    .is_some_and(|c| c.shape.len() == 1 && c.codecs.is_ok())
+                {
                     need.insert(p);
                 }
             }
@@ -241,13 +305,18 @@ pub struct CogViews {
 }
 
 impl CogViews {
-    /// The views of `store`, given the values of the arrays [`Store::coords_needed`] names.
-    /// An array that cannot be georeferenced is left out (logged), not an error.
-    pub fn new(store: &Store, coords: &BTreeMap<String, Vec<f64>>) -> Self {
+    /// The views of `store` (named `name` in the log), given the values of the arrays
+    /// [`Store::coords_needed`] names. An array that cannot be decoded or georeferenced is
+    /// left out, with a WARN line naming it and why, not an error.
+    pub fn new(name: &str, store: &Store, coords: &BTreeMap<String, Vec<f64>>) -> Self {
         let mut views = Self::default();
-        for (path, a, yp, xp) in store.candidates() {
+        let (cands, refused) = store.candidates();
+        for (path, why) in refused {
+            tracing::warn!("zarr store {name}: array {path} not listed as COGs: {why}");
+        }
+        for (path, a, yp, xp) in cands {
             if let Err(e) = views.add(store, path, a, &coords[&yp], &coords[&xp], coords) {
-                tracing::warn!("zarr array {path}: no COGs: {e:#}");
+                tracing::warn!("zarr store {name}: array {path} not listed as COGs: {e:#}");
             }
         }
         views

@@ -195,7 +195,7 @@ impl<B: Backend> Convert<B> {
                         .await?;
                     coords.insert(path, v);
                 }
-                let cogs = CogViews::new(&parsed, &coords);
+                let cogs = CogViews::new(store, &parsed, &coords);
                 let views = ZarrViews {
                     store: parsed,
                     cogs,

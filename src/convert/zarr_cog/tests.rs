@@ -72,9 +72,9 @@ fn chunks_decode_zlib_and_zstd_and_refuse_unknown_codecs() {
     let z = zstd::encode_all(&raw[..], 9).unwrap();
     assert_eq!(zs.decode_chunk(&z).unwrap(), vec![1.5, -2.0]);
     assert!(zs.decode_chunk(&z[..z.len() / 2]).is_err());
-    let b = meta(&[1, 1, 2], &[1, 1, 2], json!({"id": "lzma"}));
+    let b = meta(&[1, 1, 2], &[1, 1, 2], json!({"id": "xyz"}));
     let e = b.decode_chunk(&raw).unwrap_err().to_string();
-    assert!(e.contains("lzma") && e.contains("not supported"), "{e}");
+    assert!(e.contains("compressor `xyz` is not supported"), "{e}");
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn views_name_steps_by_time_and_share_one_layout() {
     ]
     .into_iter()
     .collect();
-    let views = CogViews::new(&store, &coords);
+    let views = CogViews::new("s.zarr", &store, &coords);
     let files: Vec<&str> = views.files.keys().map(String::as_str).collect();
     assert_eq!(
         files,
@@ -248,7 +248,7 @@ fn blosc_chunks_of_the_xarray_fixture_decode() {
         let c = &coords[k];
         assert_eq!(vec![c[0], c[c.len() - 1]], raw(k), "{k}");
     }
-    let views = CogViews::new(&store, &coords);
+    let views = CogViews::new("s.zarr", &store, &coords);
     let files: Vec<String> = views.files.keys().cloned().collect();
     let mut expect: Vec<String> = want["labels"]
         .as_array()
@@ -282,13 +282,13 @@ fn v2_shuffle_and_delta_filters_decode() {
     let z = zstd::encode_all(&shuffled[..], 1).unwrap();
     assert_eq!(m.decode_chunk(&z).unwrap(), vec![3.0, 5.0, -2.0, 40.0]);
     let mut bad = zarray.clone();
-    bad["filters"] = json!([{"id": "fixedscaleoffset", "scale": 10}]);
+    bad["filters"] = json!([{"id": "xyz", "scale": 10}]);
     let e = ArrayMeta::new(zarr::ArrayMeta::from_v2(&bad, None).unwrap())
         .unwrap()
         .decode_chunk(&z)
         .unwrap_err();
     assert!(
-        format!("{e:#}").contains("filter `fixedscaleoffset` is not supported"),
+        format!("{e:#}").contains("filter `xyz` is not supported"),
         "{e:#}"
     );
 }
@@ -364,7 +364,7 @@ fn v3_consolidated_metadata_gives_arrays_and_views() {
     .into_iter()
     .collect();
     assert_eq!(store.coords_needed(), vec!["time", "x", "y"]);
-    let views = CogViews::new(&store, &coords);
+    let views = CogViews::new("s.zarr", &store, &coords);
     let files: Vec<&str> = views.files.keys().map(String::as_str).collect();
     assert_eq!(
         files,
@@ -446,4 +446,450 @@ fn v3_shards_locate_inner_chunks() {
         .decode_chunk(&[])
         .unwrap_err();
     assert!(format!("{e:#}").contains("sharding_indexed"), "{e:#}");
+}
+
+/// An array of `dtype` with these v2 filters and compressor.
+fn v2(dtype: &str, filters: Value, compressor: Value) -> ArrayMeta {
+    let zarray = json!({"shape": [1, 1, 4], "chunks": [1, 1, 4], "dtype": dtype, "order": "C",
+        "filters": filters, "compressor": compressor, "fill_value": "NaN", "zarr_format": 2});
+    ArrayMeta::new(zarr::ArrayMeta::from_v2(&zarray, None).unwrap()).unwrap()
+}
+
+fn f4_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// numcodecs `lzma` (xz and alone), `bz2` and `lz4` chunks decode; a stream claiming more than
+/// the chunk is refused before it is decoded.
+#[test]
+fn lzma_bz2_lz4_chunks_decode() {
+    use std::io::Write;
+    let values = [1.5f32, -2.0, 3.25, 1e6];
+    let raw = f4_bytes(&values);
+    let want: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut &raw[..], &mut xz).unwrap();
+    let m = v2(
+        "<f4",
+        Value::Null,
+        json!({"id": "lzma", "format": 1, "check": -1,
+        "preset": null, "filters": null}),
+    );
+    assert_eq!(m.decode_chunk(&xz).unwrap(), want);
+    assert!(m.decode_chunk(&xz[..xz.len() - 8]).is_err());
+    assert_eq!(codecs::xz_unpacked_size(&xz).unwrap(), 16);
+    // The same stream for a chunk of half the size: refused from the LZMA2 headers.
+    let small = json!({"shape": [2], "chunks": [2], "dtype": "<f4", "order": "C",
+        "filters": null, "compressor": {"id": "lzma"}, "fill_value": "NaN", "zarr_format": 2});
+    let small = ArrayMeta::new(zarr::ArrayMeta::from_v2(&small, None).unwrap()).unwrap();
+    let e = small.decode_chunk(&xz).unwrap_err().to_string();
+    assert!(e.contains("more than a chunk"), "{e}");
+    // liblzma's own streams (Python's `lzma.compress`, as numcodecs calls it) of those four
+    // values repeated 64 times: xz with CRC64, and lzma-alone.
+    let hex = |h: &str| -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let liblzma_xz = hex(concat!(
+        "fd377a585a000004e6d6b4460200210116000000742fe5a3e003ff00195d000062fef1fe8840ef0cbd57",
+        "d71e47e68a24c16849968a93720000000000f3482320e6689b2a0001358008000000bedab0e3b1c467fb",
+        "020000000004595a"
+    ));
+    let liblzma_alone = hex(concat!(
+        "5d00008000ffffffffffffffff000062fef1fe8840ef0cbd57d71e47e68a24c16849968b44a3b95fffa7",
+        "f80000"
+    ));
+    let long = json!({"shape": [256], "chunks": [256], "dtype": "<f4", "order": "C",
+        "filters": null, "compressor": {"id": "lzma"}, "fill_value": "NaN", "zarr_format": 2});
+    let long = ArrayMeta::new(zarr::ArrayMeta::from_v2(&long, None).unwrap()).unwrap();
+    let want_long: Vec<f64> = want.iter().cycle().take(256).copied().collect();
+    assert_eq!(codecs::xz_unpacked_size(&liblzma_xz).unwrap(), 1024);
+    assert_eq!(long.decode_chunk(&liblzma_xz).unwrap(), want_long);
+    let mut long = long;
+    long.codecs = Pipeline::from_v2(
+        &json!("C"),
+        &json!({"id": "lzma", "format": 2}),
+        &Value::Null,
+        long.dtype,
+    )
+    .map_err(|e| e.to_string());
+    assert_eq!(long.decode_chunk(&liblzma_alone).unwrap(), want_long);
+    let mut alone = Vec::new();
+    lzma_rs::lzma_compress(&mut &raw[..], &mut alone).unwrap();
+    let m = v2("<f4", Value::Null, json!({"id": "lzma", "format": 2}));
+    assert_eq!(m.decode_chunk(&alone).unwrap(), want);
+    assert!(small.decode_chunk(&alone).is_err());
+
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(9));
+    bz.write_all(&raw).unwrap();
+    let bz = bz.finish().unwrap();
+    let m = v2("<f4", Value::Null, json!({"id": "bz2", "level": 1}));
+    assert_eq!(m.decode_chunk(&bz).unwrap(), want);
+    assert!(m.decode_chunk(&bz[..bz.len() / 2]).is_err());
+
+    let mut lz = (raw.len() as u32).to_le_bytes().to_vec();
+    // One literal-only LZ4 sequence: token 15 (+1 in the next byte) literals.
+    lz.extend([0xf0, 1]);
+    lz.extend(&raw);
+    let m = v2("<f4", Value::Null, json!({"id": "lz4", "acceleration": 1}));
+    assert_eq!(m.decode_chunk(&lz).unwrap(), want);
+    let mut huge = lz.clone();
+    huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let e = m.decode_chunk(&huge).unwrap_err().to_string();
+    assert!(e.contains("more than a chunk"), "{e}");
+    assert!(m.decode_chunk(&lz[..3]).is_err());
+}
+
+/// numcodecs `fixedscaleoffset` (f8 stored as u1), `quantize` (f8 stored as f4), `astype`
+/// and `bitround`, with `delta` before a dtype-changing filter.
+#[test]
+fn value_filters_decode() {
+    // fixedscaleoffset(offset=100, scale=10, dtype=<f8, astype=|u1): enc = round((v-100)*10).
+    let m = v2(
+        "<f8",
+        json!([{"id": "fixedscaleoffset", "offset": 100, "scale": 10, "dtype": "<f8",
+            "astype": "|u1"}]),
+        json!({"id": "zlib", "level": 1}),
+    );
+    let enc = [0u8, 5, 17, 255];
+    let z = {
+        use std::io::Write;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
+        e.write_all(&enc).unwrap();
+        e.finish().unwrap()
+    };
+    assert_eq!(
+        m.decode_chunk(&z).unwrap(),
+        vec![100.0, 100.5, 101.7, 125.5]
+    );
+    // quantize(digits=2, dtype=<f8, astype=<f4): stored as f4, read back as f8.
+    let stored = [0.25f32, 1.5, -3.0, 7.75];
+    let m = v2(
+        "<f8",
+        json!([{"id": "quantize", "digits": 2, "dtype": "<f8", "astype": "<f4"}]),
+        Value::Null,
+    );
+    let want: Vec<f64> = stored.iter().map(|&v| v as f64).collect();
+    assert_eq!(m.decode_chunk(&f4_bytes(&stored)).unwrap(), want);
+    let m = v2(
+        "<f4",
+        json!([{"id": "bitround", "keepbits": 3}]),
+        Value::Null,
+    );
+    assert_eq!(m.decode_chunk(&f4_bytes(&stored)).unwrap(), want);
+    // astype(encode_dtype=<i2, decode_dtype=<f8), after delta on the f8 values.
+    let m = v2(
+        "<f8",
+        json!([{"id": "delta", "dtype": "<f8"},
+            {"id": "astype", "encode_dtype": "<i2", "decode_dtype": "<f8"}]),
+        Value::Null,
+    );
+    let raw: Vec<u8> = [3i16, 2, -10, 1]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(m.decode_chunk(&raw).unwrap(), vec![3.0, 5.0, -5.0, -4.0]);
+    // delta(dtype=<i4, astype=|i1) of [100, 300, 200, -5] (numcodecs): i1 differences, summed
+    // in i4, as numpy's cumsum does.
+    let m = v2(
+        "<i4",
+        json!([{"id": "delta", "dtype": "<i4", "astype": "|i1"}]),
+        Value::Null,
+    );
+    let raw: Vec<u8> = [100i8, -56, -100, 51].iter().map(|&v| v as u8).collect();
+    assert_eq!(
+        m.decode_chunk(&raw).unwrap(),
+        vec![100.0, 44.0, -56.0, -5.0]
+    );
+}
+
+/// Configurations the decoders cannot honour are refused when the pipeline is built, naming
+/// the codec.
+#[test]
+fn unsupported_configurations_are_refused_up_front() {
+    let refused = |filters: Value, comp: Value| -> String {
+        let zarray = json!({"shape": [4], "chunks": [4], "dtype": "<f8", "order": "C",
+            "filters": filters, "compressor": comp, "fill_value": "NaN", "zarr_format": 2});
+        let m = ArrayMeta::new(zarr::ArrayMeta::from_v2(&zarray, None).unwrap()).unwrap();
+        m.codecs.unwrap_err()
+    };
+    for (f, c, want) in [
+        (
+            Value::Null,
+            json!({"id": "lzma", "format": 3, "filters": [{"id": 33}]}),
+            "lzma",
+        ),
+        (Value::Null, json!({"id": "lzma", "check": 10}), "check 10"),
+        (Value::Null, json!({"id": "lzma", "format": "x"}), "format"),
+        (
+            Value::Null,
+            json!({"id": "blosc", "cname": "snappy"}),
+            "snappy",
+        ),
+        (
+            Value::Null,
+            json!({"id": "madeup"}),
+            "compressor `madeup` is not supported",
+        ),
+        (
+            Value::Null,
+            json!({"id": "delta"}),
+            "compressor `delta` is not supported",
+        ),
+        (
+            json!([{"id": "shuffle", "elementsize": 0}]),
+            Value::Null,
+            "element size 0",
+        ),
+        (
+            json!([{"id": "shuffle", "elementsize": 1e12}]),
+            Value::Null,
+            "elementsize",
+        ),
+        (
+            json!([{"id": "fixedscaleoffset", "scale": 0}]),
+            Value::Null,
+            "scale is 0",
+        ),
+        (
+            json!([{"id": "fixedscaleoffset", "scale": "x"}]),
+            Value::Null,
+            "scale",
+        ),
+        (
+            json!([{"id": "fixedscaleoffset", "dtype": "<i4"}]),
+            Value::Null,
+            "data type",
+        ),
+        (
+            json!([{"id": "delta", "dtype": "<i4"}]),
+            Value::Null,
+            "delta` `dtype`",
+        ),
+        (
+            json!([{"id": "quantize", "astype": "<i2"}]),
+            Value::Null,
+            "non-float",
+        ),
+        (
+            json!([{"id": "shuffle"}, {"id": "delta"}]),
+            Value::Null,
+            "after a bytes codec",
+        ),
+        (
+            json!([{"id": "categorize"}]),
+            Value::Null,
+            "filter `categorize` is not supported",
+        ),
+    ] {
+        let e = refused(f.clone(), c.clone());
+        assert!(e.contains(want), "{f} {c}: {e}");
+    }
+}
+
+/// v3 numcodecs codecs (zarr-python 3 names): array-to-array before `bytes`, bytes-to-bytes
+/// after; the stored type takes the `bytes` byte order.
+#[test]
+fn v3_numcodecs_codecs() {
+    let mut dt = zarr::parse_v3_dtype("float64").unwrap();
+    let p = Pipeline::from_v3(
+        &json!([{"name": "numcodecs.fixedscaleoffset", "configuration":
+                {"offset": 0, "scale": 2, "dtype": "<f8", "astype": "<i2"}},
+            {"name": "bytes", "configuration": {"endian": "big"}},
+            {"name": "numcodecs.bz2", "configuration": {"level": 1}}]),
+        &mut dt,
+    )
+    .unwrap();
+    let raw: Vec<u8> = [1i16, -3].iter().flat_map(|v| v.to_be_bytes()).collect();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(1));
+    std::io::Write::write_all(&mut bz, &raw).unwrap();
+    assert_eq!(
+        p.decode(&bz.finish().unwrap(), dt, 2).unwrap(),
+        vec![0.5, -1.5]
+    );
+    let mut dt = zarr::parse_v3_dtype("float32").unwrap();
+    let e = Pipeline::from_v3(
+        &json!([{"name": "bytes"}, {"name": "numcodecs.delta", "configuration": {}}]),
+        &mut dt,
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("out of place"), "{e:#}");
+}
+
+/// An array whose codecs cannot be decoded, or whose y/x coordinate's cannot, is not listed;
+/// the others are, and a leading coordinate that cannot be decoded gives index labels.
+#[test]
+fn arrays_that_cannot_be_made_are_not_listed() {
+    let arr = |comp: Value, filters: Value, shape: Value, dims: Value| {
+        (
+            json!({"shape": shape.clone(), "chunks": shape, "dtype": "<f4", "order": "C",
+                "filters": filters, "compressor": comp, "fill_value": "NaN", "zarr_format": 2}),
+            json!({"_ARRAY_DIMENSIONS": dims}),
+        )
+    };
+    let grid = json!([2, 3, 4]);
+    let tyx = json!(["time", "y", "x"]);
+    let mut meta = serde_json::Map::new();
+    let mut put = |name: &str, (a, z): (Value, Value)| {
+        meta.insert(format!("{name}/.zarray"), a);
+        meta.insert(format!("{name}/.zattrs"), z);
+    };
+    put(
+        "ok",
+        arr(
+            json!({"id": "lzma"}),
+            Value::Null,
+            grid.clone(),
+            tyx.clone(),
+        ),
+    );
+    put(
+        "raw",
+        arr(
+            json!({"id": "lzma", "format": 3}),
+            Value::Null,
+            grid.clone(),
+            tyx.clone(),
+        ),
+    );
+    put(
+        "odd",
+        arr(
+            Value::Null,
+            json!([{"id": "xyz"}]),
+            grid.clone(),
+            tyx.clone(),
+        ),
+    );
+    put("y", arr(Value::Null, Value::Null, json!([3]), json!(["y"])));
+    put("x", arr(Value::Null, Value::Null, json!([4]), json!(["x"])));
+    put(
+        "time",
+        arr(
+            json!({"id": "xyz"}),
+            Value::Null,
+            json!([2]),
+            json!(["time"]),
+        ),
+    );
+    put(
+        "g/a",
+        arr(Value::Null, Value::Null, grid.clone(), tyx.clone()),
+    );
+    put(
+        "g/y",
+        arr(Value::Null, Value::Null, json!([3]), json!(["y"])),
+    );
+    put(
+        "g/x",
+        arr(json!({"id": "xyz"}), Value::Null, json!([4]), json!(["x"])),
+    );
+    // A raster-shaped array whose data type cannot be decoded.
+    let (mut a, z) = arr(Value::Null, Value::Null, grid.clone(), tyx.clone());
+    a["dtype"] = json!("<c8");
+    put("cplx", (a, z));
+    // One with no coordinates: it would get no COGs anyway, and is not named.
+    let (mut a, _) = arr(Value::Null, Value::Null, grid.clone(), tyx.clone());
+    a["dtype"] = json!("<c8");
+    put(
+        "nocoords",
+        (
+            a,
+            json!({"_ARRAY_DIMENSIONS": ["time", "south_north", "x"],
+        "grid_mapping": "crs"}),
+        ),
+    );
+    let doc = json!({"zarr_consolidated_format": 1, "metadata": meta});
+    let store = Store::from_zmetadata(doc.to_string().as_bytes()).unwrap();
+    let (ok, refused) = store.candidates();
+    let ok: Vec<&str> = ok.iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(ok, ["ok"]);
+    let refused: BTreeMap<String, String> = refused.into_iter().collect();
+    let names: Vec<&str> = refused.keys().map(String::as_str).collect();
+    assert_eq!(names, ["cplx", "g/a", "odd", "raw"]);
+    assert!(refused["raw"].contains("lzma` format 3"), "{refused:?}");
+    assert!(refused["odd"].contains("filter `xyz` is not supported"));
+    assert!(refused["g/a"].contains("coordinate `g/x`: compressor `xyz`"));
+    assert!(refused["cplx"].contains("c8"), "{refused:?}");
+    assert_eq!(store.coords_needed(), ["x", "y"]);
+    let coords: BTreeMap<String, Vec<f64>> = [
+        ("y".to_string(), vec![50.0, 49.0, 48.0]),
+        ("x".to_string(), vec![0.0, 1.0, 2.0, 3.0]),
+    ]
+    .into_iter()
+    .collect();
+    let views = CogViews::new("s.zarr", &store, &coords);
+    let files: Vec<&str> = views.files.keys().map(String::as_str).collect();
+    assert_eq!(files, ["ok/0.tif", "ok/1.tif", "ok/preview.png"]);
+}
+
+/// A chunk zarr-python 3.1 wrote with `numcodecs.fixedscaleoffset` (f4 as u2),
+/// `numcodecs.delta` (u2), `bytes`, then `numcodecs.lzma`, `numcodecs.bz2`, `numcodecs.lz4`
+/// (empty configurations: the defaults), and the f32 values zarr-python reads from it.
+#[test]
+fn v3_numcodecs_chunk_of_zarr_python_decodes() {
+    let codecs = json!([
+        {"name": "numcodecs.fixedscaleoffset", "configuration":
+            {"offset": 1, "scale": 10, "dtype": "<f4", "astype": "<u2"}},
+        {"name": "numcodecs.delta", "configuration": {"dtype": "<u2"}},
+        {"name": "bytes", "configuration": {"endian": "little"}},
+        {"name": "numcodecs.lzma", "configuration": {}},
+        {"name": "numcodecs.bz2", "configuration": {}},
+        {"name": "numcodecs.lz4", "configuration": {}}]);
+    let hex = concat!(
+        "79000000f06a425a6831314159265359c9609665000021fe9ff40c0140b40080880100007004120b00050100",
+        "08214007008902a00054634641a1a01a311a0c7a8229fa84d000d0d0d3d20068012c3024a306124168268280",
+        "ceb46008ae95dc2b753a0dd9ec37ce7f783a7f90fdc12ec1f98021190bb9229c284864b04b3280"
+    );
+    let raw: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut dt = zarr::parse_v3_dtype("float32").unwrap();
+    let p = Pipeline::from_v3(&codecs, &mut dt).unwrap();
+    let want: Vec<f64> = [
+        1171049677u32,
+        1171049882,
+        1171050086,
+        1171050906,
+        1171051110,
+        1171051315,
+    ]
+    .iter()
+    .map(|&b| f32::from_bits(b) as f64)
+    .collect();
+    assert_eq!(p.decode(&raw, dt, 6).unwrap(), want);
+}
+
+/// numcodecs checksum codecs: crc32 and adler32 lead the chunk (or end it, `location` `end`);
+/// crc32c, fletcher32 and jenkins_lookup3 end it. Stripped, not verified.
+#[test]
+fn checksum_codecs_are_stripped() {
+    let values = [1.5f32, -2.0, 3.25, 1e6];
+    let raw = f4_bytes(&values);
+    let want: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+    let head = [[9u8, 9, 9, 9].as_slice(), &raw].concat();
+    let tail = [raw.as_slice(), &[9u8, 9, 9, 9]].concat();
+    for (filters, chunk) in [
+        (json!([{"id": "crc32"}]), &head),
+        (json!([{"id": "adler32", "location": "start"}]), &head),
+        (json!([{"id": "crc32", "location": "end"}]), &tail),
+        (json!([{"id": "crc32c"}]), &tail),
+        (json!([{"id": "fletcher32"}]), &tail),
+        (
+            json!([{"id": "jenkins_lookup3", "initval": 0, "prefix": null}]),
+            &tail,
+        ),
+    ] {
+        let m = v2("<f4", filters.clone(), Value::Null);
+        assert_eq!(m.decode_chunk(chunk).unwrap(), want, "{filters}");
+        assert!(m.decode_chunk(&raw[..3]).is_err());
+    }
+    let zarray = json!({"shape": [4], "chunks": [4], "dtype": "<f4", "order": "C",
+        "filters": [{"id": "crc32", "location": "middle"}], "compressor": null,
+        "fill_value": "NaN", "zarr_format": 2});
+    let m = ArrayMeta::new(zarr::ArrayMeta::from_v2(&zarray, None).unwrap()).unwrap();
+    assert!(m.codecs.unwrap_err().contains("location `middle`"));
 }
