@@ -32,7 +32,7 @@ enum Step {
 
 /// The decode steps of an array's chunks, in decode order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Pipeline {
+pub(crate) struct Pipeline {
     steps: Vec<Step>,
     /// numcodecs `delta`: values are the running sum, done last.
     delta: bool,
@@ -53,7 +53,7 @@ fn compressor_step(id: &str, what: &str) -> Result<Step> {
 
 impl Pipeline {
     /// From a v2 `.zarray`'s `order`, `compressor` and `filters`; `dtype` is the array's.
-    pub(super) fn from_v2(
+    pub(crate) fn from_v2(
         order: &Value,
         comp: &Value,
         filters: &Value,
@@ -103,7 +103,7 @@ impl Pipeline {
     }
 
     /// From a v3 `codecs` list; sets `dtype`'s byte order from the `bytes` codec.
-    pub(super) fn from_v3(codecs: &Value, dtype: &mut DataType) -> Result<Self> {
+    pub(crate) fn from_v3(codecs: &Value, dtype: &mut DataType) -> Result<Self> {
         let list = codecs.as_array().context("`codecs` is not a list")?;
         let mut steps = Vec::new();
         let mut seen_bytes = false;
@@ -140,7 +140,7 @@ impl Pipeline {
     }
 
     /// Decodes one chunk of `len` elements of `dtype` to f64 values, C order.
-    pub(super) fn decode(&self, raw: &[u8], dtype: DataType, len: usize) -> Result<Vec<f64>> {
+    pub(crate) fn decode(&self, raw: &[u8], dtype: DataType, len: usize) -> Result<Vec<f64>> {
         let want = len * dtype.size;
         // Room for a checksum; any step claiming more than this is refused.
         let max = want + 4 * self.steps.len();
