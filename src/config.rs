@@ -284,4 +284,14 @@ mod tests {
             !d.contains("SUPERSECRET") && !d.contains("TOKENVALUE") && !d.contains("AKIDVALUE")
         );
     }
+
+    /// Found by fuzzing (fuzz target `mount_options`, `metadata_ttl=6077...7s`): a finite
+    /// number of seconds past what a `Duration` holds.
+    #[test]
+    fn durations_too_long_for_a_duration_are_errors() {
+        for s in ["1e300s", "6077777777777777777777777777777777777s", "1e17h"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_duration("1e3s").unwrap(), Duration::from_secs(1000));
+    }
 }

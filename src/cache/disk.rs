@@ -700,4 +700,26 @@ mod tests {
         again.put_attr("s.zarr/T2/0.0", &newer);
         assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(newer));
     }
+
+    /// Found by fuzzing (fuzz target `disk_block`): times in a record that no `SystemTime`
+    /// holds are no record, never a panic.
+    #[test]
+    fn attribute_records_with_times_out_of_range_are_no_records() {
+        let day = std::time::Duration::from_secs(86400);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let cases = [
+            ("1", "1e300"),
+            ("1", "1.8e19"),
+            ("1.8e19", &now),
+            ("1e300", &now),
+        ];
+        for (mtime, saved) in cases {
+            let doc = format!(r#"{{"size":1,"etag":"e","mtime":{mtime},"saved":{saved}}}"#);
+            assert_eq!(attr_record("a/b", doc.as_bytes(), day), None, "{doc}");
+        }
+    }
 }

@@ -390,4 +390,16 @@ mod tests {
         bitunshuffle(2, &bs, &mut back);
         assert_eq!(back, data);
     }
+
+    /// Found by fuzzing (fuzz target `blosc`): a frame whose compressed size is below the
+    /// header's own 16 bytes.
+    #[test]
+    fn a_frame_claiming_fewer_bytes_than_its_header_is_an_error() {
+        let mut f = vec![2u8, 1, 0x21, 8];
+        f.extend_from_slice(&64u32.to_le_bytes());
+        f.extend_from_slice(&64u32.to_le_bytes());
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&[0; 32]);
+        assert!(decode(&f, 64).is_err());
+    }
 }

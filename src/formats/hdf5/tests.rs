@@ -217,3 +217,19 @@ fn small_datasets_offered_stay_within_their_byte_bound() {
     w.small.push(last..last + 1);
     assert_eq!(w.take_small(), vec![], "the file's bound is spent");
 }
+
+/// Found by fuzzing (fuzz target `hdf5_describe`): a truncated file whose metadata is whole
+/// described variables stored past its end. Such a file is refused, as the walk refuses it.
+#[test]
+fn a_description_of_storage_past_the_end_of_the_file_is_an_error() {
+    let file = air();
+    let whole = describe::describe(std::sync::Arc::new(
+        hdf5_reader::storage::BytesStorage::new(file.clone()),
+    ));
+    assert!(whole.is_ok());
+    let cut = file[..61583].to_vec();
+    let e = describe::describe(std::sync::Arc::new(
+        hdf5_reader::storage::BytesStorage::new(cut),
+    ));
+    assert!(e.is_err(), "{e:?}");
+}
