@@ -211,7 +211,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     if !n.is_finite() || n < 0.0 {
         bail!("duration '{s}' must be a non-negative number");
     }
-    Ok(Duration::from_secs_f64(n * mult))
+    Duration::try_from_secs_f64(n * mult).map_err(|_| anyhow::anyhow!("duration '{s}' is too long"))
 }
 
 /// Parses an octal permission mode such as `0644` or `755`.

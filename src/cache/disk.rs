@@ -363,7 +363,8 @@ pub(crate) fn attr_record(
     let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let at = |f: &str| -> Option<SystemTime> {
         let secs = doc[f].as_f64()?.max(0.0);
-        Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
+        let since = std::time::Duration::try_from_secs_f64(secs).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(since)
     };
     let saved = at("saved")?;
     if saved.elapsed().map_or(true, |age| age >= max_age) {

@@ -40,7 +40,7 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
     );
     ensure!(flags & FUTURE == 0, "blosc frame has unknown flags");
     ensure!(
-        cbytes <= src.len(),
+        (HEADER..=src.len()).contains(&cbytes),
         "blosc frame claims {cbytes} bytes but holds {}",
         src.len()
     );
@@ -57,7 +57,7 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
             cbytes == nbytes + HEADER,
             "blosc memcpy frame has the wrong size"
         );
-        return Ok(src[HEADER..].to_vec());
+        return Ok(src[HEADER..cbytes].to_vec());
     }
     ensure!(
         blocksize > 0 && typesize > 0,
@@ -70,7 +70,9 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
         "blosc frame too short for its {nblocks} block offsets"
     );
     let mut out = vec![0u8; nbytes];
-    let mut tmp = vec![0u8; blocksize];
+    // Only a block's first `bsize` bytes (at most `nbytes`) are used: a hostile block size
+    // allocates no more than the frame decodes to.
+    let mut tmp = vec![0u8; blocksize.min(nbytes)];
     for j in 0..nblocks {
         let start = u32::from_le_bytes(src[HEADER + 4 * j..HEADER + 4 * j + 4].try_into()?);
         let begin = j * blocksize;

@@ -384,7 +384,9 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
             }
             break;
         }
-        if pos as u64 + 5 > len {
+        // A section header is 5 bytes and 6 are read (section 6's bit-map indicator); any
+        // section leaves 4 bytes for section 8 after it.
+        if pos as u64 + 6 > len {
             return Err(bad("message", "its sections run past its length").at(pos as u64));
         }
         let Some(h) = buf.get(pos..pos + 6) else {
