@@ -12,7 +12,7 @@ use crate::cache::disk;
 use crate::error::{CacheError, FormatError};
 use crate::formats::hdf5::describe::{FileDesc, describe};
 use crate::formats::zarr::parse_v2_dtype;
-use crate::store::{Listing, ObjectInfo};
+use crate::store::ObjectInfo;
 
 /// A Blosc1 frame decoded to at most `max` bytes (`crate::convert::blosc::decode`).
 pub fn blosc_decode(src: &[u8], max: usize) -> anyhow::Result<Vec<u8>> {
@@ -54,7 +54,10 @@ pub fn disk_attr(key: &str, payload: &[u8], max_age: Duration) -> Option<ObjectI
 pub fn s3_list_bodies(
     body: &[u8],
     prefix: &str,
-) -> (Option<(Listing, Option<String>)>, (String, String)) {
+) -> (
+    Option<crate::store::s3_list::Page>,
+    crate::store::s3_list::ErrorBody,
+) {
     crate::store::s3_list::read_bodies(body, prefix)
 }
 

@@ -240,12 +240,14 @@ fn add_page(listing: &mut Listing, page: ListBucketResult, prefix: &str) -> Opti
     }
 }
 
-/// A listing page's body as [`S3Lister::list`] reads it (`None`: unreadable), with the
-/// continuation token; and the error body of a failed request as `send` reads it.
-pub(crate) fn read_bodies(
-    body: &[u8],
-    prefix: &str,
-) -> (Option<(Listing, Option<String>)>, (String, String)) {
+/// The names one listing page gives, and its continuation token.
+pub type Page = (Listing, Option<String>);
+/// The (code, message) of an error answer.
+pub type ErrorBody = (String, String);
+
+/// A listing page's body as [`S3Lister::list`] reads it (`None`: unreadable); and the error
+/// body of a failed request as `send` reads it.
+pub(crate) fn read_bodies(body: &[u8], prefix: &str) -> (Option<Page>, ErrorBody) {
     let page = parse_page(body).ok().map(|page| {
         let mut listing = Listing::default();
         let token = add_page(&mut listing, page, prefix);
