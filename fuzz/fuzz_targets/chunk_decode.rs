@@ -7,7 +7,13 @@
 
 use libfuzzer_sys::fuzz_target;
 
-const COMPRESSORS: [Option<&str>; 5] = [None, Some("zlib"), Some("gzip"), Some("zstd"), Some("blosc")];
+const COMPRESSORS: [Option<&str>; 5] = [
+    None,
+    Some("zlib"),
+    Some("gzip"),
+    Some("zstd"),
+    Some("blosc"),
+];
 const DTYPES: [(&str, u64); 8] = [
     ("<f4", 4),
     (">f4", 4),

@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    let fill = if values.is_empty() { vec![nodata] } else { values };
+    let fill = if values.is_empty() {
+        vec![nodata]
+    } else {
+        values
+    };
     let raster = Raster {
         width,
         height,

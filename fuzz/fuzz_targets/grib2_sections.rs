@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // A lone section 0 probe from the start.
-    let _ = grib2::step(&data[..data.len().min(grib2::PROBE_BYTES as usize)], 0, size);
+    let _ = grib2::step(
+        &data[..data.len().min(grib2::PROBE_BYTES as usize)],
+        0,
+        size,
+    );
 });
 
 /// `buf`: the first bytes of a message whose section 0 gives its length.
@@ -45,7 +49,10 @@ fn check_message(buf: &[u8]) {
             for f in fields {
                 let within = |r: &std::ops::Range<usize>| r.start <= r.end && r.end as u64 <= len;
                 for s in [&f.s1, &f.s3, &f.s4, &f.s5] {
-                    assert!(within(s) && s.end as u64 <= given, "section {s:?} of {given}");
+                    assert!(
+                        within(s) && s.end as u64 <= given,
+                        "section {s:?} of {given}"
+                    );
                 }
                 assert!(within(&f.s6) && within(&f.s7), "{f:?} in {len}");
                 if let Some(s2) = &f.s2 {
@@ -54,7 +61,10 @@ fn check_message(buf: &[u8]) {
             }
         }
         Ok(Walked::Need(r)) => {
-            assert!(r.end > given && r.end <= len && r.start <= r.end, "need {r:?} of {len}");
+            assert!(
+                r.end > given && r.end <= len && r.start <= r.end,
+                "need {r:?} of {len}"
+            );
         }
         Err(_) => {}
     }

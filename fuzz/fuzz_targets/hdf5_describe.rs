@@ -27,7 +27,9 @@ fuzz_target!(|file: &[u8]| {
                     );
                 }
             }
-            Layout::Contiguous { at: Some((at, len)) } => assert!(
+            Layout::Contiguous {
+                at: Some((at, len)),
+            } => assert!(
                 at.checked_add(*len).is_some_and(|e| e <= size),
                 "{}: contiguous {at}+{len} past {size}",
                 v.name

@@ -11,7 +11,8 @@ fuzz_target!(|file: &[u8]| {
     let size = file.len() as u64;
     let mut w = Walker::new(size);
     w.feed(0, &file[..file.len().min(FIRST_READ as usize)]);
-    let mut fetched = vec![0..size.min(FIRST_READ)];
+    let mut fetched = Vec::new();
+    fetched.push(0..size.min(FIRST_READ));
     loop {
         match w.step() {
             Step::Done => break,

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(t) = translate(opts) else {
         return;
     };
-    assert!(t.flags.first().is_none_or(|f| f.starts_with("--")), "{:?}", t.flags);
+    assert!(
+        t.flags.first().is_none_or(|f| f.starts_with("--")),
+        "{:?}",
+        t.flags
+    );
     assert!(t.flags.iter().all(|f| !f.is_empty()), "{:?}", t.flags);
     assert_eq!(translate(opts).ok(), Some(t));
 });

@@ -10,7 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let (host, file) = text.split_once('\n').unwrap_or(("urs.earthdata.nasa.gov", text));
+    let (host, file) = text
+        .split_once('\n')
+        .unwrap_or(("urs.earthdata.nasa.gov", text));
     let pair = |l: netrc::Login| (l.login, l.password);
     let found = netrc::parse(file, host).map(pair);
     assert_eq!(found, netrc::parse(file, host).map(pair));

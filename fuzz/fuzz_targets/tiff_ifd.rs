@@ -13,5 +13,8 @@ fuzz_target!(|prefix: &[u8]| {
     for r in &ranges {
         assert!(r.start < r.end, "empty or wrapped tile {r:?}");
     }
-    assert!(ranges.windows(2).all(|w| w[0].start <= w[1].start), "unsorted");
+    assert!(
+        ranges.windows(2).all(|w| w[0].start <= w[1].start),
+        "unsorted"
+    );
 });

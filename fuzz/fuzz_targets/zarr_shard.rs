@@ -32,14 +32,20 @@ fuzz_target!(|data: &[u8]| {
     let Ok(at) = codec.shard.index_range(size) else {
         return;
     };
-    assert!(at.start <= at.end && at.end <= size, "index {at:?} of {size}");
+    assert!(
+        at.start <= at.end && at.end <= size,
+        "index {at:?} of {size}"
+    );
     let index = &shard[at.start as usize..at.end as usize];
     if let Ok(ranges) = codec.shard.inner_ranges(index, size) {
         assert_eq!(ranges.len(), codec.shard.count());
         for r in ranges.iter().flatten() {
             assert!(r.start <= r.end && r.end <= size, "inner {r:?} of {size}");
         }
-        let present = codec.shard.chunk_ranges(index, size).expect("index read twice");
+        let present = codec
+            .shard
+            .chunk_ranges(index, size)
+            .expect("index read twice");
         assert!(present.windows(2).all(|w| w[0].start <= w[1].start));
     }
 });
