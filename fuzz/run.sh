@@ -35,7 +35,7 @@ fi
 start=$SECONDS
 "${cargo[@]}" fuzz build --target-dir "$target_dir" >&2
 say "built ${#targets[@]} targets in $((SECONDS - start)) s"
-./seed.sh corpus >/dev/null
+./seed.sh "$PWD/corpus" >/dev/null
 
 bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
 failed=()

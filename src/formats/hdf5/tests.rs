@@ -240,7 +240,7 @@ fn a_description_of_storage_past_the_end_of_the_file_is_an_error() {
 /// continuation block is parsed once: the walk's work is bounded by what the file holds.
 #[test]
 fn continuation_blocks_that_name_themselves_are_parsed_once() {
-    let file = read("tests/data/hdf5/fuzz_walk_oom.h5");
+    let file = read("src/formats/hdf5/testdata/fuzz_walk_oom.h5");
     let mut w = Walker::new(file.len() as u64);
     w.feed(0, &file);
     while let Step::Need(ranges) = w.step() {
