@@ -3,7 +3,7 @@
 # committed) from the project's own fixtures (tests/data, made by tests/data/make.py; the
 # Blosc frames of src/convert/blosc_testdata) and a few small inputs written here. Seeds are
 # only added: what the fuzzer found before stays. Needs python3 (standard library only).
-#   fuzz/seed.sh [CORPUS_DIR]     default fuzz/corpus
+#   fuzz/seed.sh [CORPUS_DIR]     default fuzz/corpus (a relative path is from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-fuzz/corpus}
