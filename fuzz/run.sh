@@ -4,7 +4,7 @@
 # hostile length field that makes a parser allocate more than that is a crash). Exits non-zero
 # naming every target that crashed and its crash file. Prints one line per target with the
 # executions run; FUZZ_SUMMARY=FILE also writes them there (target, runs, seconds, result).
-#   fuzz/run.sh [SECONDS [TARGET...]]     default 10 s, every target
+#   fuzz/run.sh [SECONDS [TARGET...]]     default 10 s, every target; 0 builds only
 # Needs cargo-fuzz (lab/install.sh cargo-fuzz) and a nightly toolchain (`cargo +nightly`);
 # without one, the default toolchain with RUSTC_BOOTSTRAP=1. Build dir: $FUZZ_TARGET_DIR, else
 # $GEOMOUNT_LAB/fuzz-target (the lab cache, kept across clones).
@@ -35,6 +35,8 @@ fi
 start=$SECONDS
 "${cargo[@]}" fuzz build --target-dir "$target_dir" >&2
 say "built ${#targets[@]} targets in $((SECONDS - start)) s"
+# libFuzzer reads -max_total_time=0 as no limit.
+((seconds > 0)) || exit 0
 ./seed.sh "$PWD/corpus" >/dev/null
 
 bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
