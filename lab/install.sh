@@ -9,6 +9,8 @@
 #                    -> $GEOMOUNT_LAB/garage/bin/garage (build log $GEOMOUNT_LAB/garage-build.log)
 #   cargo-deb:       cargo install cargo-deb $CARGO_DEB_VERSION -> $GEOMOUNT_LAB/cargo-deb/bin/cargo-deb
 #                    (builds the Debian package in tests/service.rs; log $GEOMOUNT_LAB/cargo-deb-build.log)
+#   cargo-fuzz:      cargo install cargo-fuzz $CARGO_FUZZ_VERSION -> $GEOMOUNT_LAB/cargo-fuzz/bin/cargo-fuzz
+#                    (builds and runs the fuzz targets, fuzz/run.sh; log $GEOMOUNT_LAB/cargo-fuzz-build.log)
 #   labproxy:        cargo build --release of lab/proxy (the loopback latency/fault/counting proxy)
 #                    -> $GEOMOUNT_LAB/proxy-target/release/geomount-labproxy (log $GEOMOUNT_LAB/proxy-build.log)
 #   bench venv:      $GEOMOUNT_LAB/bench-venv with s3fs (fsspec) xarray zarr numcodecs numpy eccodes
@@ -21,11 +23,13 @@
 #                    (venv made by ${LAB_PYTHON:-python3})
 #
 # GEOMOUNT_LAB defaults to ~/.cache/geomount-lab. Needs root (or sudo) for apt, and cargo on PATH.
+#   lab/install.sh [COMPONENT...]   only these (cargo-fuzz); default: everything above
 set -euo pipefail
 
 LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 GARAGE_VERSION=2.5.0
 CARGO_DEB_VERSION=3.8.0
+CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv systemd)
 PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py netCDF4 dask numpy eccodes maturin distributed)
 PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, netCDF4, dask, numpy, eccodes, maturin, distributed; eccodes.codes_get_api_version()'
@@ -98,6 +102,22 @@ install_cargo_deb() {
   rm -rf "$LAB_HOME/cargo-deb-target"
 }
 
+install_cargo_fuzz() {
+  local bin=$LAB_HOME/cargo-fuzz/bin/cargo-fuzz log=$LAB_HOME/cargo-fuzz-build.log
+  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+    say "cargo-fuzz: $bin present"
+    return
+  fi
+  command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
+  say "cargo-fuzz: building $CARGO_FUZZ_VERSION (a few minutes; log: $log)"
+  if ! CARGO_TARGET_DIR=$LAB_HOME/cargo-fuzz-target cargo install --locked cargo-fuzz \
+      --version "$CARGO_FUZZ_VERSION" --root "$LAB_HOME/cargo-fuzz" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "cargo-fuzz build failed (full log: $log)"
+  fi
+  rm -rf "$LAB_HOME/cargo-fuzz-target"
+}
+
 install_proxy() {
   local log=$LAB_HOME/proxy-build.log
   command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain first"
@@ -141,9 +161,20 @@ install_bench_venv() {
   "$venv/bin/python" -c "$check" || die "bench venv packages installed but do not import"
 }
 
+if (($# > 0)); then
+  for component in "$@"; do
+    case $component in
+      cargo-fuzz) install_cargo_fuzz ;;
+      *) die "unknown component '$component' (cargo-fuzz)" ;;
+    esac
+  done
+  exit 0
+fi
+
 install_apt
 install_garage
 install_cargo_deb
+install_cargo_fuzz
 install_proxy
 install_venv
 install_bench_venv

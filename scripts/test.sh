@@ -2,7 +2,8 @@
 # The one test command (README, CI): checks formatting and lints (`cargo fmt --check`, clippy
 # with -D warnings), installs what the tests need, starts the lab's S3 servers (Garage, moto) on
 # loopback, runs every tier (unit tests and the lab tier, which mounts real FUSE filesystems and
-# checks them with real clients), and always stops the servers it started. The fixtures are the
+# checks them with real clients; each fuzz target for 10 s, fuzz/run.sh, FUZZ_SECONDS to change
+# it), and always stops the servers it started. The fixtures are the
 # repository's own (tests/data). When ../shared/fixtures exists beside the checkout, a full run
 # also runs the corpus check over those real files (tests/corpus.rs) and says how many it
 # checked; an absent corpus is reported as not run, never as passed.
@@ -13,8 +14,10 @@ cd "$(dirname "$0")/.."
 
 run_dir=$(mktemp -d /tmp/geomount-test.XXXXXX)
 build_pid=
+fuzz_pid=
 cleanup() {
   [[ -z $build_pid ]] || kill "$build_pid" 2>/dev/null || true
+  [[ -z $fuzz_pid ]] || kill "$fuzz_pid" 2>/dev/null || true
   [[ ! -f $run_dir/lab/.geomount-lab ]] || LAB_STATE=$run_dir/lab lab/lab.sh stop || true
   rm -rf "$run_dir"
 }
@@ -35,6 +38,11 @@ lint_and_build() {
 }
 lint_and_build >"$run_dir/build.log" 2>&1 &
 build_pid=$!
+# The fuzz targets build (their own target dir, in the lab cache) and run beside them, and are
+# done before the lab tier starts, which needs both cores.
+lab/install.sh cargo-fuzz
+fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$run_dir/fuzz.log" 2>&1 &
+fuzz_pid=$!
 lab/install.sh
 if ! wait "$build_pid"; then
   build_pid=
@@ -43,6 +51,14 @@ if ! wait "$build_pid"; then
 fi
 build_pid=
 tail -n 1 "$run_dir/build.log"
+if ! wait "$fuzz_pid"; then
+  fuzz_pid=
+  grep -v '^ *Compiling ' "$run_dir/fuzz.log" >&2
+  echo "test: fuzz/run.sh failed (a crash file is named above)" >&2
+  exit 1
+fi
+fuzz_pid=
+grep '^fuzz: ' "$run_dir/fuzz.log"
 
 # A lab of our own, so concurrent runs never share servers.
 export LAB_STATE=$run_dir/lab

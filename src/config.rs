@@ -211,7 +211,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     if !n.is_finite() || n < 0.0 {
         bail!("duration '{s}' must be a non-negative number");
     }
-    Ok(Duration::from_secs_f64(n * mult))
+    Duration::try_from_secs_f64(n * mult).map_err(|_| anyhow::anyhow!("duration '{s}' is too long"))
 }
 
 /// Parses an octal permission mode such as `0644` or `755`.
@@ -299,5 +299,15 @@ mod tests {
         assert!(
             !d.contains("SUPERSECRET") && !d.contains("TOKENVALUE") && !d.contains("AKIDVALUE")
         );
+    }
+
+    /// Found by fuzzing (fuzz target `mount_options`, `metadata_ttl=6077...7s`): a finite
+    /// number of seconds past what a `Duration` holds.
+    #[test]
+    fn durations_too_long_for_a_duration_are_errors() {
+        for s in ["1e300s", "6077777777777777777777777777777777777s", "1e17h"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+        assert_eq!(parse_duration("1e3s").unwrap(), Duration::from_secs(1000));
     }
 }

@@ -31,6 +31,8 @@ pub mod error;
 pub mod formats;
 pub mod fs;
 pub mod fuse;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod mount;

@@ -172,21 +172,7 @@ impl DiskCache {
     /// The attributes recorded for `key` less than `max_age` ago.
     pub fn get_attr(&self, key: &str, max_age: std::time::Duration) -> Option<ObjectInfo> {
         let bytes = self.lookup(&attr_id(key), None)?;
-        let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let at = |f: &str| -> Option<SystemTime> {
-            let secs = doc[f].as_f64()?.max(0.0);
-            Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs))
-        };
-        let saved = at("saved")?;
-        if saved.elapsed().map_or(true, |age| age >= max_age) {
-            return None;
-        }
-        Some(ObjectInfo {
-            name: key.rsplit('/').next().unwrap_or(key).to_string(),
-            size: doc["size"].as_u64()?,
-            mtime: at("mtime")?,
-            etag: Some(doc["etag"].as_str()?.to_string()),
-        })
+        attr_record(key, &bytes, max_age)
     }
 
     fn lookup(&self, id: &BlockId, len: Option<usize>) -> Option<Bytes> {
@@ -367,6 +353,31 @@ impl DiskCache {
 }
 
 /// The entry holding an object's attributes: no ETag is known before reading it.
+/// The attributes an attribute record (`bytes`, the payload of `key`'s entry) holds, if it was
+/// saved less than `max_age` ago.
+pub(crate) fn attr_record(
+    key: &str,
+    bytes: &[u8],
+    max_age: std::time::Duration,
+) -> Option<ObjectInfo> {
+    let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let at = |f: &str| -> Option<SystemTime> {
+        let secs = doc[f].as_f64()?.max(0.0);
+        let since = std::time::Duration::try_from_secs_f64(secs).ok()?;
+        SystemTime::UNIX_EPOCH.checked_add(since)
+    };
+    let saved = at("saved")?;
+    if saved.elapsed().map_or(true, |age| age >= max_age) {
+        return None;
+    }
+    Some(ObjectInfo {
+        name: key.rsplit('/').next().unwrap_or(key).to_string(),
+        size: doc["size"].as_u64()?,
+        mtime: at("mtime")?,
+        etag: Some(doc["etag"].as_str()?.to_string()),
+    })
+}
+
 fn attr_id(key: &str) -> BlockId<'_> {
     BlockId {
         key,
@@ -420,6 +431,18 @@ fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Byte
     let mut buf = Vec::with_capacity(HEADER + len.unwrap_or(0));
     f.read_to_end(&mut buf)
         .map_err(|e| CacheError::io("read", path, e))?;
+    check_entry(path, buf, ident, len).map(Some)
+}
+
+/// The payload of entry file `path` whose bytes are `buf`, or why it is not a valid entry for
+/// this identity and length (`None`: the length its header gives). The payload is a slice of
+/// `buf`: a hostile header allocates nothing.
+pub(crate) fn check_entry(
+    path: &Path,
+    buf: Vec<u8>,
+    ident: u64,
+    len: Option<usize>,
+) -> Result<Bytes, CacheError> {
     let bad = |why: String| CacheError::corrupt(path, why);
     if buf.len() < HEADER {
         return Err(bad(format!("{} bytes, shorter than its header", buf.len())));
@@ -444,7 +467,7 @@ fn read_entry(path: &Path, ident: u64, len: Option<usize>) -> Result<Option<Byte
     if xxh3_64(&payload) != sum {
         return Err(bad("checksum mismatch".into()));
     }
-    Ok(Some(payload))
+    Ok(payload)
 }
 
 /// The default cache directory: `/var/cache/geomount/blocks` for root, otherwise
@@ -677,5 +700,27 @@ mod tests {
         let newer = ObjectInfo { size: 99, ..info };
         again.put_attr("s.zarr/T2/0.0", &newer);
         assert_eq!(again.get_attr("s.zarr/T2/0.0", hour), Some(newer));
+    }
+
+    /// Found by fuzzing (fuzz target `disk_block`): times in a record that no `SystemTime`
+    /// holds are no record, never a panic.
+    #[test]
+    fn attribute_records_with_times_out_of_range_are_no_records() {
+        let day = std::time::Duration::from_secs(86400);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let cases = [
+            ("1", "1e300"),
+            ("1", "1.8e19"),
+            ("1.8e19", &now),
+            ("1e300", &now),
+        ];
+        for (mtime, saved) in cases {
+            let doc = format!(r#"{{"size":1,"etag":"e","mtime":{mtime},"saved":{saved}}}"#);
+            assert_eq!(attr_record("a/b", doc.as_bytes(), day), None, "{doc}");
+        }
     }
 }

@@ -40,7 +40,7 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
     );
     ensure!(flags & FUTURE == 0, "blosc frame has unknown flags");
     ensure!(
-        cbytes <= src.len(),
+        (HEADER..=src.len()).contains(&cbytes),
         "blosc frame claims {cbytes} bytes but holds {}",
         src.len()
     );
@@ -57,7 +57,7 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
             cbytes == nbytes + HEADER,
             "blosc memcpy frame has the wrong size"
         );
-        return Ok(src[HEADER..].to_vec());
+        return Ok(src[HEADER..cbytes].to_vec());
     }
     ensure!(
         blocksize > 0 && typesize > 0,
@@ -70,7 +70,9 @@ pub fn decode(src: &[u8], max: usize) -> Result<Vec<u8>> {
         "blosc frame too short for its {nblocks} block offsets"
     );
     let mut out = vec![0u8; nbytes];
-    let mut tmp = vec![0u8; blocksize];
+    // Only a block's first `bsize` bytes (at most `nbytes`) are used: a hostile block size
+    // allocates no more than the frame decodes to.
+    let mut tmp = vec![0u8; blocksize.min(nbytes)];
     for j in 0..nblocks {
         let start = u32::from_le_bytes(src[HEADER + 4 * j..HEADER + 4 * j + 4].try_into()?);
         let begin = j * blocksize;
@@ -389,5 +391,17 @@ mod tests {
         let mut back = vec![0u8; 80];
         bitunshuffle(2, &bs, &mut back);
         assert_eq!(back, data);
+    }
+
+    /// Found by fuzzing (fuzz target `blosc`): a frame whose compressed size is below the
+    /// header's own 16 bytes.
+    #[test]
+    fn a_frame_claiming_fewer_bytes_than_its_header_is_an_error() {
+        let mut f = vec![2u8, 1, 0x21, 8];
+        f.extend_from_slice(&64u32.to_le_bytes());
+        f.extend_from_slice(&64u32.to_le_bytes());
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&[0; 32]);
+        assert!(decode(&f, 64).is_err());
     }
 }

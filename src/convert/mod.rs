@@ -2,7 +2,7 @@
 //! georeferences. Nothing here does I/O.
 
 pub mod backend;
-mod blosc;
+pub(crate) mod blosc;
 pub mod cf_time;
 pub mod cog;
 pub mod crs;

@@ -38,7 +38,7 @@ use super::crs::{Crs, Earth, from_cf};
 use crate::formats::zarr::{self, ChunkKeys, Codecs, DataType, Shard, StoreMeta};
 use codecs::Pipeline;
 
-mod codecs;
+pub(crate) mod codecs;
 
 /// One array's metadata, as far as decoding its chunks needs it.
 #[derive(Clone, Debug)]

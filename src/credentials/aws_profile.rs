@@ -56,7 +56,12 @@ pub fn settings(name: &str) -> Result<ProfileSettings> {
 /// Loads profile `name` with the files `env` points at; an error names both files when the
 /// profile is in neither.
 fn settings_in(name: &str, env: &Env) -> Result<ProfileSettings> {
-    with_profile(name, env, |p| {
+    settings_with(name, env, &Fs::real())
+}
+
+/// Profile `name`'s settings, the files read through `fs`.
+fn settings_with(name: &str, env: &Env, fs: &Fs) -> Result<ProfileSettings> {
+    with_profile_in(name, env, fs, |p| {
         let get = |k: &str| p.get(k).map(str::to_string).filter(|v| !v.is_empty());
         Ok(ProfileSettings {
             region: get("region"),
@@ -67,9 +72,19 @@ fn settings_in(name: &str, env: &Env) -> Result<ProfileSettings> {
 
 /// Runs `f` on profile `name` of the files `env` points at.
 fn with_profile<T>(name: &str, env: &Env, f: impl FnOnce(&Profile) -> Result<T>) -> Result<T> {
+    with_profile_in(name, env, &Fs::real(), f)
+}
+
+/// Runs `f` on profile `name` of the files `env` points at, read through `fs`.
+fn with_profile_in<T>(
+    name: &str,
+    env: &Env,
+    fs: &Fs,
+    f: impl FnOnce(&Profile) -> Result<T>,
+) -> Result<T> {
     let (cred_file, config_file) = files_searched(env);
     let set = futures::executor::block_on(aws_config::profile::load(
-        &Fs::real(),
+        fs,
         env,
         &ProfileFiles::default(),
         None,
@@ -89,6 +104,23 @@ fn with_profile<T>(name: &str, env: &Env, f: impl FnOnce(&Profile) -> Result<T>)
         );
     };
     f(p)
+}
+
+/// Profile `name` of a credentials file and a config file of the given texts: its settings and
+/// whether its keys resolve (static keys or a `credential_process`; nothing is run).
+pub(crate) fn profile_from_texts(
+    name: &str,
+    credentials: &str,
+    config: &str,
+) -> (Result<ProfileSettings>, Result<()>) {
+    let env = Env::from_slice(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", "/credentials"),
+        ("AWS_CONFIG_FILE", "/config"),
+    ]);
+    let fs = Fs::from_slice(&[("/credentials", credentials), ("/config", config)]);
+    let settings = settings_with(name, &env, &fs);
+    let keys = with_profile_in(name, &env, &fs, |p| key_source(name, p).map(drop));
+    (settings, keys)
 }
 
 /// Where a profile's keys come from.

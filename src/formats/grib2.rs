@@ -384,7 +384,9 @@ pub fn field_sections(buf: &[u8], len: u64) -> Result<Walked<FieldSections>> {
             }
             break;
         }
-        if pos as u64 + 5 > len {
+        // A section header is 5 bytes and 6 are read (section 6's bit-map indicator); any
+        // section leaves 4 bytes for section 8 after it.
+        if pos as u64 + 6 > len {
             return Err(bad("message", "its sections run past its length").at(pos as u64));
         }
         let Some(h) = buf.get(pos..pos + 6) else {
@@ -879,5 +881,16 @@ mod tests {
         assert_eq!((lines[1].var.as_str(), lines[1].level.as_str()), ("B", "y"));
         assert_eq!(message_ranges(&lines, 5).unwrap(), vec![0..5]);
         assert!(is_grib_name("hrrr.t00z.wrfsfcf00.grib2") && !is_grib_name("x.grib2.idx"));
+    }
+
+    /// Found by fuzzing (fuzz target `grib2_sections`): a message whose last bytes are too few
+    /// for a section header. The walk asked for bytes it had been given (a caller feeding it
+    /// would never get further); it is an error.
+    #[test]
+    fn a_section_header_cut_by_the_message_end_is_an_error() {
+        let mut m = b"GRIB\0\0\0\x02".to_vec();
+        m.extend_from_slice(&21u64.to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 5, 1]);
+        assert!(field_sections(&m, 21).is_err());
     }
 }

@@ -82,30 +82,9 @@ impl S3Lister {
         loop {
             let page = self.page(prefix, token.as_deref(), None).await?;
             listing.requests += 1;
-            for p in page.common_prefixes {
-                if let Some(name) = p.prefix.strip_prefix(prefix) {
-                    listing.dirs.push(name.trim_end_matches('/').to_string());
-                }
-            }
-            for c in page.contents {
-                let Some(name) = c.key.strip_prefix(prefix) else {
-                    continue;
-                };
-                if name.is_empty() {
-                    // The `dir/` marker object of the directory being listed.
-                    listing.marker = true;
-                    continue;
-                }
-                listing.files.push(ObjectInfo {
-                    name: name.to_string(),
-                    size: c.size,
-                    mtime: parse_time(&c.last_modified),
-                    etag: c.e_tag,
-                });
-            }
-            match (page.is_truncated, page.next_continuation_token) {
-                (true, Some(t)) if !t.is_empty() => token = Some(t),
-                _ => break,
+            match add_page(&mut listing, page, prefix) {
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         Ok(listing)
@@ -146,7 +125,7 @@ impl S3Lister {
             attempt += 1;
             match self.send(&url, &what).await {
                 Ok(body) => {
-                    return quick_xml::de::from_reader(body.as_ref()).map_err(|e| {
+                    return parse_page(&body).map_err(|e| {
                         StoreError::new(
                             K::Remote { status: Some(200) },
                             format!("{what}: unreadable ListObjectsV2 answer"),
@@ -224,6 +203,58 @@ enum Retry {
     No(StoreError),
     /// The request itself cannot be built.
     Invalid(FsError),
+}
+
+/// One ListObjectsV2 answer body.
+fn parse_page(body: &[u8]) -> Result<ListBucketResult, quick_xml::DeError> {
+    quick_xml::de::from_reader(body)
+}
+
+/// Adds the names one page lists below `prefix` to `listing`: the continuation token when the
+/// listing goes on.
+fn add_page(listing: &mut Listing, page: ListBucketResult, prefix: &str) -> Option<String> {
+    for p in page.common_prefixes {
+        if let Some(name) = p.prefix.strip_prefix(prefix) {
+            listing.dirs.push(name.trim_end_matches('/').to_string());
+        }
+    }
+    for c in page.contents {
+        let Some(name) = c.key.strip_prefix(prefix) else {
+            continue;
+        };
+        if name.is_empty() {
+            // The `dir/` marker object of the directory being listed.
+            listing.marker = true;
+            continue;
+        }
+        listing.files.push(ObjectInfo {
+            name: name.to_string(),
+            size: c.size,
+            mtime: parse_time(&c.last_modified),
+            etag: c.e_tag,
+        });
+    }
+    match (page.is_truncated, page.next_continuation_token) {
+        (true, Some(t)) if !t.is_empty() => Some(t),
+        _ => None,
+    }
+}
+
+/// The names one listing page gives, and its continuation token.
+pub type Page = (Listing, Option<String>);
+/// The (code, message) of an error answer.
+pub type ErrorBody = (String, String);
+
+/// A listing page's body as [`S3Lister::list`] reads it (`None`: unreadable); and the error
+/// body of a failed request as `send` reads it.
+pub(crate) fn read_bodies(body: &[u8], prefix: &str) -> (Option<Page>, ErrorBody) {
+    let page = parse_page(body).ok().map(|page| {
+        let mut listing = Listing::default();
+        let token = add_page(&mut listing, page, prefix);
+        (listing, token)
+    });
+    let err: S3ErrorBody = quick_xml::de::from_reader(body).unwrap_or_default();
+    (page, (err.code, err.message))
 }
 
 fn parse_time(s: &str) -> SystemTime {

@@ -74,7 +74,7 @@ enum Filter {
 
 /// The decode steps of an array's chunks, in decode order.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct Pipeline {
+pub(crate) struct Pipeline {
     steps: Vec<Step>,
     /// The element type of the decoded bytes when a filter changed it (`None`: the array's).
     stored: Option<DataType>,
@@ -278,7 +278,7 @@ impl Builder {
 
 impl Pipeline {
     /// From a v2 `.zarray`'s `order`, `compressor` and `filters`; `dtype` is the array's.
-    pub(super) fn from_v2(
+    pub(crate) fn from_v2(
         order: &Value,
         comp: &Value,
         filters: &Value,
@@ -308,7 +308,7 @@ impl Pipeline {
 
     /// From a v3 `codecs` list; sets `dtype`'s byte order from the `bytes` codec (and the
     /// stored type's, when an array-to-array codec changed it).
-    pub(super) fn from_v3(codecs: &Value, dtype: &mut DataType) -> Result<Self> {
+    pub(crate) fn from_v3(codecs: &Value, dtype: &mut DataType) -> Result<Self> {
         let list = codecs.as_array().context("`codecs` is not a list")?;
         let mut b = Builder::default();
         let mut seen_bytes = false;
@@ -355,7 +355,7 @@ impl Pipeline {
     }
 
     /// Decodes one chunk of `len` elements of `dtype` (the array's) to f64 values, C order.
-    pub(super) fn decode(&self, raw: &[u8], dtype: DataType, len: usize) -> Result<Vec<f64>> {
+    pub(crate) fn decode(&self, raw: &[u8], dtype: DataType, len: usize) -> Result<Vec<f64>> {
         let stored = self.stored.unwrap_or(dtype);
         let want = len
             .checked_mul(stored.size)

@@ -145,6 +145,7 @@ pub fn describe(storage: DynStorage, small_values: u64) -> Result<FileDesc, Form
         max_object_header_bytes: MAX_HEADER,
         ..OpenOptions::default()
     };
+    let size = storage.len();
     let file = Hdf5File::from_storage_with_options(storage, options).map_err(|e| bad("file", e))?;
     let root = file.root_group().map_err(|e| bad("root group", e))?;
     let (groups, datasets) = root.members().map_err(|e| bad("root group", e))?;
@@ -165,7 +166,7 @@ pub fn describe(storage: DynStorage, small_values: u64) -> Result<FileDesc, Form
         if attr_text(&attrs, "NAME").is_some_and(|n| n.starts_with(NOT_A_VARIABLE)) {
             continue;
         }
-        match variable(&file, d, &attrs, &dims) {
+        match variable(&file, size, d, &attrs, &dims) {
             Err(Refusal::Corrupt(why)) => return Err(bad(format!("variable '{}'", d.name()), why)),
             Err(Refusal::Unsupported(why)) => out.skipped.push((d.name().to_string(), why)),
             Ok(mut v) => {
@@ -261,8 +262,11 @@ fn unsupported(why: impl Into<String>) -> Refusal {
     Refusal::Unsupported(why.into())
 }
 
+/// Dataset `d` of `file` (`size` bytes) as a variable: every range it describes lies in the
+/// file.
 fn variable(
     file: &Hdf5File,
+    size: u64,
     d: &Dataset,
     attrs: &[Attribute],
     dims: &HashMap<u64, Vec<Option<String>>>,
@@ -314,8 +318,21 @@ fn variable(
     let layout = layout.ok_or_else(|| Refusal::Corrupt("no data layout message".into()))?;
     let (chunk_shape, layout) = match layout {
         DataLayout::Compact { data } => (shape.clone(), Layout::Compact { data }),
-        DataLayout::Contiguous { address, size } => {
-            let at = (!is_undefined(address)).then_some((base + address, size));
+        DataLayout::Contiguous { address, size: len } => {
+            let at = if is_undefined(address) {
+                None
+            } else {
+                let at = base.checked_add(address);
+                if at
+                    .and_then(|a| a.checked_add(len))
+                    .is_none_or(|end| end > size)
+                {
+                    return Err(Refusal::Corrupt(
+                        "contiguous storage past the end of the file".into(),
+                    ));
+                }
+                at.map(|a| (a, len))
+            };
             (shape.clone(), Layout::Contiguous { at })
         }
         DataLayout::Chunked {
@@ -355,9 +372,16 @@ fn variable(
                 }
                 let index = e.offsets.iter().zip(&cshape).map(|(o, c)| o / c).collect();
                 let len = if e.size == 0 { chunk_bytes } else { e.size };
+                let at = base.checked_add(e.address);
+                if at
+                    .and_then(|a| a.checked_add(len))
+                    .is_none_or(|end| end > size)
+                {
+                    return Err(Refusal::Corrupt("a chunk past the end of the file".into()));
+                }
                 chunks.push(StoredChunk {
                     index,
-                    at: base + e.address,
+                    at: at.unwrap_or_default(),
                     len,
                 });
             }

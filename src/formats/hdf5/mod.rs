@@ -374,8 +374,11 @@ impl Walker {
             self.ctx = Some(c);
             return Ok(());
         };
+        // Each structure is parsed once, however many others name it (continuation blocks
+        // included: one that names itself, or is named twice, would otherwise multiply).
         let key = match task {
             Task::Object(a) | Task::GroupNode { at: a, .. } | Task::SymbolNode(a) => Some(*a),
+            Task::Messages { at, .. } => Some(*at),
             Task::ChunkNode { at, .. } | Task::Bt2Node { at, .. } => Some(*at),
             Task::HeapHeader(at) | Task::HeapDirect { at, .. } | Task::HeapIndirect { at, .. } => {
                 Some(*at)

@@ -217,3 +217,43 @@ fn small_datasets_offered_stay_within_their_byte_bound() {
     w.small.push(last..last + 1);
     assert_eq!(w.take_small(), vec![], "the file's bound is spent");
 }
+
+/// Found by fuzzing (fuzz target `hdf5_describe`): a truncated file whose metadata is whole
+/// described variables stored past its end. Such a file is refused, as the walk refuses it.
+#[test]
+fn a_description_of_storage_past_the_end_of_the_file_is_an_error() {
+    let file = air();
+    let whole = describe::describe(
+        std::sync::Arc::new(hdf5_reader::storage::BytesStorage::new(file.clone())),
+        0,
+    );
+    assert!(whole.is_ok());
+    let cut = file[..61583].to_vec();
+    let e = describe::describe(
+        std::sync::Arc::new(hdf5_reader::storage::BytesStorage::new(cut)),
+        0,
+    );
+    assert!(e.is_err(), "{e:?}");
+}
+
+/// Found by fuzzing (fuzz target `hdf5_walk`, out of memory at 512 MB under AddressSanitizer):
+/// a 1667-byte file whose object header continuation blocks name themselves, many times each,
+/// so the walk ran its million-structure bound (seconds, hundreds of MB) before refusing. Each
+/// continuation block is parsed once: the walk's work is bounded by what the file holds.
+#[test]
+fn continuation_blocks_that_name_themselves_are_parsed_once() {
+    let file = read("src/formats/hdf5/testdata/fuzz_walk_oom.h5");
+    let mut w = Walker::new(file.len() as u64);
+    w.feed(0, &file);
+    while let Step::Need(ranges) = w.step() {
+        for r in ranges {
+            w.feed(r.start, &file[r.start as usize..r.end as usize]);
+        }
+    }
+    assert!(
+        w.tasks_run <= file.len(),
+        "{} structures parsed in a {}-byte file",
+        w.tasks_run,
+        file.len()
+    );
+}
