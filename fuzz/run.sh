@@ -5,6 +5,9 @@
 # naming every target that crashed and its crash file. Prints one line per target with the
 # executions run; FUZZ_SUMMARY=FILE also writes them there (target, runs, seconds, result).
 #   fuzz/run.sh [SECONDS [TARGET...]]     default 10 s, every target; 0 builds only
+# FUZZ_PROFILE=dev builds without optimizations (a build in a fraction of the time, for the
+# short runs of the test command; each execution is slower); the default is cargo-fuzz's
+# optimized build, for long runs.
 # Needs cargo-fuzz (lab/install.sh cargo-fuzz) and a nightly toolchain (`cargo +nightly`);
 # without one, the default toolchain with RUSTC_BOOTSTRAP=1. Build dir: $FUZZ_TARGET_DIR, else
 # $GEOMOUNT_LAB/fuzz-target (the lab cache, kept across clones).
@@ -32,14 +35,21 @@ if ((${#targets[@]} == 0)); then
   mapfile -t targets < <("${cargo[@]}" fuzz list)
 fi
 
+profile=${FUZZ_PROFILE:-release}
+build=(fuzz build --target-dir "$target_dir")
+case $profile in
+  release) ;;
+  dev) build+=(--dev) ;;
+  *) say "FUZZ_PROFILE must be release or dev, not '$profile'" >&2; exit 1 ;;
+esac
 start=$SECONDS
-"${cargo[@]}" fuzz build --target-dir "$target_dir" >&2
+"${cargo[@]}" "${build[@]}" >&2
 say "built ${#targets[@]} targets in $((SECONDS - start)) s"
 # libFuzzer reads -max_total_time=0 as no limit.
 ((seconds > 0)) || exit 0
 ./seed.sh "$PWD/corpus" >/dev/null
 
-bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
+bin_dir=$target_dir/x86_64-unknown-linux-gnu/$([[ $profile == dev ]] && echo debug || echo release)
 failed=()
 for t in "${targets[@]}"; do
   mkdir -p "artifacts/$t" "corpus/$t"
