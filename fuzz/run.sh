@@ -36,6 +36,7 @@ if ((${#targets[@]} == 0)); then
 fi
 
 profile=${FUZZ_PROFILE:-release}
+timeout=$([[ $profile == dev ]] && echo 120 || echo 30)
 build=(fuzz build --target-dir "$target_dir")
 case $profile in
   release) ;;
@@ -55,8 +56,9 @@ for t in "${targets[@]}"; do
   mkdir -p "artifacts/$t" "corpus/$t"
   log=artifacts/$t/last-run.log
   rc=0
-  # -timeout: an input that takes this long is a hang, reported as a crash.
-  "$bin_dir/$t" "corpus/$t" -max_total_time="$seconds" -rss_limit_mb=512 -timeout=30 \
+  # -timeout: an input that takes this long is a hang, reported as a crash (longer without
+  # optimizations: the COG encoder's inputs take seconds each there).
+  "$bin_dir/$t" "corpus/$t" -max_total_time="$seconds" -rss_limit_mb=512 -timeout="$timeout" \
     -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
