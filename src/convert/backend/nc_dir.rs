@@ -44,8 +44,9 @@ const MAX_FILES: usize = 10_000;
 const MAX_PROBES: usize = 64;
 /// Values of variables of at most this many bytes are read while describing (coordinates).
 const SMALL_VALUES: u64 = 64 << 10;
-/// Files described at once.
-const DESCRIBE_AT_ONCE: usize = 8;
+/// Files described at once: each walk is a few rounds of small GETs, so a folder's open costs
+/// about its rounds' latency times the files over this (W9, BENCHMARKS.md).
+const DESCRIBE_AT_ONCE: usize = 32;
 /// Names of files that mark a folder as a Zarr store (or group) of its own.
 const ZARR_MARKERS: &[&str] = &[".zgroup", ".zarray", ".zattrs", ".zmetadata", "zarr.json"];
 
