@@ -47,6 +47,8 @@ const SMALL_VALUES: u64 = 64 << 10;
 /// Files described at once: each walk is a few rounds of small GETs, so a folder's open costs
 /// about its rounds' latency times the files over this (W9, BENCHMARKS.md).
 const DESCRIBE_AT_ONCE: usize = 32;
+/// At most this many folder views are known (a path each).
+const MAX_ROOTS: usize = 16 * SEEN_MAX;
 /// Names of files that mark a folder as a Zarr store (or group) of its own.
 const ZARR_MARKERS: &[&str] = &[".zgroup", ".zarray", ".zattrs", ".zmetadata", "zarr.json"];
 
@@ -159,12 +161,14 @@ impl<B: Backend> Convert<B> {
     /// its folder: for a path that is no object. The root is remembered when the folder has
     /// enough NetCDF files; paths below a root are routed once it is known.
     pub(super) async fn dir_probe(&self, path: &str) -> Option<DPath> {
+        self.probe_files(path).await.map(|(dp, _)| dp)
+    }
+
+    /// [`Self::dir_probe`], with the folder's NetCDF files.
+    async fn probe_files(&self, path: &str) -> Option<(DPath, Arc<Vec<ObjectInfo>>)> {
         let (root, dp) = candidate(path).filter(|(_, dp)| dp.rest.is_empty())?;
         match self.nc_files(&dp.dir).await {
-            Ok(files) if files.len() >= MIN_FILES => {
-                self.remember_root(root);
-                Some(dp)
-            }
+            Ok(files) if files.len() >= MIN_FILES && self.remember_root(root) => Some((dp, files)),
             Ok(_) => None,
             Err(e) => {
                 tracing::debug!("{}: not listed as a folder view: {e}", dp.dir);
@@ -173,11 +177,16 @@ impl<B: Backend> Convert<B> {
         }
     }
 
-    fn remember_root(&self, root: String) {
+    /// Whether `root` is now known as a folder view: at most [`MAX_ROOTS`] are (paths below a
+    /// root not known could not be routed, so a folder beyond them has no view).
+    fn remember_root(&self, root: String) -> bool {
         let mut roots = self.folders.roots.lock();
-        if roots.len() < 16 * SEEN_MAX {
-            roots.insert(root);
+        if roots.len() >= MAX_ROOTS && !roots.contains(&root) {
+            tracing::debug!("{root}: more than {MAX_ROOTS} folder views: not shown");
+            return false;
         }
+        roots.insert(root);
+        true
     }
 
     /// The NetCDF files directly in folder `dir` (ending with `/`), listed at most once per
@@ -242,9 +251,8 @@ impl<B: Backend> Convert<B> {
         futures::stream::iter(folders)
             .map(|d: String| async move {
                 let root = format!("{dir}{d}{SUFFIX}");
-                let dp = self.dir_probe(&root).await?;
+                let (dp, files) = self.probe_files(&root).await?;
                 // A view known to be refused is not shown.
-                let files = self.nc_files(&dp.dir).await.ok()?;
                 let known = self
                     .memory()
                     .get::<DirView>(&super::DerivedKey::of::<DirView>(
