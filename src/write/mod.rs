@@ -123,6 +123,8 @@ pub struct Staged {
     id: u64,
     file: Arc<std::fs::File>,
     inner: Mutex<Inner>,
+    /// Held while the journal record is written.
+    journal: Mutex<()>,
     /// Bumped when an upload of this file ends (either way), for waiters.
     settled: watch::Sender<u64>,
 }
@@ -275,6 +277,7 @@ impl Writes {
                 conflict: false,
                 error: None,
             }),
+            journal: Mutex::new(()),
             settled: watch::Sender::new(0),
         });
         self.files.lock().insert(ino, st.clone());
@@ -303,12 +306,8 @@ impl Writes {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let file = self.dir.create_data(id)?;
         let st = self.insert(ino, id, file, path, base, 0);
-        let rec = {
-            let mut i = st.inner.lock();
-            i.opens = 1;
-            i.record(false)
-        };
-        self.dir.write_record(id, &rec)
+        st.inner.lock().opens = 1;
+        self.save(&st)
     }
 
     /// Stages the server's object at `path` (`size` bytes, `etag`) for writing in place: its
@@ -347,14 +346,13 @@ impl Writes {
             at = end;
         }
         let st = self.insert(ino, id, file, path, etag, size);
-        let rec = {
+        {
             let mut i = st.inner.lock();
             i.opens = 1;
             // Unchanged so far: what the server has.
             i.synced = Some(i.version);
-            i.record(false)
-        };
-        self.dir.write_record(id, &rec)
+        }
+        self.save(&st)
     }
 
     pub fn get(&self, ino: u64) -> Option<Arc<Staged>> {
@@ -517,7 +515,17 @@ impl Writes {
     fn journal_closed(&self, st: &Staged) -> Result<(), FsError> {
         let path = self.dir.data_path(st.id);
         st.file.sync_data().map_err(|e| io_err("fsync", &path, e))?;
-        let rec = st.inner.lock().record(true);
+        self.save(st)
+    }
+
+    /// Writes `st`'s record as it is now (closed when no handle is open; its bytes are then
+    /// already fsynced). Record writes of one file are serialized, so the last state wins.
+    fn save(&self, st: &Staged) -> Result<(), FsError> {
+        let _one_at_a_time = st.journal.lock();
+        let rec = {
+            let i = st.inner.lock();
+            i.record(i.opens == 0)
+        };
         self.dir.write_record(st.id, &rec)
     }
 
@@ -787,14 +795,19 @@ impl Writes {
         let Some(st) = self.get(ino) else {
             return Ok(());
         };
-        let (rec, closed) = {
+        let closed = {
             let mut i = st.inner.lock();
             i.path = path.to_string();
             i.base = base;
             i.version += 1;
-            (i.record(i.opens == 0), i.opens == 0)
+            i.opens == 0
         };
-        self.dir.write_record(st.id, &rec)?;
+        if closed {
+            // Its bytes must be durable before a record says closed.
+            self.journal_closed(&st)?;
+        } else {
+            self.save(&st)?;
+        }
         if closed {
             self.schedule(&st, self.opts.write_back);
         }
