@@ -259,6 +259,12 @@ fn open_writes(
         staging_max: w.staging_max,
         min_free: MIN_FREE,
     };
+    let warnings = rt
+        .block_on(store.prepare_writes())
+        .map_err(|e| anyhow!("cannot write to the source ({e}): check that the keys may write, or mount without --read-write"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
     let writes = Writes::open(&dir, store, opts, rt).context("--staging-dir")?;
     tracing::info!(staging = %dir.display(), "writable mount: files are staged here until uploaded");
     Ok(Some(writes))

@@ -280,3 +280,39 @@ fn a_read_only_mount_refuses_writes_with_erofs() {
     assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
     assert_eq!(server_keys(&server, &prefix), vec!["a.txt"]);
 }
+
+#[test]
+fn two_mounts_overwriting_one_key_one_wins_and_the_other_keeps_a_conflict_copy() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let server = Server::garage();
+    let prefix = unique_prefix("conflict");
+    server.put(&format!("{prefix}/shared.txt"), b"v0".to_vec());
+    let (a, _sa) = writable(&server, &prefix, &[]);
+    let (b, sb) = writable(&server, &prefix, &[]);
+    let open = |m: &Mount| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .custom_flags(0)
+            .open(m.join("shared.txt"))
+            .expect("open for writing")
+    };
+    let (mut fa, mut fb) = (open(&a), open(&b));
+    fa.write_all(b"from a").unwrap();
+    fb.write_all(b"from b").unwrap();
+    fa.sync_all().expect("the first upload wins");
+    let err = fb.sync_all().expect_err("the second is refused");
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE), "{err}");
+    drop((fa, fb));
+    assert_eq!(
+        server_bytes(&server, &format!("{prefix}/shared.txt")),
+        b"from a"
+    );
+    let kept: Vec<Vec<u8>> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path().join("conflicts")).unwrap())
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(kept, vec![b"from b".to_vec()]);
+}

@@ -146,6 +146,10 @@ impl Backend for Metered {
             .await
     }
 
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        self.current().prepare_writes().await
+    }
+
     fn is_derived(&self, key: &str) -> bool {
         self.current().is_derived(key)
     }

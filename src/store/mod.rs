@@ -94,6 +94,11 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn delete(&self, _key: &str) -> Result<(), FsError> {
         Err(FsError::ReadOnly)
     }
+    /// Before a writable mount serves: learns what the server honours (conditional PUT), with
+    /// a few requests on a key of its own. Returns warnings to log.
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        Ok(Vec::new())
+    }
     /// Whether `key`'s bytes are made here from other objects (a converted view) rather than
     /// stored: the block cache reads such a key from the backend that derives it, and keeps
     /// only the sources' bytes on disk, not these. A wrapper must forward it.
@@ -136,6 +141,10 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     async fn delete(&self, key: &str) -> Result<(), FsError> {
         (**self).delete(key).await
+    }
+
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        (**self).prepare_writes().await
     }
 
     fn is_derived(&self, key: &str) -> bool {

@@ -100,6 +100,16 @@ impl Backend for MultiBackend {
         }
     }
 
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        let mut warnings = Vec::new();
+        for (name, b) in &self.sources {
+            for w in b.prepare_writes().await? {
+                warnings.push(format!("source {name}: {w}"));
+            }
+        }
+        Ok(warnings)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), FsError> {
         match self.route(key) {
             Some((b, rest)) if !rest.is_empty() => b.delete(rest).await,

@@ -55,6 +55,9 @@ pub struct ObjectBackend {
     prefix: String,
     lister: Lister,
     writes: WriteSupport,
+    /// The server honours conditional PUT: learned by [`Backend::prepare_writes`]; until then
+    /// (and where it does not) an upload checks with a HEAD first.
+    conditional: std::sync::atomic::AtomicBool,
 }
 
 /// The part size for a multipart upload of `size` bytes: at least [`MIN_PART`], and large
@@ -83,12 +86,14 @@ impl ObjectBackend {
             prefix,
             lister,
             writes: WriteSupport::default(),
+            conditional: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// Allows uploads, with what the store supports.
     pub fn with_writes(mut self, writes: WriteSupport) -> Self {
         self.writes = writes;
+        self.conditional = writes.preconditions.into();
         self
     }
 
@@ -294,13 +299,19 @@ impl Backend for ObjectBackend {
             return Err(FsError::ReadOnly);
         }
         let path = self.path(key)?;
-        let replace = if self.writes.preconditions {
-            up.replace.clone()
-        } else {
-            Replace::Anything
-        };
-        if up.size > SINGLE_PUT_MAX {
+        let mut replace = up.replace.clone();
+        if !self.writes.preconditions {
+            // No ETags to compare (a local folder): the last writer wins.
+            replace = Replace::Anything;
+        } else if up.size > SINGLE_PUT_MAX
+            || !self.conditional.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The completion of a multipart upload is sent without a precondition, and some
+            // servers ignore them on PUT: a HEAD checks first.
             self.may_replace(&path, &replace).await?;
+            replace = Replace::Anything;
+        }
+        if up.size > SINGLE_PUT_MAX {
             return self.put_multipart(&path, up).await;
         }
         let mode = match replace {
@@ -323,6 +334,47 @@ impl Backend for ObjectBackend {
             .await
             .map_err(|e| put_error(e, &path))?;
         Ok(done.e_tag)
+    }
+
+    /// Puts a probe key twice, create-only: a server that honours preconditions refuses the
+    /// second. The probe key is deleted.
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        if !(self.writes.enabled && self.writes.preconditions) {
+            return Ok(Vec::new());
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = format!(".geomount-probe-{}-{stamp}", std::process::id());
+        let path = self.path(&key)?;
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let what = || format!("PUT '{path}' (write check)");
+        self.store
+            .put_opts(&path, bytes::Bytes::new().into(), create())
+            .await
+            .map_err(|e| StoreError::from_object_store(e, what()))?;
+        let second = self
+            .store
+            .put_opts(&path, bytes::Bytes::new().into(), create())
+            .await;
+        let _ = self.store.delete(&path).await;
+        let honoured = matches!(
+            second,
+            Err(object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. })
+        );
+        self.conditional
+            .store(honoured, std::sync::atomic::Ordering::Relaxed);
+        Ok(if honoured {
+            Vec::new()
+        } else {
+            vec![
+                "the server ignores conditional PUT (If-None-Match/If-Match): each upload checks the object with a HEAD first, and a writer that lands between the check and the upload is overwritten".to_string(),
+            ]
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<(), FsError> {

@@ -769,13 +769,11 @@ impl Writes {
     pub async fn drain(&self, limit: Duration) -> usize {
         let all = self.sync_under("");
         let _ = tokio::time::timeout(limit, all).await;
-        let left = self
-            .files
+        self.files
             .lock()
             .values()
             .filter(|s| !s.inner.lock().clean())
-            .count();
-        left
+            .count()
     }
 
     /// `unlink` of a staged inode: dropped, never uploaded. Returns the ETag of the server's

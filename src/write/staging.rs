@@ -220,7 +220,7 @@ impl StagingDir {
 
     /// Bytes free for unprivileged users on the staging file system.
     pub fn free_bytes(&self) -> u64 {
-        statvfs(&self.root).map_or(u64::MAX, |s| s.f_bavail as u64 * s.f_frsize as u64)
+        statvfs(&self.root).map_or(u64::MAX, |s| s.f_bavail * s.f_frsize)
     }
 }
 
