@@ -316,3 +316,61 @@ fn two_mounts_overwriting_one_key_one_wins_and_the_other_keeps_a_conflict_copy()
         .collect();
     assert_eq!(kept, vec![b"from b".to_vec()]);
 }
+
+/// The daemon's pid, from its log's `mounted` line.
+fn daemon_pid(m: &Mount) -> i32 {
+    let log = std::fs::read_to_string(&m.log).expect("mount log");
+    log.lines()
+        .filter(|l| l.contains("mounted"))
+        .find_map(|l| {
+            let rest = &l[l.find("pid=")? + 4..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no pid in the mount log:\n{log}"))
+}
+
+#[test]
+fn a_mount_killed_inside_the_write_back_window_uploads_on_the_next_mount() {
+    use std::io::Write;
+    let server = Server::garage();
+    let prefix = unique_prefix("crash");
+    let staging = tempfile::tempdir().unwrap();
+    let staging_arg = staging.path().to_string_lossy().into_owned();
+    let args = [
+        "--read-write",
+        "--write-back",
+        "60s",
+        "--staging-dir",
+        staging_arg.as_str(),
+    ];
+    let first = Mount::s3(&server, &prefix, &args);
+    std::fs::write(first.join("closed.txt"), b"closed before the kill").unwrap();
+    // zarr's idiom: a `.partial` renamed over the final key, inside the window.
+    std::fs::write(first.join("chunk.abc.partial"), b"chunk").unwrap();
+    std::fs::rename(first.join("chunk.abc.partial"), first.join("0.0")).unwrap();
+    let mut open = std::fs::File::create(first.join("open.txt")).unwrap();
+    open.write_all(b"torn").unwrap();
+    // SAFETY: kill(2) of the daemon this test started, by its pid.
+    assert_eq!(unsafe { libc::kill(daemon_pid(&first), libc::SIGKILL) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(open);
+    assert!(
+        server_keys(&server, &prefix).is_empty(),
+        "nothing was uploaded before the kill"
+    );
+    drop(first);
+    let second = Mount::s3(&server, &prefix, &args);
+    sync(second.path());
+    assert_eq!(server_keys(&server, &prefix), vec!["0.0", "closed.txt"]);
+    assert_eq!(server_bytes(&server, &format!("{prefix}/0.0")), b"chunk");
+    let quarantined: Vec<String> = std::fs::read_dir(staging.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path().join("quarantine")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(quarantined[0].starts_with("open.txt."), "{quarantined:?}");
+}
