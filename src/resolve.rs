@@ -149,7 +149,7 @@ pub struct MountOptions {
     /// in close, whose error close returns).
     #[arg(long, default_value = "2s")]
     pub write_back: String,
-    /// With --read-write: refuse to delete what is on the server (unlink, rename over it).
+    /// With --read-write: refuse to delete what is on the server (unlink of an uploaded file).
     #[arg(long)]
     pub no_delete: bool,
     /// With --read-write: where written files wait for their upload [default: `staging`

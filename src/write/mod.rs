@@ -878,5 +878,4 @@ impl Writes {
     }
 }
 
-#[cfg(test)]
-mod tests;
+// Tests: `staging`'s own, and the write path through the filesystem in `fs/write_tests.rs`.
