@@ -30,7 +30,7 @@ LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 GARAGE_VERSION=2.5.0
 CARGO_DEB_VERSION=3.8.0
 CARGO_FUZZ_VERSION=0.13.2
-APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv systemd)
+APT_PACKAGES=(fuse3 libfuse3-dev pkg-config gdal-bin python3-gdal rclone s3fs curl python3-venv systemd rsync)
 PY_PACKAGES=('moto[server]' boto3 xarray zarr h5netcdf h5py netCDF4 dask numpy eccodes maturin distributed)
 PY_CHECK='import moto.server, boto3, xarray, zarr, h5netcdf, h5py, netCDF4, dask, numpy, eccodes, maturin, distributed; eccodes.codes_get_api_version()'
 

@@ -161,6 +161,18 @@ pub struct MountConfig {
     pub threads: usize,
     /// Serve converted views of GRIB2 files ([`crate::convert`]).
     pub convert: bool,
+    /// Present for a `--read-write` mount.
+    pub writes: Option<WriteSettings>,
+}
+
+/// How a writable mount stages and uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteSettings {
+    pub write_back: Duration,
+    pub no_delete: bool,
+    /// `None`: `staging` beside the block cache directory.
+    pub staging_dir: Option<PathBuf>,
+    pub staging_max: u64,
 }
 
 /// Parses sizes like `512MiB`, `2GiB`, `1.5G`, `4096`.

@@ -38,6 +38,9 @@ struct MountToml {
     threads: Option<Spanned<usize>>,
     allow_other: Option<bool>,
     noexec: Option<bool>,
+    read_write: Option<bool>,
+    write_back: Option<Spanned<String>>,
+    no_delete: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,6 +49,8 @@ struct CacheToml {
     memory: Option<Spanned<String>>,
     dir: Option<PathBuf>,
     disk: Option<Spanned<String>>,
+    staging_dir: Option<PathBuf>,
+    staging_max: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -279,8 +284,19 @@ impl ConfigFile {
         };
         opts.uid = m.uid.or(opts.uid);
         opts.gid = m.gid.or(opts.gid);
-        text(&m.file_mode, &mut opts.file_mode);
-        text(&m.dir_mode, &mut opts.dir_mode);
+        if let Some(v) = &m.file_mode {
+            opts.file_mode = Some(v.get_ref().clone());
+        }
+        if let Some(v) = &m.dir_mode {
+            opts.dir_mode = Some(v.get_ref().clone());
+        }
+        opts.read_write |= m.read_write.unwrap_or(false);
+        opts.no_delete |= m.no_delete.unwrap_or(false);
+        text(&m.write_back, &mut opts.write_back);
+        text(&self.cache.staging_max, &mut opts.staging_max);
+        if self.cache.staging_dir.is_some() {
+            opts.staging_dir = self.cache.staging_dir.clone();
+        }
         text(&m.metadata_ttl, &mut opts.metadata_ttl);
         text(&m.request_timeout, &mut opts.request_timeout);
         if let Some(t) = &m.threads {

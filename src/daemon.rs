@@ -15,6 +15,9 @@ use crate::config::{MAX_READ, MountConfig};
 use crate::logging::{init_logging, stderr_is_journal};
 use crate::mount::{Assembled, assemble, reload_credentials};
 
+/// How long an exiting writable mount waits for its uploads.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
 /// Mounts and serves until unmounted. In background mode the calling process returns as soon as
 /// the mount answers (or fails, with the reason), and a child keeps serving.
 pub fn run_mount(cfg: MountConfig, log_file: Option<PathBuf>) -> Result<()> {
@@ -164,6 +167,19 @@ fn serve(cfg: MountConfig, ready: Option<&mut Ready>) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the FUSE session thread panicked"))?;
     crate::notify::stopping();
+    if let Some(w) = fs.writes() {
+        // Unmounted: what was closed is uploaded now (within DRAIN_LIMIT); what is left stays
+        // staged and journaled for the next mount with this staging folder.
+        tracing::info!("uploading staged files before exit");
+        let left = rt.block_on(w.drain(DRAIN_LIMIT));
+        if left > 0 {
+            tracing::error!(
+                files = left,
+                staging = %w.staging_root().display(),
+                "files not uploaded at exit: they stay staged and the next mount with this staging folder uploads them"
+            );
+        }
+    }
     tracing::info!(metrics = %metrics.snapshot(), open_handles = fs.open_handles(), "session ended");
     rt.shutdown_timeout(Duration::from_secs(1));
     res.context("FUSE session failed")

@@ -44,6 +44,18 @@ pub enum FsError {
     Cache(CacheError),
     #[error("bad file handle")]
     BadHandle,
+    #[error("file exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    /// A rename this mount cannot do in place (`mv` then copies and deletes).
+    #[error("cannot rename across this boundary: {0}")]
+    CrossDevice(&'static str),
+    #[error("operation not permitted: {0}")]
+    NotPermitted(&'static str),
+    /// The staging area of a writable mount failed (a full disk is ENOSPC).
+    #[error("staging: {0}")]
+    Staging(CacheError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("no such attribute")]
@@ -81,6 +93,16 @@ impl FsError {
                 | CacheErrorKind::WrongKind => libc::EIO,
             },
             FsError::BadHandle => libc::EBADF,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::CrossDevice(_) => libc::EXDEV,
+            FsError::NotPermitted(_) => libc::EPERM,
+            FsError::Staging(e) => match e.kind() {
+                CacheErrorKind::Full => libc::ENOSPC,
+                CacheErrorKind::Io | CacheErrorKind::Corrupt | CacheErrorKind::WrongKind => {
+                    libc::EIO
+                }
+            },
             FsError::InvalidArgument(_) => libc::EINVAL,
             FsError::NoAttribute => libc::ENODATA,
             FsError::View(_) => libc::EIO,
@@ -91,7 +113,12 @@ impl FsError {
     pub fn is_expected(&self) -> bool {
         matches!(
             self,
-            FsError::NotFound | FsError::NoAttribute | FsError::ReadOnly
+            FsError::NotFound
+                | FsError::NoAttribute
+                | FsError::ReadOnly
+                | FsError::Exists
+                | FsError::NotEmpty
+                | FsError::CrossDevice(_)
         )
     }
 

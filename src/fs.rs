@@ -20,6 +20,9 @@ use crate::reader::planner::Sidecars;
 use crate::reader::{FileReader, Known, PrefetchBudget, ReadFor, Reader};
 use crate::rope::Rope;
 use crate::store::Backend;
+use crate::write::{Staged, Writes};
+
+pub mod writing;
 
 /// The hidden, read-only stats file at the mount root (not listed by `readdir`).
 pub const STATS_NAME: &str = ".geomount-stats";
@@ -61,6 +64,11 @@ pub struct Opened {
 enum Handle {
     File(Arc<FileReader>),
     Stats(Bytes),
+    /// A file being written (or read while staged): its bytes are on local disk.
+    Staged {
+        ino: u64,
+        file: Arc<Staged>,
+    },
 }
 
 /// Where a mount's objects come from: the store, and beside it the converted views, if any.
@@ -76,7 +84,11 @@ pub struct Sources {
 }
 
 pub struct Fs {
-    ns: Namespace,
+    ns: Arc<Namespace>,
+    /// Where uploads, deletes and copied-down objects go (never a converted view).
+    store: Arc<dyn Backend>,
+    /// Present on a `--read-write` mount.
+    writes: Option<Arc<Writes>>,
     reader: Reader,
     metrics: Arc<Metrics>,
     own: Ownership,
@@ -137,9 +149,16 @@ impl Fs {
         if let Some(v) = &views {
             cache = cache.with_views(v.clone());
         }
-        let metadata = views.unwrap_or(store);
+        let metadata = views.unwrap_or_else(|| store.clone());
         Self {
-            ns: Namespace::new(metadata, cache.clone(), ttl, metrics.clone()),
+            ns: Arc::new(Namespace::new(
+                metadata,
+                cache.clone(),
+                ttl,
+                metrics.clone(),
+            )),
+            store,
+            writes: None,
             reader: Reader::new(cache, budget, metrics.clone()),
             metrics,
             own,
@@ -154,7 +173,9 @@ impl Fs {
     /// Adds the persistent disk tier below the memory block cache.
     pub fn with_disk(mut self, disk: Option<Arc<crate::cache::disk::DiskCache>>) -> Self {
         let cache = self.reader.cache().clone().with_disk(disk.clone());
-        self.ns.set_caches(cache.clone(), disk);
+        Arc::get_mut(&mut self.ns)
+            .expect("the disk tier is added before the namespace is shared")
+            .set_caches(cache.clone(), disk);
         self.reader.set_cache(cache);
         self
     }
@@ -181,16 +202,26 @@ impl Fs {
                 uid: self.own.uid,
                 gid: self.own.gid,
             },
-            NodeKind::File { size, mtime, .. } => Attr {
-                ino: info.ino,
-                kind: FileKind::File,
-                size: *size,
-                mtime: *mtime,
-                perm: self.own.file_mode,
-                nlink: 1,
-                uid: self.own.uid,
-                gid: self.own.gid,
-            },
+            NodeKind::File { size, mtime, etag } => {
+                let mut a = Attr {
+                    ino: info.ino,
+                    kind: FileKind::File,
+                    size: *size,
+                    mtime: *mtime,
+                    perm: self.own.file_mode,
+                    nlink: 1,
+                    uid: self.own.uid,
+                    gid: self.own.gid,
+                };
+                if let Some(w) = &self.writes {
+                    if let Some(s) = w.attr(info.ino) {
+                        (a.size, a.mtime, a.perm) = (s.size, s.mtime, s.mode);
+                    } else if let Some(t) = w.uploaded_mtime(&info.path, etag.as_deref()) {
+                        a.mtime = t;
+                    }
+                }
+                a
+            }
         }
     }
 
@@ -290,10 +321,12 @@ impl Fs {
         self.dir_handles.lock().remove(&fh);
     }
 
-    /// Opens a file for reading; any write access is refused with EROFS.
+    /// Opens a file. Write access (or `O_TRUNC`) needs a writable mount (EROFS otherwise) and
+    /// stages the file; a staged file is read from its staged bytes.
     pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, FsError> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(FsError::ReadOnly);
+        let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if writing || self.writes.as_ref().is_some_and(|w| w.is_staged(ino)) {
+            return self.open_staged(ino, flags, writing).await;
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         if ino == STATS_INO {
@@ -358,6 +391,11 @@ impl Fs {
                 let end = (start + size as usize).min(b.len());
                 return Ok(b.slice(start..end).into());
             }
+            Some(Handle::Staged { file, .. }) => {
+                let file = file.clone();
+                let w = self.writes.as_ref().ok_or(FsError::BadHandle)?;
+                return w.read(&file, offset, size).map(Into::into);
+            }
             None => return Err(FsError::BadHandle),
         };
         reader.read_for(offset, size, of).await.inspect_err(|e| {
@@ -368,7 +406,12 @@ impl Fs {
     }
 
     pub fn release(&self, fh: u64) {
-        self.handles.lock().remove(&fh);
+        let gone = self.handles.lock().remove(&fh);
+        if let (Some(Handle::Staged { ino, .. }), Some(w)) = (gone, &self.writes)
+            && let Err(e) = w.released(ino)
+        {
+            tracing::warn!(ino, error = %e, "a closed file could not be journaled for upload");
+        }
     }
 
     pub fn open_handles(&self) -> usize {
@@ -400,3 +443,5 @@ impl Sidecars for Beside<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;

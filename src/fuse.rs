@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::config::MAX_READ;
 use crate::error::FsError;
+use crate::fs::writing::{STATE_XATTR, SetAttr};
 use crate::fs::{Attr, FileKind, Fs, Opened};
 use crate::reader::ReadFor;
 /// Background requests the kernel may have in flight (mountpoint-s3 measured +29% at 64 vs 16).
@@ -108,12 +109,14 @@ impl fuser::Filesystem for FuseAdapter {
         // Files opened with direct I/O (planned files, the stats file) may be mapped with
         // MAP_SHARED (Linux 6.6+; without it their mmap fails with ENODEV): faults fill the
         // page cache through reads with no lock owner, answered in full ([`read_for`]).
+        // `open` sees O_TRUNC itself (not a truncate before it).
         // A kernel without one of these keeps working without it.
         for flag in [
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "the kernel does not offer this FUSE capability");
@@ -289,76 +292,104 @@ impl fuser::Filesystem for FuseAdapter {
         reply.ok();
     }
 
-    // Nothing is ever dirty on a read-only mount: flush (every close) and fsync succeed.
+    /// Every close of a descriptor; on a writable mount with no write-back delay the last
+    /// close uploads, and its error is the close's.
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lo: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("flush", &e)),
+            }
+        });
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
+    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let span = tracing::debug_span!("fsync", ino = ino.0);
+        self.rt.spawn(
+            async move {
+                match fs.fsync(ino.0).await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno("fsync", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
-        _datasync: bool,
+        _ds: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        let fs = self.fs.clone();
+        self.rt.spawn(async move {
+            match fs.fsyncdir(ino.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsyncdir", &e)),
+            }
+        });
     }
 
-    // No extended attributes (yet): an empty list, and ENODATA for any name.
-    fn getxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
-        reply.error(errno("getxattr", &FsError::NoAttribute));
-    }
-
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
+    /// One attribute: `user.geomount.state` (dirty, uploading, clean, conflict, failed).
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if name != STATE_XATTR {
+            return reply.error(errno("getxattr", &FsError::NoAttribute));
+        }
+        match self.fs.state_xattr(ino.0) {
+            Ok(v) => xattr_reply(reply, v.as_bytes(), size),
+            Err(e) => reply.error(errno("getxattr", &e)),
         }
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        // Object stores have no capacity; report a large read-only volume with nothing free.
-        reply.statfs(1 << 40, 0, 0, 1 << 20, 0, 1 << 20, 255, 1 << 20);
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let names = match self.fs.state_xattr(ino.0) {
+            Ok(_) => format!("{STATE_XATTR}\0"),
+            Err(_) => String::new(),
+        };
+        xattr_reply(reply, names.as_bytes(), size);
     }
 
-    // Every write is refused: the mount is read-only.
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // Object stores have no capacity: a large volume, with the staging disk's room free on
+        // a writable mount and nothing free on a read-only one.
+        const BSIZE: u64 = 1 << 20;
+        let free = self.fs.free_bytes().unwrap_or(0) / BSIZE;
+        let total = (1u64 << 40).max(free);
+        reply.statfs(
+            total,
+            free,
+            free,
+            1 << 20,
+            1 << 20,
+            BSIZE as u32,
+            255,
+            BSIZE as u32,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
+        ino: INodeNo,
+        mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
-        _size: Option<u64>,
+        size: Option<u64>,
         _atime: Option<fuser::TimeOrNow>,
-        _mtime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -367,11 +398,36 @@ impl fuser::Filesystem for FuseAdapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(errno("setattr", &FsError::ReadOnly));
+        let fs = self.fs.clone();
+        let set = SetAttr {
+            mode,
+            size,
+            mtime: mtime.map(|t| match t {
+                fuser::TimeOrNow::SpecificTime(t) => t,
+                fuser::TimeOrNow::Now => SystemTime::now(),
+            }),
+        };
+        let span = tracing::debug_span!("setattr", ino = ino.0, ?size);
+        self.rt.spawn(
+            async move {
+                match fs.setattr(ino.0, set).await {
+                    Ok(a) => reply.attr(&fs.ttl(), &to_file_attr(&a)),
+                    Err(e) => reply.error(errno("setattr", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
-    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
-        reply.error(errno("mkdir", &FsError::ReadOnly));
+    fn mkdir(&self, _req: &Request, p: INodeNo, n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        let fs = self.fs.clone();
+        let name = n.to_string_lossy().into_owned();
+        self.rt.spawn(async move {
+            match fs.mkdir(p.0, &name).await {
+                Ok(a) => reply.entry(&fs.ttl(), &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno("mkdir", &e)),
+            }
+        });
     }
 
     fn mknod(
@@ -384,63 +440,149 @@ impl fuser::Filesystem for FuseAdapter {
         _r: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mknod", &FsError::ReadOnly));
+        reply.error(errno(
+            "mknod",
+            &FsError::NotPermitted("only regular files and folders"),
+        ));
     }
 
-    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("unlink", &FsError::ReadOnly));
+    fn unlink(&self, _req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = n.to_string_lossy().into_owned();
+        let span = tracing::debug_span!("unlink", parent = p.0, name = name.as_str());
+        self.rt.spawn(
+            async move {
+                match fs.unlink(p.0, &name).await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno("unlink", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
-    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("rmdir", &FsError::ReadOnly));
+    fn rmdir(&self, _req: &Request, p: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = n.to_string_lossy().into_owned();
+        self.rt.spawn(async move {
+            match fs.rmdir(p.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &e)),
+            }
+        });
     }
 
     fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
-        reply.error(errno("symlink", &FsError::ReadOnly));
+        reply.error(errno(
+            "symlink",
+            &FsError::NotPermitted("object stores have no symlinks"),
+        ));
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _np: INodeNo,
-        _nn: &OsStr,
-        _f: fuser::RenameFlags,
+        p: INodeNo,
+        n: &OsStr,
+        np: INodeNo,
+        nn: &OsStr,
+        flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno("rename", &FsError::ReadOnly));
+        if flags.contains(fuser::RenameFlags::RENAME_EXCHANGE) {
+            return reply.error(errno(
+                "rename",
+                &FsError::InvalidArgument("RENAME_EXCHANGE is not supported".into()),
+            ));
+        }
+        let no_replace = flags.contains(fuser::RenameFlags::RENAME_NOREPLACE);
+        let fs = self.fs.clone();
+        let (name, new_name) = (
+            n.to_string_lossy().into_owned(),
+            nn.to_string_lossy().into_owned(),
+        );
+        let span =
+            tracing::debug_span!("rename", name = name.as_str(), new_name = new_name.as_str());
+        self.rt.spawn(
+            async move {
+                match fs.rename(p.0, &name, np.0, &new_name, no_replace).await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno("rename", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
-    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
-        reply.error(errno("link", &FsError::ReadOnly));
+    fn link(&self, _req: &Request, i: INodeNo, np: INodeNo, nn: &OsStr, reply: ReplyEntry) {
+        let fs = self.fs.clone();
+        let name = nn.to_string_lossy().into_owned();
+        self.rt.spawn(async move {
+            match fs.link(i.0, np.0, &name).await {
+                Ok(a) => reply.entry(&fs.ttl(), &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno("link", &e)),
+            }
+        });
     }
 
     fn create(
         &self,
         _req: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _f: i32,
+        p: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(errno("create", &FsError::ReadOnly));
+        let fs = self.fs.clone();
+        let name = n.to_string_lossy().into_owned();
+        let span = tracing::debug_span!("create", parent = p.0, name = name.as_str());
+        self.rt.spawn(
+            async move {
+                match fs.create(p.0, &name, mode, flags).await {
+                    Ok((a, o)) => reply.created(
+                        &fs.ttl(),
+                        &to_file_attr(&a),
+                        Generation(0),
+                        FileHandle(o.fh),
+                        fopen_flags(&o, FopenFlags::empty()),
+                    ),
+                    Err(e) => reply.error(errno("create", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn write(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _wf: WriteFlags,
         _flags: OpenFlags,
         _lo: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(errno("write", &FsError::ReadOnly));
+        // Local disk: answered on the FUSE thread, with no copy of the data.
+        match self.fs.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno("write", &e)),
+        }
+    }
+}
+
+/// Replies to a getxattr/listxattr with `value`: its size when asked for 0 bytes, ERANGE when
+/// it does not fit.
+fn xattr_reply(reply: ReplyXattr, value: &[u8], size: u32) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(value);
     }
 }

@@ -1,4 +1,5 @@
-//! geomount: mount remote scientific datasets as a read-only local directory tree.
+//! geomount: mount remote scientific datasets as a local directory tree (read-only, or with
+//! `--read-write` writable through staging on local disk: `write`).
 //!
 //! The path of one read: `fuse` (thin fuser adapter) -> `fs` (operations, no fuser types)
 //! -> `namespace` (inodes, listings, metadata caches; Zarr stores from their consolidated
@@ -43,3 +44,4 @@ pub mod reader;
 pub mod resolve;
 pub mod rope;
 pub mod store;
+pub mod write;

@@ -24,6 +24,11 @@ pub struct Metrics {
     pub disk_writes: AtomicU64,
     pub disk_corrupt: AtomicU64,
     pub disk_evictions: AtomicU64,
+    pub uploads: AtomicU64,
+    pub bytes_uploaded: AtomicU64,
+    pub upload_errors: AtomicU64,
+    pub upload_conflicts: AtomicU64,
+    pub delete_requests: AtomicU64,
 }
 
 macro_rules! snapshot_fields {
@@ -62,7 +67,12 @@ impl Metrics {
             disk_misses,
             disk_writes,
             disk_corrupt,
-            disk_evictions
+            disk_evictions,
+            uploads,
+            bytes_uploaded,
+            upload_errors,
+            upload_conflicts,
+            delete_requests
         )
     }
 

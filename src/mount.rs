@@ -29,6 +29,10 @@ use crate::reader::PrefetchBudget;
 use crate::store::Backend;
 use crate::store::build::{build_backend, endpoint_display};
 use crate::store::metered::Metered;
+use crate::write::{WriteOptions, Writes};
+
+/// Writes fail with ENOSPC when the staging file system has less than this free.
+const MIN_FREE: u64 = 256 << 20;
 
 /// The mount-time access check must answer within this, whatever the request timeout.
 const ACCESS_CHECK_LIMIT: Duration = Duration::from_secs(8);
@@ -71,20 +75,22 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
         ) as Arc<dyn Backend>
     });
 
-    let fs = Arc::new(
-        Fs::with_memory(
-            Sources {
-                store: store.clone(),
-                views,
-            },
-            metrics.clone(),
-            cfg.ownership,
-            cfg.metadata_ttl,
-            budget,
-            memory,
-        )
-        .with_disk(disk),
-    );
+    let mut fs = Fs::with_memory(
+        Sources {
+            store: store.clone(),
+            views,
+        },
+        metrics.clone(),
+        cfg.ownership,
+        cfg.metadata_ttl,
+        budget,
+        memory,
+    )
+    .with_disk(disk);
+    if let Some(w) = open_writes(cfg, store.clone(), rt.handle().clone())? {
+        fs = fs.with_writes(w);
+    }
+    let fs = Arc::new(fs);
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone());
     let session =
         fuser::Session::new(adapter, &cfg.mountpoint, &fuse_config(cfg)).map_err(|e| {
@@ -126,11 +132,15 @@ fn on_path(name: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
-/// The FUSE session's options: read-only, the `fuse.geomount` type, `max_read`, and who may
+/// The FUSE session's options: read-only (or read-write with `--read-write`), the `fuse.geomount` type, `max_read`, and who may
 /// enter the mount.
 fn fuse_config(cfg: &MountConfig) -> Config {
     let mut options = vec![
-        MountOption::RO,
+        if cfg.writes.is_some() {
+            MountOption::RW
+        } else {
+            MountOption::RO
+        },
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::FSName(cfg.source.display_name()),
@@ -214,6 +224,52 @@ fn access_message(e: &FsError, cfg: &MountConfig) -> String {
 /// The disk cache a mount configuration asks for: `None` when `--cache-disk 0`, and for local
 /// sources (a copy on the same disks would gain nothing). The scope is the endpoint and the
 /// source, so two buckets (or endpoints) never share blocks.
+/// The staging area of a `--read-write` mount: one folder per source under the staging
+/// directory, locked for this mount.
+fn open_writes(
+    cfg: &MountConfig,
+    store: Arc<Metered>,
+    rt: tokio::runtime::Handle,
+) -> Result<Option<Arc<Writes>>> {
+    let Some(w) = &cfg.writes else {
+        return Ok(None);
+    };
+    let root = match &w.staging_dir {
+        Some(d) => d.clone(),
+        None => {
+            let blocks = match &cfg.cache_dir {
+                Some(d) => d.clone(),
+                None => default_dir()?,
+            };
+            blocks
+                .parent()
+                .map_or_else(|| blocks.join("staging"), |p| p.join("staging"))
+        }
+    };
+    let scope = format!(
+        "{} {}",
+        endpoint_display(&cfg.s3),
+        cfg.source.display_name()
+    );
+    let hash = xxhash_rust::xxh3::xxh3_64(scope.as_bytes());
+    let dir = root.join(format!("{hash:016x}"));
+    let opts = WriteOptions {
+        write_back: w.write_back,
+        no_delete: w.no_delete,
+        staging_max: w.staging_max,
+        min_free: MIN_FREE,
+    };
+    let warnings = rt
+        .block_on(store.prepare_writes())
+        .map_err(|e| anyhow!("cannot write to the source ({e}): check that the keys may write, or mount without --read-write"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let writes = Writes::open(&dir, store, opts, rt).context("--staging-dir")?;
+    tracing::info!(staging = %dir.display(), "writable mount: files are staged here until uploaded");
+    Ok(Some(writes))
+}
+
 fn open_disk_cache(cfg: &MountConfig, metrics: Arc<Metrics>) -> Result<Option<Arc<DiskCache>>> {
     if cfg.cache_disk == 0 || matches!(cfg.source, Source::Local { .. }) {
         return Ok(None);
@@ -307,6 +363,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             threads: 1,
             convert: false,
+            writes: None,
         }
     }
 

@@ -51,6 +51,8 @@ const SWITCHES: &[(&str, &str)] = &[
     ("no_sign_request", "--no-sign-request"),
     ("noexec", "--noexec"),
     ("no_convert", "--no-convert"),
+    ("read_write", "--read-write"),
+    ("no_delete", "--no-delete"),
 ];
 
 /// `-o` options with a value (`name=value`), and the `geomount mount` flag each becomes.
@@ -71,8 +73,9 @@ const VALUED: &[(&str, &str)] = &[
     ("credentials_file", "--credentials-file"),
     ("profile", "--profile"),
     ("earthdata_url", "--earthdata-url"),
-    ("cache_dir", "--cache-dir"),
-    ("cache_disk", "--cache-disk"),
+    ("write_back", "--write-back"),
+    ("staging_dir", "--staging-dir"),
+    ("staging_max", "--staging-max"),
 ];
 
 /// The flags for `geomount mount` from a mount(8) option string, plus warnings to print.
@@ -109,7 +112,7 @@ pub fn translate(opts: &str) -> Result<Translated> {
         }
         if name == "rw" {
             out.warnings.push(
-                "geomount is read-only: mounting read-only (mount(8) adds `rw` unless the options say `ro`)"
+                "mounting read-only: mount(8) adds `rw` unless the options say `ro`, so a writable mount is asked for with `read_write`"
                     .into(),
             );
             continue;

@@ -14,8 +14,8 @@ use clap::Args;
 
 use crate::catalog::{Preset, PresetAccess};
 use crate::config::{
-    MountConfig, Ownership, S3Settings, Source, env_nonempty, parse_duration, parse_mode,
-    parse_size,
+    MountConfig, Ownership, S3Settings, Source, WriteSettings, env_nonempty, parse_duration,
+    parse_mode, parse_size,
 };
 use crate::credentials::keys_file::Keys;
 use crate::credentials::{self, Access};
@@ -108,12 +108,12 @@ pub struct MountOptions {
     /// Group shown for every entry (default: the mounting user's group).
     #[arg(long)]
     pub gid: Option<u32>,
-    /// Permission bits of files, octal.
-    #[arg(long, default_value = "0444")]
-    pub file_mode: String,
-    /// Permission bits of directories, octal.
-    #[arg(long, default_value = "0555")]
-    pub dir_mode: String,
+    /// Permission bits of files, octal [default: 0444; 0644 with --read-write].
+    #[arg(long)]
+    pub file_mode: Option<String>,
+    /// Permission bits of directories, octal [default: 0555; 0755 with --read-write].
+    #[arg(long)]
+    pub dir_mode: Option<String>,
     /// How long listings, attributes and missing names are cached (e.g. 60, 10s, 5m).
     #[arg(long, default_value = "60s")]
     pub metadata_ttl: String,
@@ -141,6 +141,24 @@ pub struct MountOptions {
     /// Do not show converted views (NAME.grib2.zarr/, NAME.grib2.cog/) beside GRIB2 files.
     #[arg(long)]
     pub no_convert: bool,
+    /// Allow writes: files are staged on local disk and uploaded after their last close
+    /// (converted views stay read-only).
+    #[arg(long)]
+    pub read_write: bool,
+    /// With --read-write: quiet time after a file's last close before its upload (0 uploads
+    /// in close, whose error close returns).
+    #[arg(long, default_value = "2s")]
+    pub write_back: String,
+    /// With --read-write: refuse to delete what is on the server (unlink of an uploaded file).
+    #[arg(long)]
+    pub no_delete: bool,
+    /// With --read-write: where written files wait for their upload [default: `staging`
+    /// beside the block cache directory].
+    #[arg(long)]
+    pub staging_dir: Option<PathBuf>,
+    /// With --read-write: bound on the bytes staged at once; past it writes fail with ENOSPC.
+    #[arg(long, default_value = "50GiB")]
+    pub staging_max: String,
 }
 
 impl MountOptions {
@@ -159,6 +177,22 @@ impl MountOptions {
             bail!("--cache-memory must be at least 16MiB");
         }
         let request_timeout = parse_duration(&self.request_timeout).context("--request-timeout")?;
+        let (file_mode, dir_mode) = if self.read_write {
+            ("0644", "0755")
+        } else {
+            ("0444", "0555")
+        };
+        let writes = self
+            .read_write
+            .then(|| -> Result<WriteSettings> {
+                Ok(WriteSettings {
+                    write_back: parse_duration(&self.write_back).context("--write-back")?,
+                    no_delete: self.no_delete,
+                    staging_dir: self.staging_dir.clone(),
+                    staging_max: parse_size(&self.staging_max).context("--staging-max")?,
+                })
+            })
+            .transpose()?;
         if request_timeout < Duration::from_millis(100) {
             bail!("--request-timeout must be at least 100ms");
         }
@@ -174,8 +208,10 @@ impl MountOptions {
                 // SAFETY: getuid/getgid cannot fail.
                 uid: self.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
                 gid: self.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
-                file_mode: parse_mode(&self.file_mode).context("--file-mode")?,
-                dir_mode: parse_mode(&self.dir_mode).context("--dir-mode")?,
+                file_mode: parse_mode(self.file_mode.as_deref().unwrap_or(file_mode))
+                    .context("--file-mode")?,
+                dir_mode: parse_mode(self.dir_mode.as_deref().unwrap_or(dir_mode))
+                    .context("--dir-mode")?,
             },
             metadata_ttl: parse_duration(&self.metadata_ttl).context("--metadata-ttl")?,
             cache_memory,
@@ -184,6 +220,7 @@ impl MountOptions {
             request_timeout,
             threads: self.threads,
             convert: !self.no_convert,
+            writes,
         })
     }
 }

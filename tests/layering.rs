@@ -27,8 +27,9 @@ const LAYERS: &[(u32, &str, &[&str])] = &[
     (3, "store", &["store"]),
     // Cache: a range store (memory tier, disk tier) with no format knowledge.
     (4, "cache", &["cache"]),
-    // Reader: read policy (sequential window, random-read pieces, planned units, planners).
-    (5, "reader", &["reader"]),
+    // Reader: read policy (sequential window, random-read pieces, planned units, planners);
+    // write: staging on local disk, the journal, uploads after the last close.
+    (5, "reader", &["reader", "write"]),
     // Views and namespace: converted views read through the caches; inodes, listings, metadata.
     (6, "views", &["convert", "namespace"]),
     // Filesystem operations, with no fuser types.

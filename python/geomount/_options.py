@@ -37,6 +37,12 @@ FLAGS: dict[str, bool] = {
     "threads": True,
     "log-file": True,
     "no-convert": False,
+    # Writes (``read_write=True``).
+    "read-write": False,
+    "write-back": True,
+    "no-delete": False,
+    "staging-dir": True,
+    "staging-max": True,
 }
 
 #: Flags of ``geomount mount`` that are not options, and why.

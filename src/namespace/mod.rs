@@ -17,7 +17,7 @@
 //! changes for the life of the mount, so they are not evicted. Zarr layouts are kept per store
 //! with consolidated metadata, for the life of the mount.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +30,7 @@ use crate::formats::zarr::ZarrLayout;
 use crate::metrics::Metrics;
 use crate::store::{Backend, Listing, ObjectInfo, valid_name};
 
+mod local;
 mod zarr;
 
 pub const ROOT_INO: u64 = 1;
@@ -88,6 +89,8 @@ struct Tables {
     /// Bytes of `negative`, as weighed by [`Tables::negative_weight`].
     negative_bytes: usize,
     next_ino: u64,
+    /// Entries a writable mount made, by parent inode and name ([`local`]).
+    pinned: HashMap<u64, BTreeMap<String, u64>>,
 }
 
 impl Tables {
@@ -205,6 +208,11 @@ impl Namespace {
         self.ttl
     }
 
+    /// Whether `path` is made by a converted view (read-only whatever the mount).
+    pub fn is_derived(&self, path: &str) -> bool {
+        self.backend.is_derived(path)
+    }
+
     fn fresh(&self, at: Instant) -> bool {
         at.elapsed() < self.ttl
     }
@@ -287,6 +295,12 @@ impl Namespace {
                 is_dir: false,
             });
         }
+        // What this mount made wins over what the server listed.
+        let pinned = t.pinned_in(dir);
+        if !pinned.is_empty() {
+            entries.retain(|e| !pinned.iter().any(|p| p.name == e.name));
+            entries.extend(pinned);
+        }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         let entries = Arc::new(entries);
         if let Some(n) = t.nodes.get_mut(&dir) {
@@ -328,6 +342,11 @@ impl Namespace {
         let path = join(&parent_info.path, name);
         {
             let t = self.tables.read();
+            if let Some(ino) = t.pinned.get(&parent).and_then(|m| m.get(name))
+                && let Some(n) = t.nodes.get(ino)
+            {
+                return Ok(n.info.clone());
+            }
             if let Some(at) = t.negative.get(&path)
                 && self.fresh(*at)
             {

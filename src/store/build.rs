@@ -14,7 +14,7 @@ use object_store::{BackoffConfig, Certificate, ClientOptions, RetryConfig};
 
 use super::Backend;
 use super::multi::MultiBackend;
-use super::object::{Lister, ObjectBackend};
+use super::object::{Lister, ObjectBackend, WriteSupport};
 use super::s3_list::S3Lister;
 use crate::config::{MountConfig, S3Settings, Source};
 
@@ -22,10 +22,31 @@ use crate::config::{MountConfig, S3Settings, Source};
 const DEFAULT_REGION: &str = "us-east-1";
 
 pub fn build_backend(cfg: &MountConfig) -> Result<Arc<dyn Backend>> {
-    build_source(&cfg.source, &cfg.s3, cfg.request_timeout)
+    build_source(
+        &cfg.source,
+        &cfg.s3,
+        cfg.request_timeout,
+        cfg.writes.is_some(),
+    )
 }
 
-fn build_source(source: &Source, s3: &S3Settings, timeout: Duration) -> Result<Arc<dyn Backend>> {
+/// What a source's store may do when writing, if the mount writes.
+fn write_support(writable: bool, s3: bool) -> WriteSupport {
+    WriteSupport {
+        enabled: writable,
+        // S3 servers honour If-None-Match/If-Match on PUT (AWS since 2024, MinIO, R2); one
+        // that ignores them overwrites, as a plain PUT would. Local folders have no ETags.
+        preconditions: s3,
+        metadata: s3,
+    }
+}
+
+fn build_source(
+    source: &Source,
+    s3: &S3Settings,
+    timeout: Duration,
+    writable: bool,
+) -> Result<Arc<dyn Backend>> {
     match source {
         Source::Tree(sources) => {
             let mut built = Vec::with_capacity(sources.len());
@@ -33,7 +54,7 @@ fn build_source(source: &Source, s3: &S3Settings, timeout: Duration) -> Result<A
                 if matches!(s.source, Source::Tree(_)) {
                     bail!("source {}: a tree cannot hold another tree", s.name);
                 }
-                let b = build_source(&s.source, &s.s3, timeout)
+                let b = build_source(&s.source, &s.s3, timeout, writable)
                     .with_context(|| format!("source {}", s.name))?;
                 built.push((s.name.clone(), b));
             }
@@ -48,13 +69,14 @@ fn build_source(source: &Source, s3: &S3Settings, timeout: Duration) -> Result<A
             }
             let store = LocalFileSystem::new_with_prefix(root)
                 .with_context(|| format!("cannot open source folder {}", root.display()))?;
-            Ok(Arc::new(ObjectBackend::new(
-                Arc::new(store),
-                String::new(),
-                Lister::Generic,
-            )))
+            Ok(Arc::new(
+                ObjectBackend::new(Arc::new(store), String::new(), Lister::Generic)
+                    .with_writes(write_support(writable, false)),
+            ))
         }
-        Source::S3 { bucket, prefix } => Ok(Arc::new(build_s3(bucket, prefix, s3, timeout)?)),
+        Source::S3 { bucket, prefix } => Ok(Arc::new(
+            build_s3(bucket, prefix, s3, timeout)?.with_writes(write_support(writable, true)),
+        )),
     }
 }
 

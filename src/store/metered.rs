@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{Backend, Listing, ObjectInfo};
+use super::{Backend, Listing, ObjectInfo, Upload};
 use crate::error::{FsError, NoAnswer, StoreError, StoreErrorKind, Unavailable};
 use crate::metrics::Metrics;
 use crate::rope::Rope;
@@ -123,6 +123,31 @@ impl Backend for Metered {
             .await?;
         Metrics::add(&self.metrics.bytes_fetched, got.1.len() as u64);
         Ok(got)
+    }
+
+    /// Not bounded by the request timeout as a whole: a large upload takes many requests, each
+    /// of which the object_store client bounds.
+    async fn put_file(&self, key: &str, up: Upload) -> Result<Option<String>, FsError> {
+        Metrics::inc(&self.metrics.uploads);
+        let size = up.size;
+        let res = self.current().put_file(key, up).await;
+        match &res {
+            Ok(_) => Metrics::add(&self.metrics.bytes_uploaded, size),
+            Err(FsError::Stale { .. }) => Metrics::inc(&self.metrics.upload_conflicts),
+            Err(_) => Metrics::inc(&self.metrics.upload_errors),
+        }
+        res
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), FsError> {
+        Metrics::inc(&self.metrics.delete_requests);
+        let live = self.current();
+        self.bounded(&format!("DELETE {key}"), live.delete(key))
+            .await
+    }
+
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        self.current().prepare_writes().await
     }
 
     fn is_derived(&self, key: &str) -> bool {

@@ -27,6 +27,29 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
 }
 
+/// What an upload may replace: its precondition on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replace {
+    /// Only if no object exists at the key (create-only).
+    Nothing,
+    /// Only the object with this ETag (the one the local copy was based on).
+    Etag(String),
+    /// Whatever is there: no precondition (the server does not honour them).
+    Anything,
+}
+
+/// One upload: all of a local file's bytes become the object.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub file: std::sync::Arc<std::fs::File>,
+    /// Where `file` is, for messages.
+    pub local: std::path::PathBuf,
+    pub size: u64,
+    pub replace: Replace,
+    /// Kept on the object as `x-amz-meta-mtime` (seconds, as rclone writes it).
+    pub mtime: SystemTime,
+}
+
 /// One directory level: sub-directory names and objects, names relative to the directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
@@ -62,6 +85,20 @@ pub trait Backend: Send + Sync + Debug + 'static {
             .await?;
         Ok((info, bytes))
     }
+    /// Uploads `up` as `key` and returns the new object's ETag. A failed precondition is
+    /// [`FsError::Stale`]. The default (a read-only backend, a converted view) refuses.
+    async fn put_file(&self, _key: &str, _up: Upload) -> Result<Option<String>, FsError> {
+        Err(FsError::ReadOnly)
+    }
+    /// Deletes `key` (a missing key is no error).
+    async fn delete(&self, _key: &str) -> Result<(), FsError> {
+        Err(FsError::ReadOnly)
+    }
+    /// Before a writable mount serves: learns what the server honours (conditional PUT), with
+    /// a few requests on a key of its own. Returns warnings to log.
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        Ok(Vec::new())
+    }
     /// Whether `key`'s bytes are made here from other objects (a converted view) rather than
     /// stored: the block cache reads such a key from the backend that derives it, and keeps
     /// only the sources' bytes on disk, not these. A wrapper must forward it.
@@ -96,6 +133,18 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     async fn get_object(&self, key: &str) -> Result<(ObjectInfo, Rope), FsError> {
         (**self).get_object(key).await
+    }
+
+    async fn put_file(&self, key: &str, up: Upload) -> Result<Option<String>, FsError> {
+        (**self).put_file(key, up).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), FsError> {
+        (**self).delete(key).await
+    }
+
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        (**self).prepare_writes().await
     }
 
     fn is_derived(&self, key: &str) -> bool {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Backend, Listing, ObjectInfo};
+use super::{Backend, Listing, ObjectInfo, Upload};
 use crate::error::{FsError, StoreError, StoreErrorKind};
 use crate::rope::Rope;
 
@@ -91,6 +91,30 @@ impl Backend for MultiBackend {
             return Err(FsError::NotFound);
         }
         b.get_object(rest).await
+    }
+
+    async fn put_file(&self, key: &str, up: Upload) -> Result<Option<String>, FsError> {
+        match self.route(key) {
+            Some((b, rest)) if !rest.is_empty() => b.put_file(rest, up).await,
+            _ => Err(FsError::ReadOnly),
+        }
+    }
+
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        let mut warnings = Vec::new();
+        for (name, b) in &self.sources {
+            for w in b.prepare_writes().await? {
+                warnings.push(format!("source {name}: {w}"));
+            }
+        }
+        Ok(warnings)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), FsError> {
+        match self.route(key) {
+            Some((b, rest)) if !rest.is_empty() => b.delete(rest).await,
+            _ => Err(FsError::ReadOnly),
+        }
     }
 }
 

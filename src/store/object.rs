@@ -7,10 +7,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt};
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, GetRange, GetResultPayload, ObjectStore,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, UpdateVersion, WriteMultipart,
+};
 
 use super::s3_list::S3Lister;
-use super::{Backend, Listing, ObjectInfo, finish_listing};
+use super::{Backend, Listing, ObjectInfo, Replace, Upload, finish_listing};
 use crate::error::{FsError, StoreError, StoreErrorKind};
 use crate::rope::Rope;
 
@@ -24,12 +27,56 @@ pub enum Lister {
     S3(S3Lister),
 }
 
+/// Objects up to this size are uploaded with one PUT; larger ones in parts.
+pub const SINGLE_PUT_MAX: u64 = 16 << 20;
+/// The smallest part of a multipart upload; larger files get larger parts, so that none needs
+/// more than [`MAX_PARTS`].
+pub const MIN_PART: u64 = 16 << 20;
+/// S3's limit on the parts of one upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Parts of one upload in flight at once (their bytes are held until sent).
+pub const PARTS_IN_FLIGHT: usize = 4;
+
+/// What the store behind an [`ObjectBackend`] supports when writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSupport {
+    /// Uploads may be written at all.
+    pub enabled: bool,
+    /// PUT honours create-only and If-Match preconditions.
+    pub preconditions: bool,
+    /// Objects carry user metadata (`x-amz-meta-*`).
+    pub metadata: bool,
+}
+
 #[derive(Debug)]
 pub struct ObjectBackend {
     store: Arc<dyn ObjectStore>,
     /// Empty, or ends with `/`.
     prefix: String,
     lister: Lister,
+    writes: WriteSupport,
+    /// The server honours conditional PUT: learned by [`Backend::prepare_writes`]; until then
+    /// (and where it does not) an upload checks with a HEAD first.
+    conditional: std::sync::atomic::AtomicBool,
+}
+
+/// The part size for a multipart upload of `size` bytes: at least [`MIN_PART`], and large
+/// enough that no upload needs more than [`MAX_PARTS`] parts.
+pub fn part_size(size: u64) -> u64 {
+    size.div_ceil(MAX_PARTS).max(MIN_PART)
+}
+
+/// Reads `len` bytes of `file` at `offset`, off the async threads.
+async fn read_part(up: &Upload, offset: u64, len: u64) -> Result<bytes::Bytes, FsError> {
+    let file = up.file.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; len as usize];
+        file.read_exact_at(&mut buf, offset).map(|()| buf.into())
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    res.map_err(|e| FsError::Staging(crate::error::CacheError::io("read", &up.local, e)))
 }
 
 impl ObjectBackend {
@@ -38,7 +85,92 @@ impl ObjectBackend {
             store,
             prefix,
             lister,
+            writes: WriteSupport::default(),
+            conditional: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Allows uploads, with what the store supports.
+    pub fn with_writes(mut self, writes: WriteSupport) -> Self {
+        self.writes = writes;
+        self.conditional = writes.preconditions.into();
+        self
+    }
+
+    fn attributes(&self, up: &Upload) -> Attributes {
+        let mut a = Attributes::new();
+        if self.writes.metadata {
+            let secs = up
+                .mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            a.insert(
+                Attribute::Metadata("mtime".into()),
+                AttributeValue::from(format!("{secs:.9}")),
+            );
+        }
+        a
+    }
+
+    /// Whether the object at `path` may be replaced under `replace`, asked with a HEAD (for a
+    /// multipart upload, whose completion object_store sends without a precondition; a writer
+    /// that lands between this check and the completion is not detected).
+    async fn may_replace(&self, path: &Path, replace: &Replace) -> Result<(), FsError> {
+        let current = match self.store.head(path).await {
+            Ok(m) => Some(m.e_tag),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(StoreError::from_object_store(e, format!("HEAD '{path}'")).into()),
+        };
+        let ok = match (replace, &current) {
+            (Replace::Anything, _) | (Replace::Nothing, None) => true,
+            (Replace::Etag(want), Some(have)) => have.as_deref() == Some(want.as_str()),
+            (Replace::Nothing, Some(_)) | (Replace::Etag(_), None) => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(FsError::Stale {
+                expected: format!("{replace:?} at '{path}'"),
+            })
+        }
+    }
+
+    async fn put_multipart(&self, path: &Path, up: Upload) -> Result<Option<String>, FsError> {
+        let what = || format!("multipart upload of '{path}'");
+        let opts = PutMultipartOptions {
+            attributes: self.attributes(&up),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(path, opts)
+            .await
+            .map_err(|e| StoreError::from_object_store(e, what()))?;
+        let part = part_size(up.size);
+        let mut w = WriteMultipart::new_with_chunk_size(upload, part as usize);
+        let mut offset = 0;
+        while offset < up.size {
+            let len = part.min(up.size - offset);
+            let bytes = match read_part(&up, offset, len).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = w.abort().await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT - 1).await {
+                let _ = w.abort().await;
+                return Err(StoreError::from_object_store(e, what()).into());
+            }
+            w.put(bytes);
+            offset += len;
+        }
+        // `finish` aborts the upload when a part or the completion fails.
+        let done = w
+            .finish()
+            .await
+            .map_err(|e| StoreError::from_object_store(e, what()))?;
+        Ok(done.e_tag)
     }
 
     fn path(&self, rel: &str) -> Result<Path, FsError> {
@@ -160,6 +292,112 @@ impl Backend for ObjectBackend {
             return Err(StoreError::short_read(what(), info.size, bytes.len() as u64).into());
         }
         Ok((info, bytes))
+    }
+
+    async fn put_file(&self, key: &str, up: Upload) -> Result<Option<String>, FsError> {
+        if !self.writes.enabled {
+            return Err(FsError::ReadOnly);
+        }
+        let path = self.path(key)?;
+        let mut replace = up.replace.clone();
+        if !self.writes.preconditions {
+            // No ETags to compare (a local folder): the last writer wins.
+            replace = Replace::Anything;
+        } else if up.size > SINGLE_PUT_MAX
+            || !self.conditional.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The completion of a multipart upload is sent without a precondition, and some
+            // servers ignore them on PUT: a HEAD checks first.
+            self.may_replace(&path, &replace).await?;
+            replace = Replace::Anything;
+        }
+        if up.size > SINGLE_PUT_MAX {
+            return self.put_multipart(&path, up).await;
+        }
+        let mode = match replace {
+            Replace::Nothing => PutMode::Create,
+            Replace::Etag(e) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e),
+                version: None,
+            }),
+            Replace::Anything => PutMode::Overwrite,
+        };
+        let opts = PutOptions {
+            mode,
+            attributes: self.attributes(&up),
+            ..Default::default()
+        };
+        let bytes = read_part(&up, 0, up.size).await?;
+        let done = self
+            .store
+            .put_opts(&path, bytes.into(), opts)
+            .await
+            .map_err(|e| put_error(e, &path))?;
+        Ok(done.e_tag)
+    }
+
+    /// Puts a probe key twice, create-only: a server that honours preconditions refuses the
+    /// second. The probe key is deleted.
+    async fn prepare_writes(&self) -> Result<Vec<String>, FsError> {
+        if !(self.writes.enabled && self.writes.preconditions) {
+            return Ok(Vec::new());
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = format!(".geomount-probe-{}-{stamp}", std::process::id());
+        let path = self.path(&key)?;
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let what = || format!("PUT '{path}' (write check)");
+        self.store
+            .put_opts(&path, bytes::Bytes::new().into(), create())
+            .await
+            .map_err(|e| StoreError::from_object_store(e, what()))?;
+        let second = self
+            .store
+            .put_opts(&path, bytes::Bytes::new().into(), create())
+            .await;
+        let _ = self.store.delete(&path).await;
+        let honoured = matches!(
+            second,
+            Err(object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. })
+        );
+        self.conditional
+            .store(honoured, std::sync::atomic::Ordering::Relaxed);
+        Ok(if honoured {
+            Vec::new()
+        } else {
+            vec![
+                "the server ignores conditional PUT (If-None-Match/If-Match): each upload checks the object with a HEAD first, and a writer that lands between the check and the upload is overwritten".to_string(),
+            ]
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), FsError> {
+        if !self.writes.enabled {
+            return Err(FsError::ReadOnly);
+        }
+        let path = self.path(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::from_object_store(e, format!("DELETE '{path}'")).into()),
+        }
+    }
+}
+
+/// A failed PUT; a failed precondition (someone else's object is there) is [`FsError::Stale`].
+fn put_error(e: object_store::Error, path: &Path) -> FsError {
+    match e {
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            FsError::Stale {
+                expected: format!("the object at '{path}' this copy was based on"),
+            }
+        }
+        e => StoreError::from_object_store(e, format!("PUT '{path}'")).into(),
     }
 }
 
