@@ -439,13 +439,17 @@ impl Fs {
         self.attr(node.ino)
     }
 
-    /// The upload state of `ino`, as its `user.geomount.state` attribute.
+    /// The upload state of `ino`, as its `user.geomount.state` attribute (files of a writable
+    /// mount only: a read-only mount has no attributes).
     pub fn state_xattr(&self, ino: u64) -> Result<String, FsError> {
         let info = self.ns.get(ino)?;
+        let Some(w) = &self.writes else {
+            return Err(FsError::NoAttribute);
+        };
         if matches!(info.kind, NodeKind::Dir) {
             return Err(FsError::NoAttribute);
         }
-        Ok(match self.writes.as_ref().and_then(|w| w.state(ino)) {
+        Ok(match w.state(ino) {
             Some(s) => s.name().to_string(),
             None => "clean".to_string(),
         })
