@@ -131,8 +131,16 @@ impl Fs {
             }) => etag,
             None => None,
         };
+        let existed = base.is_some();
         let node = self.ns.pin(parent, name, new_file())?;
-        w.create(node.ino, &path, base)?;
+        if let Err(e) = w.create(node.ino, &path, base) {
+            if existed {
+                self.ns.unpin(node.ino);
+            } else {
+                self.ns.detach(node.ino);
+            }
+            return Err(e);
+        }
         if let Some(st) = w.get(node.ino) {
             w.set_mode(&st, mode as u16);
         }
@@ -175,7 +183,10 @@ impl Fs {
                 let _ = w.released(ino);
             });
         }
-        debug_assert!(writing);
+        if !writing {
+            // Uploaded and unstaged since the caller looked: read it from the server.
+            return Err(FsError::NotStaged);
+        }
         let (info, _) = self.ns.open_file(ino).await?;
         self.refuse_views(&info.path)?;
         let NodeKind::File { size, etag, .. } = info.kind else {
