@@ -22,8 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mount SOURCE (a dataset preset, s3://bucket[/prefix] or file:///abs/path) read-only at
-    /// MOUNTPOINT; or, with --config FILE, the sources the file lists under MOUNTPOINT.
+    /// Mount SOURCE (a dataset preset, s3://bucket[/prefix] or file:///abs/path) at MOUNTPOINT,
+    /// read-only unless --read-write; or, with --config FILE, the sources the file lists under MOUNTPOINT.
     Mount(MountArgs),
     /// List the dataset presets `geomount mount PRESET MOUNTPOINT` accepts.
     Catalog {
@@ -49,6 +49,9 @@ pub enum Command {
     },
     /// Warm a mount's caches for a file, folder or Zarr subset by reading it through the mount.
     Prefetch(crate::commands::prefetch::PrefetchArgs),
+    /// Wait until everything written under PATH (a file or folder of a --read-write mount) is
+    /// uploaded; fails naming the cause if an upload fails.
+    Sync { path: PathBuf },
     /// Show or clear the persistent block cache.
     Cache {
         #[command(subcommand)]
@@ -290,6 +293,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }),
         Command::Demo { mountpoint, opts } => demo(mountpoint, &opts),
+        Command::Sync { path } => crate::commands::sync::run(&path),
         Command::Catalog { json } => {
             if json {
                 println!("{}", crate::catalog::to_json());

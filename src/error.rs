@@ -53,6 +53,10 @@ pub enum FsError {
     CrossDevice(&'static str),
     #[error("operation not permitted: {0}")]
     NotPermitted(&'static str),
+    /// A file was unstaged (uploaded) between two steps of an open: it is opened from the
+    /// server instead. Never leaves the filesystem layer.
+    #[error("the file is no longer staged")]
+    NotStaged,
     /// The staging area of a writable mount failed (a full disk is ENOSPC).
     #[error("staging: {0}")]
     Staging(CacheError),
@@ -97,6 +101,7 @@ impl FsError {
             FsError::NotEmpty => libc::ENOTEMPTY,
             FsError::CrossDevice(_) => libc::EXDEV,
             FsError::NotPermitted(_) => libc::EPERM,
+            FsError::NotStaged => libc::EAGAIN,
             FsError::Staging(e) => match e.kind() {
                 CacheErrorKind::Full => libc::ENOSPC,
                 CacheErrorKind::Io | CacheErrorKind::Corrupt | CacheErrorKind::WrongKind => {

@@ -326,7 +326,10 @@ impl Fs {
     pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, FsError> {
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if writing || self.writes.as_ref().is_some_and(|w| w.is_staged(ino)) {
-            return self.open_staged(ino, flags, writing).await;
+            match self.open_staged(ino, flags, writing).await {
+                Err(FsError::NotStaged) => {}
+                res => return res,
+            }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         if ino == STATS_INO {

@@ -32,6 +32,16 @@ impl FuseAdapter {
     pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
         Self { fs, rt }
     }
+
+    /// What a kind of entry no mount can make is refused with: EROFS on a read-only mount,
+    /// EPERM on a writable one.
+    fn not_here(&self, why: &'static str) -> FsError {
+        if self.fs.writes().is_some() {
+            FsError::NotPermitted(why)
+        } else {
+            FsError::ReadOnly
+        }
+    }
 }
 
 fn to_file_attr(a: &Attr) -> FileAttr {
@@ -442,7 +452,7 @@ impl fuser::Filesystem for FuseAdapter {
     ) {
         reply.error(errno(
             "mknod",
-            &FsError::NotPermitted("only regular files and folders"),
+            &self.not_here("only regular files and folders"),
         ));
     }
 
@@ -475,7 +485,7 @@ impl fuser::Filesystem for FuseAdapter {
     fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
         reply.error(errno(
             "symlink",
-            &FsError::NotPermitted("object stores have no symlinks"),
+            &self.not_here("object stores have no symlinks"),
         ));
     }
 

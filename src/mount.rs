@@ -60,7 +60,12 @@ pub fn assemble(cfg: &MountConfig, rt: &tokio::runtime::Runtime) -> Result<Assem
     rt.block_on(check_access(store.as_ref(), cfg))?;
     // `--cache-memory` is the whole process's: prefetch in flight, and one memory tier that the
     // block cache and the converted views share.
-    let (budget, cache_bytes) = PrefetchBudget::split(cfg.cache_memory);
+    // A writable mount's uploads hold staged bytes in memory too, within the same budget.
+    let for_reads = match cfg.writes {
+        Some(_) => cfg.cache_memory.saturating_sub(crate::write::UPLOAD_MEMORY),
+        None => cfg.cache_memory,
+    };
+    let (budget, cache_bytes) = PrefetchBudget::split(for_reads);
     let memory = MemoryTier::new(cache_bytes);
     let disk = open_disk_cache(cfg, metrics.clone())?;
     // The converted views sit beside the store: they read their sources through a block cache

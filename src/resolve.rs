@@ -118,7 +118,8 @@ pub struct MountOptions {
     #[arg(long, default_value = "60s")]
     pub metadata_ttl: String,
     /// Memory for everything the daemon keeps, together: cached blocks, prefetch in flight, the
-    /// converted views' decoded fields and tiles, and read plans (e.g. 512MiB, 2GiB).
+    /// converted views' decoded fields and tiles, read plans, and with --read-write 64MiB for
+    /// uploads (e.g. 512MiB, 2GiB).
     #[arg(long, default_value = "512MiB")]
     pub cache_memory: String,
     /// Directory of the persistent block cache, kept across mounts [default:
@@ -175,6 +176,11 @@ impl MountOptions {
         let cache_memory = parse_size(&self.cache_memory).context("--cache-memory")?;
         if cache_memory < 16 << 20 {
             bail!("--cache-memory must be at least 16MiB");
+        }
+        if self.read_write && cache_memory < 128 << 20 {
+            bail!(
+                "--cache-memory must be at least 128MiB with --read-write (64MiB are for uploads)"
+            );
         }
         let request_timeout = parse_duration(&self.request_timeout).context("--request-timeout")?;
         let (file_mode, dir_mode) = if self.read_write {

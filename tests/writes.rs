@@ -374,3 +374,44 @@ fn a_mount_killed_inside_the_write_back_window_uploads_on_the_next_mount() {
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     assert!(quarantined[0].starts_with("open.txt."), "{quarantined:?}");
 }
+
+#[test]
+fn netcdf4_h5netcdf_and_h5py_write_files_that_read_back_from_the_server() {
+    let server = Server::garage();
+    let prefix = unique_prefix("nc");
+    let (m, _staging) = writable(&server, &prefix, &[]);
+    let script = project_root().join("tests/writes/netcdf.py");
+    run_ok(python().arg(&script).arg("write").arg(m.path()));
+    sync(m.path());
+    assert_eq!(
+        server_keys(&server, &prefix),
+        vec!["a_netcdf4.nc", "b_h5netcdf.nc", "c_h5py.h5"]
+    );
+    let local = tempfile::tempdir().unwrap();
+    download_tree(&server, &prefix, local.path());
+    let out = stdout_of(python().arg(&script).arg("check").arg(local.path()));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for f in ["a_netcdf4.nc", "b_h5netcdf.nc", "c_h5py.h5"] {
+        assert_eq!(v[f], true, "{out}");
+    }
+}
+
+#[test]
+fn a_multipart_upload_through_503s_and_resets_lands_whole() {
+    let server = Server::garage();
+    let prefix = unique_prefix("faults");
+    let proxy = Proxy::start(&server, &["--fail-503", "0.2", "--reset-mid-body", "0.05"]);
+    let (m, _staging) = writable(&proxy.server(), &prefix, &[]);
+    let data = pseudo_random(40 << 20, 9);
+    std::fs::write(m.join("big.bin"), &data).unwrap();
+    sync(m.path());
+    assert_eq!(
+        sha256(&server_bytes(&server, &format!("{prefix}/big.bin"))),
+        sha256(&data)
+    );
+    assert!(
+        proxy.count("put") >= 3,
+        "a multipart upload: {:?}",
+        proxy.stats()
+    );
+}

@@ -131,8 +131,16 @@ impl Fs {
             }) => etag,
             None => None,
         };
+        let existed = base.is_some();
         let node = self.ns.pin(parent, name, new_file())?;
-        w.create(node.ino, &path, base)?;
+        if let Err(e) = w.create(node.ino, &path, base) {
+            if existed {
+                self.ns.unpin(node.ino);
+            } else {
+                self.ns.detach(node.ino);
+            }
+            return Err(e);
+        }
         if let Some(st) = w.get(node.ino) {
             w.set_mode(&st, mode as u16);
         }
@@ -175,7 +183,10 @@ impl Fs {
                 let _ = w.released(ino);
             });
         }
-        debug_assert!(writing);
+        if !writing {
+            // Uploaded and unstaged since the caller looked: read it from the server.
+            return Err(FsError::NotStaged);
+        }
         let (info, _) = self.ns.open_file(ino).await?;
         self.refuse_views(&info.path)?;
         let NodeKind::File { size, etag, .. } = info.kind else {
@@ -439,13 +450,17 @@ impl Fs {
         self.attr(node.ino)
     }
 
-    /// The upload state of `ino`, as its `user.geomount.state` attribute.
+    /// The upload state of `ino`, as its `user.geomount.state` attribute (files of a writable
+    /// mount only: a read-only mount has no attributes).
     pub fn state_xattr(&self, ino: u64) -> Result<String, FsError> {
         let info = self.ns.get(ino)?;
+        let Some(w) = &self.writes else {
+            return Err(FsError::NoAttribute);
+        };
         if matches!(info.kind, NodeKind::Dir) {
             return Err(FsError::NoAttribute);
         }
-        Ok(match self.writes.as_ref().and_then(|w| w.state(ino)) {
+        Ok(match w.state(ino) {
             Some(s) => s.name().to_string(),
             None => "clean".to_string(),
         })

@@ -34,6 +34,11 @@ use staging::{Record, StagingDir, from_ns, to_ns};
 /// Uploaded files whose modification time the mount remembers (to report it, since a listing
 /// carries only the upload time), at most.
 const MAX_REMEMBERED_MTIMES: usize = 100_000;
+/// Bytes of staged files held in memory by uploads at once (a PUT's body, a multipart upload's
+/// parts in flight): part of `--cache-memory` on a writable mount.
+pub const UPLOAD_MEMORY: u64 = 64 << 20;
+/// Uploads of one `sync_under` (fsync of a folder, unmount) at once.
+const SYNC_PARALLEL: usize = 16;
 /// A failed upload that may succeed later is retried after this.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -152,6 +157,8 @@ pub struct Writes {
     recovered: Mutex<Vec<(u64, Record)>>,
     /// Where uploads run (FUSE requests arrive on threads outside it).
     rt: tokio::runtime::Handle,
+    /// [`UPLOAD_MEMORY`] in MiB permits.
+    upload_memory: tokio::sync::Semaphore,
     me: Weak<Writes>,
 }
 
@@ -207,6 +214,7 @@ impl Writes {
             events: OnceLock::new(),
             recovered: Mutex::new(recovered),
             rt,
+            upload_memory: tokio::sync::Semaphore::new((UPLOAD_MEMORY >> 20) as usize),
             me: me.clone(),
         }))
     }
@@ -593,7 +601,12 @@ impl Writes {
                 mtime,
             };
             tracing::debug!(path = path.as_str(), size, "uploading");
+            // What the upload holds in memory at most (the multipart parts in flight are
+            // bounded by the same total).
+            let mib = (size.min(UPLOAD_MEMORY).div_ceil(1 << 20)).max(1) as u32;
+            let permit = self.upload_memory.acquire_many(mib).await;
             let res = self.store.put_file(&path, up).await;
+            drop(permit);
             let outcome = self.finish_upload(st, &path, size, mtime, version, res);
             st.settled.send_modify(|n| *n += 1);
             return outcome;
@@ -750,18 +763,14 @@ impl Writes {
             .filter(|s| under(&s.inner.lock().path))
             .cloned()
             .collect();
-        let mut first = Ok(());
-        for st in files {
-            if st.inner.lock().opens > 0 {
-                continue;
-            }
-            if let Err(e) = self.upload(&st).await
-                && first.is_ok()
-            {
-                first = Err(e);
-            }
-        }
-        first
+        use futures::StreamExt;
+        let closed = files.into_iter().filter(|st| st.inner.lock().opens == 0);
+        let results: Vec<_> = futures::stream::iter(closed)
+            .map(|st| async move { self.upload(&st).await })
+            .buffer_unordered(SYNC_PARALLEL)
+            .collect()
+            .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     /// At unmount: uploads everything closed, within `limit`. Returns how many files are left

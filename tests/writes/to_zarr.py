@@ -1,4 +1,4 @@
-"""Writes a CONUS404-shaped dataset with xarray's to_zarr into a folder (the mount), appends
+"""Writes a CONUS404-shaped dataset (dask arrays, 8 workers) with xarray's to_zarr into a folder (the mount), appends
 time steps, and checks a copy of the same store (downloaded from the server) against the data.
 
     to_zarr.py write STORE      to_zarr(consolidated=True), then three appends along time
@@ -7,8 +7,12 @@ time steps, and checks a copy of the same store (downloaded from the server) aga
 import json
 import sys
 
+import dask
 import numpy as np
 import xarray as xr
+
+# Chunks are written by eight threads at once, as a dask cluster's workers would.
+dask.config.set(scheduler="threads", num_workers=8)
 
 
 def dataset(t0, nt):
