@@ -297,6 +297,8 @@ impl Fs {
             return Err(FsError::Exists);
         }
         let node = self.ns.pin(parent, name, NodeKind::Dir)?;
+        // The lookup above found nothing on the server: nothing is below it there.
+        self.ns.mark_local_dir(node.ino);
         self.attr(node.ino)
     }
 

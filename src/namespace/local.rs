@@ -94,6 +94,16 @@ impl Namespace {
         Ok(t.nodes[&ino].info.clone())
     }
 
+    /// `ino` is a folder made here that the server has nothing under: its listing is its pinned
+    /// entries alone, so lookups of missing names in it need no request (for the TTL).
+    pub fn mark_local_dir(&self, ino: u64) {
+        let mut t = self.tables.write();
+        let entries = Arc::new(t.pinned_in(ino));
+        if let Some(n) = t.nodes.get_mut(&ino) {
+            n.listing = Some((entries, Instant::now()));
+        }
+    }
+
     /// Whether `ino` is pinned (made here, maybe not on the server).
     pub fn is_pinned(&self, ino: u64) -> bool {
         let t = self.tables.read();
