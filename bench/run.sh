@@ -37,17 +37,8 @@ LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]] \
   || rev+="+uncommitted"
-if [[ -n ${BENCH_GEOMOUNT:-} ]]; then
-  bin=$BENCH_GEOMOUNT
-else
-  cargo build --release --quiet
-  bin=target/release/geomount
-fi
-# A private copy: a rebuild in the tree during the run must not change what is measured.
-copy=$(mktemp /tmp/gm-bench-bin.XXXXXX)
-trap 'rm -f -- "$copy"' EXIT
-cp "$bin" "$copy"
-chmod 755 "$copy"
+# shellcheck source=bench/measured_binary.sh
+source bench/measured_binary.sh
 
 "$LAB_HOME/bench-venv/bin/python" bench/bench.py --mode "$mode" --geomount "$copy" \
   --geomount-rev "$rev" --command "bench/run.sh $*" "${args[@]}"

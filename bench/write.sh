@@ -11,14 +11,6 @@ cd "$(dirname "$0")/.."
 ((EUID == 0)) || { echo "bench: needs root (FUSE mounts)" >&2; exit 1; }
 lab/install.sh >/dev/null
 LAB_HOME=${GEOMOUNT_LAB:-$HOME/.cache/geomount-lab}
-if [[ -n ${BENCH_GEOMOUNT:-} ]]; then
-  bin=$BENCH_GEOMOUNT
-else
-  cargo build --release --quiet
-  bin=target/release/geomount
-fi
-copy=$(mktemp /tmp/gm-bench-bin.XXXXXX)
-trap 'rm -f -- "$copy"' EXIT
-cp "$bin" "$copy"
-chmod 755 "$copy"
+# shellcheck source=bench/measured_binary.sh
+source bench/measured_binary.sh
 "$LAB_HOME/venv/bin/python" bench/write.py --geomount "$copy" "$@"

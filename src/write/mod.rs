@@ -126,6 +126,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct Staged {
     id: u64,
+    /// Its inode (a rename keeps it).
+    ino: u64,
     file: Arc<std::fs::File>,
     inner: Mutex<Inner>,
     /// Held while the journal record is written.
@@ -269,6 +271,7 @@ impl Writes {
         self.used.fetch_add(size, Ordering::Relaxed);
         let st = Arc::new(Staged {
             id,
+            ino,
             file: Arc::new(file),
             inner: Mutex::new(Inner {
                 path: path.to_string(),
@@ -521,9 +524,14 @@ impl Writes {
     /// Makes the bytes and the record durable: the next mount uploads the file if this one
     /// dies.
     fn journal_closed(&self, st: &Staged) -> Result<(), FsError> {
-        let path = self.dir.data_path(st.id);
-        st.file.sync_data().map_err(|e| io_err("fsync", &path, e))?;
+        self.sync_bytes(st)?;
         self.save(st)
+    }
+
+    /// Makes `st`'s bytes durable (fsync of its data file).
+    fn sync_bytes(&self, st: &Staged) -> Result<(), FsError> {
+        let path = self.dir.data_path(st.id);
+        st.file.sync_data().map_err(|e| io_err("fsync", &path, e))
     }
 
     /// Writes `st`'s record as it is now (closed when no handle is open; its bytes are then
@@ -622,7 +630,7 @@ impl Writes {
         version: u64,
         res: Result<Option<String>, FsError>,
     ) -> Result<(), FsError> {
-        let ino = self.ino_of(st);
+        let ino = st.ino;
         let mut i = st.inner.lock();
         i.uploading = false;
         match res {
@@ -645,13 +653,13 @@ impl Writes {
                     }
                     m.insert(path.to_string(), (e.clone(), mtime));
                 }
-                if let (Some(ev), Some(ino)) = (self.events(), ino) {
+                if let Some(ev) = self.events() {
                     ev.uploaded(ino, path, size, mtime, etag);
                 }
                 tracing::info!(path, size, "uploaded");
                 if again {
                     self.schedule(st, self.opts.write_back);
-                } else if idle && let Some(ino) = ino {
+                } else if idle {
                     self.unstage_if_idle(ino, st);
                 }
                 Ok(())
@@ -667,9 +675,7 @@ impl Writes {
                     kept = ?kept.as_ref().map(|k| k.display().to_string()),
                     "upload refused: the object changed on the server since this copy was based on it; the local copy is kept in the staging conflicts folder"
                 );
-                if let Some(ino) = ino {
-                    self.forget(ino, st);
-                }
+                self.forget(ino, st);
                 Err(FsError::Stale {
                     expected: format!("{p} (kept in the conflicts folder)"),
                 })
@@ -685,14 +691,6 @@ impl Writes {
                 Err(e)
             }
         }
-    }
-
-    fn ino_of(&self, st: &Arc<Staged>) -> Option<u64> {
-        self.files
-            .lock()
-            .iter()
-            .find(|(_, s)| Arc::ptr_eq(s, st))
-            .map(|(i, _)| *i)
     }
 
     /// Stops tracking `ino` (its record and bytes are already handled).
@@ -740,15 +738,10 @@ impl Writes {
         let Some(st) = self.get(ino) else {
             return Ok(());
         };
-        self.journal_closed_if_dirty(&st)?;
-        self.upload(&st).await
-    }
-
-    fn journal_closed_if_dirty(&self, st: &Staged) -> Result<(), FsError> {
         // The file may still be open: its record stays `closed: false` (a crash now
         // quarantines it), but its bytes are made durable before they are sent.
-        let path = self.dir.data_path(st.id);
-        st.file.sync_data().map_err(|e| io_err("fsync", &path, e))
+        self.sync_bytes(&st)?;
+        self.upload(&st).await
     }
 
     /// Waits until every staged file under `prefix` (a path, `""` for all) is uploaded; the
